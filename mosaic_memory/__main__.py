@@ -1,0 +1,3 @@
+from mosaic_memory.cli.main import main
+
+main()

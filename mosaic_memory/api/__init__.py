@@ -1,0 +1,3 @@
+from mosaic_memory.api.app import create_app
+
+__all__ = ["create_app"]

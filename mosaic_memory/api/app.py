@@ -1,0 +1,121 @@
+"""The FastAPI application factory. Nothing is built at import; the lifespan builds it all."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from mosaic_memory import __version__
+from mosaic_memory.api.deps import StateDep
+from mosaic_memory.api.errors import error_response, install_error_handlers
+from mosaic_memory.api.state import AppState, bootstrap_admin, build_state
+from mosaic_memory.config import Settings
+from mosaic_memory.db import head_revision
+from mosaic_memory.insights.endpoints import router as insights_router
+from mosaic_memory.owners.endpoints import me_router
+from mosaic_memory.owners.endpoints import router as admin_router
+from mosaic_memory.search.endpoints import router as search_router
+
+log = logging.getLogger("mosaic_memory")
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+class RequireJSON:
+    """Answer 415 to a /v1 write whose body is not declared as JSON, before any handler runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH") and scope["path"].startswith("/v1/"):
+            headers = dict(scope.get("headers") or [])
+            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            length = headers.get(b"content-length")
+            has_body = length is None or length != b"0"
+            if has_body and ctype and ctype != b"application/json":
+                response = error_response(
+                    415, "UnsupportedMediaType", f"send the body as application/json, not {ctype.decode()!r}"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def announce_admin_key(key: str) -> None:
+    """Print a freshly generated admin key once, to stderr (never to the log)."""
+    print(
+        "\n  Mosaic Memory created an admin API key. It is shown only this once:\n\n"
+        f"      {key}\n\n  Keep it: export MOSAIC_API_KEY={key}\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
+    """Build the app. With ``state`` given (tests, embedding in another process) it is used as is
+    and not closed at shutdown; otherwise the lifespan opens the database and loads the model."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if state is not None:
+            app.state.mosaic = state
+            yield
+            return
+        built = await build_state(settings)
+        try:
+            key = await bootstrap_admin(built)
+            if key:
+                announce_admin_key(key)
+            app.state.mosaic = built
+            log.info("Mosaic Memory ready (tier %s, embedder %s)", built.database.tier, built.embedder.model_id)
+            yield
+        finally:
+            await built.aclose()
+
+    app = FastAPI(
+        title="Mosaic Memory",
+        version=__version__,
+        description="Memory and semantic search for AI agents. Every /v1 route but health needs "
+        '\'Authorization: Bearer <key>\'. Errors are JSON: {"error": ..., "detail": ...}.',
+        lifespan=lifespan,
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequireJSON)  # type: ignore[arg-type]
+    for router in (admin_router, me_router, insights_router, search_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz(state: StateDep) -> JSONResponse | dict[str, Any]:
+        """Database reachable, migrations at head, embedder loaded."""
+        checks: dict[str, Any] = {}
+        try:
+            async with state.engine.connect() as conn:
+                revision = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            checks["database"] = "ok"
+            checks["migrations"] = "ok" if revision == head_revision() else f"at {revision}, head {head_revision()}"
+        except Exception as exc:  # any failure here means "not ready", never a 500
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        checks["embedder"] = state.embedder.model_id
+        ok = checks.get("database") == "ok" and checks.get("migrations") == "ok"
+        if not ok:
+            return error_response(503, "NotReady", "; ".join(f"{k}: {v}" for k, v in checks.items()), checks=checks)
+        return {"status": "ready", "tier": state.database.tier, "checks": checks}
+
+    return app

@@ -1,0 +1,57 @@
+"""Annotated dependencies shared by every router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mosaic_memory.api.state import AppState
+from mosaic_memory.errors import AuthenticationFailed
+from mosaic_memory.owners.schemas import Principal
+from mosaic_memory.owners.service import OwnerService
+
+bearer = HTTPBearer(auto_error=False, description="an API key: 'Authorization: Bearer mm_...'")
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.mosaic
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """A session for this request. Routes commit explicitly; anything uncommitted rolls back."""
+    async with state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_principal(
+    state: StateDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationFailed()
+    return await state.owners.authenticate(session, credentials.credentials)
+
+
+def require(scope: str):  # type: ignore[no-untyped-def]
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        OwnerService.require_scope(principal, scope)
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(require("read"))]
+Writer = Annotated[Principal, Depends(require("write"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

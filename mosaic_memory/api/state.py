@@ -1,0 +1,133 @@
+"""Everything one service process builds at start: database, embedder, services."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from embeddings import Embedder, get_embedder
+from mosaic_memory.config import Settings
+from mosaic_memory.db import (
+    create_engine_for,
+    create_sessionmaker,
+    current_revision,
+    head_revision,
+    run_migrations,
+)
+from mosaic_memory.errors import EmbeddingMismatch
+from mosaic_memory.insights.service import InsightService
+from mosaic_memory.models import InstanceMeta
+from mosaic_memory.owners.service import OwnerService
+from mosaic_memory.search.service import SearchService
+from mosaic_memory.tiers import Database, open_database
+
+log = logging.getLogger("mosaic_memory")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    database: Database
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    embedder: Embedder
+    owners: OwnerService
+    insights: InsightService
+    search: SearchService
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        await self.embedder.aclose()
+        await self.engine.dispose()
+        self.database.close()
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    return get_embedder(settings.embeddings.provider, **settings.embeddings.provider_options())
+
+
+async def check_embedding_space(
+    sessionmaker: async_sessionmaker[AsyncSession], embedder: Embedder, *, record: bool = True
+) -> None:
+    """Refuse to run against vectors of another model or dimension; record ours on first start."""
+    async with sessionmaker() as session, session.begin():
+        meta = await session.get(InstanceMeta, "embedding")
+        column_dims = await session.scalar(
+            text("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'insights'::regclass AND attname = 'embedding'")
+        )
+        if column_dims and column_dims > 0 and column_dims != embedder.dimensions:
+            raise EmbeddingMismatch(
+                f"the database stores {column_dims}-dimension vectors but the configured embedder "
+                f"{embedder.model_id!r} produces {embedder.dimensions}. Configure the model the data was "
+                f"embedded with, or re-embed into a new database with 'mosaic-memory export' / 'import'"
+            )
+        if meta is None:
+            if record:
+                session.add(
+                    InstanceMeta(
+                        key="embedding", value={"model_id": embedder.model_id, "dimensions": embedder.dimensions}
+                    )
+                )
+            return
+        stored = meta.value.get("model_id")
+        if stored != embedder.model_id:
+            raise EmbeddingMismatch(
+                f"stored vectors come from {stored!r} but the configured embedder is {embedder.model_id!r}; "
+                f"mixing them would corrupt search. Set MOSAIC_EMBEDDINGS__PROVIDER / MOSAIC_EMBEDDINGS__MODEL "
+                f"back to the model of the stored vectors, or re-embed every row with "
+                f"'mosaic-memory embeddings reembed'"
+            )
+
+
+async def build_state(settings: Settings) -> AppState:
+    """Open the database (starting the embedded one for the local tier), migrate, load the model."""
+    database = open_database(settings)
+    engine = None
+    try:
+        embedder = build_embedder(settings)
+        await embedder.warm_up()
+        if settings.auto_migrate:
+            await run_migrations(database.url, dimensions=embedder.dimensions)
+        engine = create_engine_for(
+            database.url, pool_size=settings.db_pool_size, connect_timeout=settings.db_connect_timeout
+        )
+        sessionmaker = create_sessionmaker(engine)
+        revision = await current_revision(database.url)
+        if revision != head_revision():
+            from mosaic_memory.errors import StorageTierError
+
+            raise StorageTierError(
+                f"the database schema is at revision {revision}, not {head_revision()}: run "
+                f"'mosaic-memory db upgrade' (or start without MOSAIC_AUTO_MIGRATE=false)"
+            )
+        await check_embedding_space(sessionmaker, embedder)
+    except BaseException:
+        if engine is not None:
+            await engine.dispose()
+        database.close()
+        raise
+    owners = OwnerService()
+    return AppState(
+        settings=settings,
+        database=database,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        embedder=embedder,
+        owners=owners,
+        insights=InsightService(embedder=embedder, settings=settings),
+        search=SearchService(embedder=embedder, settings=settings),
+    )
+
+
+async def bootstrap_admin(state: AppState) -> str | None:
+    """Create the admin key on first start (returned once to be printed) or register MOSAIC_ADMIN_KEY."""
+    configured = state.settings.admin_key.get_secret_value() if state.settings.admin_key else None
+    async with state.sessionmaker() as session, session.begin():
+        return await state.owners.ensure_admin(session, configured)
+
+
+__all__ = ["AppState", "bootstrap_admin", "build_embedder", "build_state", "check_embedding_space"]

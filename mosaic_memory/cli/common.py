@@ -1,0 +1,92 @@
+"""Helpers shared by CLI commands: settings, error reporting, direct database access, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from embeddings import EmbeddingError
+from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
+from mosaic_memory.config import Settings, load_settings
+from mosaic_memory.db import create_engine_for, create_sessionmaker, run_migrations, unit_of_work
+from mosaic_memory.errors import MosaicError
+from mosaic_memory.tiers import open_database, redact_url
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One readable line on stderr, then exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except MosaicError as exc:
+        fail(exc.detail)
+    except Exception as exc:  # pydantic ValidationError on a bad variable
+        first = str(exc).splitlines()
+        fail("invalid configuration: " + " ".join(line.strip() for line in first[:3]))
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine, turning every expected failure into one line and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except MosaicError as exc:
+        fail(exc.detail)
+    except MosaicClientError as exc:
+        fail(f"{exc.error}: {exc.detail}" if exc.status else exc.detail)
+    except EmbeddingError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{type(exc).__name__}: {exc.strerror or exc}")
+
+
+@asynccontextmanager
+async def direct_session(cfg: Settings, *, migrate: bool | None = None) -> AsyncIterator[AsyncSession]:
+    """A transaction on the configured database, without the API (for admin commands)."""
+    from embeddings import get_embedder
+
+    database = open_database(cfg)
+    engine = create_engine_for(database.url, pool_size=2, connect_timeout=cfg.db_connect_timeout)
+    try:
+        if migrate if migrate is not None else cfg.auto_migrate:
+            embedder = get_embedder(cfg.embeddings.provider, **cfg.embeddings.provider_options())
+            await run_migrations(database.url, dimensions=embedder.dimensions)
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        await engine.dispose()
+        database.close()
+
+
+def client(cfg: Settings) -> AsyncMosaicClient:
+    key = cfg.api_key.get_secret_value() if cfg.api_key else None
+    if not key:
+        fail("no API key: set MOSAIC_API_KEY (or api_key in the config file)")
+    return AsyncMosaicClient(cfg.url, key)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def redacted_settings(cfg: Settings) -> dict[str, Any]:
+    data = cfg.model_dump(mode="json")
+    if cfg.database_url is not None:
+        data["database_url"] = redact_url(cfg.database_url.get_secret_value())
+    data["effective_tier"] = cfg.effective_tier
+    return data

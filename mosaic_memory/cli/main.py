@@ -1,0 +1,363 @@
+"""The ``mosaic-memory`` command line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mosaic_memory import __version__
+from mosaic_memory.cli.common import (
+    client,
+    console,
+    direct_session,
+    fail,
+    print_json,
+    redacted_settings,
+    run,
+    settings,
+)
+
+app = typer.Typer(
+    name="mosaic-memory",
+    help="Mosaic Memory: self-hosted memory and semantic search for AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+users_app = typer.Typer(help="Users (admin).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (admin).", no_args_is_help=True)
+teams_app = typer.Typer(help="Teams (admin).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(teams_app, name="teams")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8765)")] = None,
+    migrate: Annotated[bool, typer.Option("--migrate/--no-migrate", help="upgrade the schema at start")] = True,
+) -> None:
+    """Run the service (REST API). On the local tier this starts the embedded PostgreSQL."""
+    import uvicorn
+
+    from mosaic_memory.api import create_app
+
+    cfg = settings()
+    if not migrate:
+        cfg = cfg.model_copy(update={"auto_migrate": False})
+    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    bind_host = host or cfg.host
+    bind_port = port or cfg.port
+    console.print(f"Mosaic Memory {__version__}: tier {cfg.effective_tier}, data in {cfg.data_dir}", highlight=False)
+    uvicorn.run(create_app(cfg), host=bind_host, port=bind_port, log_level=cfg.log_level.lower(), access_log=False)
+
+
+@config_app.command("show")
+def config_show(as_json: JsonOpt = False) -> None:
+    """Print the effective configuration, secrets redacted."""
+    data = redacted_settings(settings())
+    if as_json:
+        print_json(data)
+        return
+    table = Table("setting", "value", show_header=True)
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            table.add_row(prefix, "" if value is None else str(value))
+
+    walk("", data)
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from embeddings import get_embedder
+    from mosaic_memory.db import run_migrations
+    from mosaic_memory.tiers import open_database
+
+    cfg = settings()
+
+    async def go() -> None:
+        database = open_database(cfg)
+        try:
+            dims = get_embedder(cfg.embeddings.provider, **cfg.embeddings.provider_options()).dimensions
+            await run_migrations(database.url, revision=revision, dimensions=dims)
+        finally:
+            database.close()
+
+    run(go())
+    console.print(f"database upgraded to {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, e.g. base")]) -> None:
+    """Revert migrations down to REVISION (``base`` drops every table)."""
+    from mosaic_memory.db import run_migrations
+    from mosaic_memory.tiers import open_database
+
+    cfg = settings()
+
+    async def go() -> None:
+        database = open_database(cfg)
+        try:
+            await run_migrations(database.url, revision=revision, direction="down")
+        finally:
+            database.close()
+
+    run(go())
+    console.print(f"database downgraded to {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database and the head this version expects."""
+    from mosaic_memory.db import current_revision, head_revision
+    from mosaic_memory.tiers import open_database
+
+    cfg = settings()
+
+    async def go() -> str | None:
+        database = open_database(cfg)
+        try:
+            return await current_revision(database.url)
+        finally:
+            database.close()
+
+    console.print(f"current: {run(go()) or 'none'}  head: {head_revision()}")
+
+
+# admin: users, keys, teams (straight to the database, like a manage command) -----------------
+@users_app.command("create")
+def users_create(
+    name: str, admin: Annotated[bool, typer.Option(help="an administrator")] = False, as_json: JsonOpt = False
+) -> None:
+    """Create a user and print its first API key (shown once)."""
+    from mosaic_memory.owners.service import OwnerService
+
+    async def go() -> tuple[Any, str]:
+        async with direct_session(settings()) as session:
+            return await OwnerService().create_user(session, name, admin=admin)
+
+    user, token = run(go())
+    if as_json:
+        print_json({"user": user.model_dump(mode="json"), "api_key": token})
+        return
+    console.print(f"created user [bold]{user.name}[/]. API key (shown once):\n{token}", highlight=False)
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """List users."""
+    from mosaic_memory.owners.service import OwnerService
+
+    async def go() -> list[Any]:
+        async with direct_session(settings()) as session:
+            return await OwnerService().list_users(session)
+
+    users = run(go())
+    if as_json:
+        print_json([u.model_dump(mode="json") for u in users])
+        return
+    table = Table("name", "admin", "created")
+    for u in users:
+        table.add_row(u.name, "yes" if u.is_admin else "", u.created_at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option("--user", "-u", help="the key's user")],
+    scope: Annotated[list[str] | None, typer.Option("--scope", "-s", help="read, write, admin")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="bind the key to an agent id")] = None,
+    name: Annotated[str, typer.Option(help="a label")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue an API key (shown once)."""
+    from mosaic_memory.owners.service import OwnerService
+
+    async def go() -> tuple[Any, str]:
+        async with direct_session(settings()) as session:
+            return await OwnerService().create_key(
+                session, user, name=name, scopes=scope or ["read", "write"], agent_id=agent
+            )
+
+    key, token = run(go())
+    if as_json:
+        print_json({"key": key.model_dump(mode="json"), "api_key": token})
+        return
+    console.print(f"key {key.prefix} for {key.user} ({', '.join(key.scopes)}). Shown once:\n{token}", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(user: Annotated[str | None, typer.Option("--user", "-u")] = None, as_json: JsonOpt = False) -> None:
+    """List keys (prefixes only; secrets are never stored)."""
+    from mosaic_memory.owners.service import OwnerService
+
+    async def go() -> list[Any]:
+        async with direct_session(settings()) as session:
+            return await OwnerService().list_keys(session, user)
+
+    keys = run(go())
+    if as_json:
+        print_json([k.model_dump(mode="json") for k in keys])
+        return
+    table = Table("prefix", "user", "scopes", "agent", "name", "status")
+    for k in keys:
+        table.add_row(
+            k.prefix, k.user, ",".join(k.scopes), k.agent_id or "", k.name, "revoked" if k.revoked_at else "active"
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke a key by prefix; it stops working at once."""
+    from mosaic_memory.owners.service import OwnerService
+
+    async def go() -> Any:
+        async with direct_session(settings()) as session:
+            return await OwnerService().revoke_key(session, prefix)
+
+    key = run(go())
+    console.print(f"revoked {key.prefix} ({key.user})", highlight=False)
+
+
+@teams_app.command("create")
+def teams_create(
+    name: str,
+    member: Annotated[list[str] | None, typer.Option("--member", "-m", help="a user to add")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a team."""
+    from mosaic_memory.owners.service import OwnerService
+
+    async def go() -> Any:
+        async with direct_session(settings()) as session:
+            return await OwnerService().create_team(session, name, member or [])
+
+    team = run(go())
+    if as_json:
+        print_json(team.model_dump(mode="json"))
+        return
+    console.print(f"created team [bold]{team.name}[/] members: {', '.join(team.members) or '-'}", highlight=False)
+
+
+@teams_app.command("add-member")
+def teams_add_member(
+    team: str, user: str, role: Annotated[str, typer.Option(help="member or maintainer")] = "member"
+) -> None:
+    """Add USER to TEAM."""
+    from mosaic_memory.owners.service import OwnerService
+
+    async def go() -> Any:
+        async with direct_session(settings()) as session:
+            return await OwnerService().add_member(session, team, user, role)
+
+    result = run(go())
+    console.print(f"team {result.name}: {', '.join(result.members)}", highlight=False)
+
+
+@teams_app.command("list")
+def teams_list(as_json: JsonOpt = False) -> None:
+    """List teams and their members."""
+    from mosaic_memory.owners.service import OwnerService
+
+    async def go() -> list[Any]:
+        async with direct_session(settings()) as session:
+            return await OwnerService().list_teams(session)
+
+    teams = run(go())
+    if as_json:
+        print_json([t.model_dump(mode="json") for t in teams])
+        return
+    table = Table("team", "members")
+    for t in teams:
+        table.add_row(t.name, ", ".join(t.members))
+    console.print(table)
+
+
+# against a running service -------------------------------------------------------------------
+@app.command()
+def remember(
+    text: str,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable)")] = None,
+    category: Annotated[str | None, typer.Option(help="a category")] = None,
+    importance: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+    owner: Annotated[str | None, typer.Option(help="'team:NAME' to write to a team")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store an insight in the running service."""
+    cfg = settings()
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.remember(text, tags=tag, category=category, importance=importance, owner=owner)
+
+    out = run(go())
+    if as_json:
+        print_json(out.model_dump(mode="json"))
+        return
+    state = "merged into" if out.merged else "already stored as" if out.deduplicated else "stored"
+    console.print(f"{state} {out.id} ({out.owner})", highlight=False)
+
+
+@app.command()
+def recall(
+    query: str,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="how many hits")] = 10,
+    mode: Annotated[str, typer.Option(help="semantic, keyword or hybrid")] = "hybrid",
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="insights, preferences, logs, skills")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="any of these tags")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the running service."""
+    cfg = settings()
+    filters = {"tags": tag} if tag else None
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.search(query, k=k, mode=mode, kinds=kind, filters=filters)
+
+    out = run(go())
+    if as_json:
+        print_json(out.model_dump(mode="json"))
+        return
+    if not out.hits:
+        console.print("no matches")
+        return
+    table = Table("score", "kind", "content", "tags", "owner", "id")
+    for hit in out.hits:
+        content = hit.content if len(hit.content) <= 100 else hit.content[:97] + "..."
+        table.add_row(f"{hit.score:.3f}", hit.kind, content, ",".join(hit.tags), hit.owner, str(hit.id)[:8])
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Python client for the REST API: an async client and a thin sync wrapper with the same methods.
+
+    async with AsyncMosaicClient("http://127.0.0.1:8765", api_key) as mm:
+        await mm.remember("prefers dark themes", tags=["ui"])
+        hits = (await mm.search("what colour scheme?")).hits
+
+Errors from the service raise :class:`MosaicClientError` with the service's ``error`` and ``detail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+from mosaic_memory.common.schemas import Page
+from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
+from mosaic_memory.owners.schemas import KeyCreated, KeyOut, TeamOut, UserCreated
+from mosaic_memory.search.schemas import SearchResponse
+
+__all__ = ["AsyncMosaicClient", "MosaicClient", "MosaicClientError"]
+
+T = TypeVar("T")
+
+
+class MosaicClientError(Exception):
+    """The service answered with an error, or could not be reached (``status`` 0)."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{error}: {detail}")
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def _clean(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class AsyncMosaicClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> AsyncMosaicClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        try:
+            response = await self._http.request(
+                method, path, json=json, params={k: v for k, v in (params or {}).items() if v is not None}
+            )
+        except httpx.HTTPError as exc:
+            raise MosaicClientError(
+                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                raise MosaicClientError(response.status_code, body.get("error", "HTTPError"), body.get("detail", ""))
+            except ValueError:
+                raise MosaicClientError(response.status_code, "HTTPError", response.text[:200]) from None
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # health --------------------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/healthz")
+        return result
+
+    async def ready(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/readyz")
+        return result
+
+    async def me(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/v1/me")
+        return result
+
+    # insights ------------------------------------------------------------------------------
+    async def remember(
+        self,
+        content: str,
+        *,
+        tags: list[str] | None = None,
+        category: str | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        owner: str | None = None,
+        **extra: Any,
+    ) -> InsightOut:
+        body = _clean(
+            {
+                "content": content,
+                "tags": tags,
+                "category": category,
+                "importance": importance,
+                "metadata": metadata,
+                "owner": owner,
+                **extra,
+            }
+        )
+        return InsightOut.model_validate(await self.request("POST", "/v1/insights", json=body))
+
+    async def remember_many(self, items: list[dict[str, Any]]) -> InsightBatchOut:
+        return InsightBatchOut.model_validate(await self.request("POST", "/v1/insights/batch", json={"items": items}))
+
+    async def get_insight(self, insight_id: uuid.UUID | str) -> InsightOut:
+        return InsightOut.model_validate(await self.request("GET", f"/v1/insights/{insight_id}"))
+
+    async def list_insights(self, *, limit: int = 50, cursor: str | None = None, **filters: Any) -> Page[InsightOut]:
+        data = await self.request("GET", "/v1/insights", params={"limit": limit, "cursor": cursor, **filters})
+        return Page[InsightOut].model_validate(data)
+
+    async def update_insight(self, insight_id: uuid.UUID | str, **changes: Any) -> InsightOut:
+        return InsightOut.model_validate(await self.request("PATCH", f"/v1/insights/{insight_id}", json=changes))
+
+    async def delete_insight(self, insight_id: uuid.UUID | str) -> None:
+        await self.request("DELETE", f"/v1/insights/{insight_id}")
+
+    async def insight_sources(self, insight_id: uuid.UUID | str) -> list[uuid.UUID]:
+        return [uuid.UUID(x) for x in await self.request("GET", f"/v1/insights/{insight_id}/sources")]
+
+    # search --------------------------------------------------------------------------------
+    async def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        kinds: list[str] | None = None,
+        mode: str = "hybrid",
+        filters: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> SearchResponse:
+        body = _clean({"query": query, "k": k, "kinds": kinds, "mode": mode, "filters": filters, **options})
+        return SearchResponse.model_validate(await self.request("POST", "/v1/search", json=body))
+
+    # admin ---------------------------------------------------------------------------------
+    async def create_user(self, name: str, *, admin: bool = False) -> UserCreated:
+        data = await self.request("POST", "/v1/admin/users", json={"name": name, "admin": admin})
+        return UserCreated.model_validate(data)
+
+    async def create_key(
+        self, user: str, *, scopes: list[str] | None = None, agent_id: str | None = None, name: str = ""
+    ) -> KeyCreated:
+        body = _clean({"user": user, "scopes": scopes, "agent_id": agent_id, "name": name})
+        return KeyCreated.model_validate(await self.request("POST", "/v1/admin/keys", json=body))
+
+    async def list_keys(self, user: str | None = None) -> list[KeyOut]:
+        return [KeyOut.model_validate(k) for k in await self.request("GET", "/v1/admin/keys", params={"user": user})]
+
+    async def revoke_key(self, prefix: str) -> KeyOut:
+        return KeyOut.model_validate(await self.request("DELETE", f"/v1/admin/keys/{prefix}"))
+
+    async def create_team(self, name: str, members: list[str] | None = None) -> TeamOut:
+        data = await self.request("POST", "/v1/admin/teams", json={"name": name, "members": members or []})
+        return TeamOut.model_validate(data)
+
+    async def add_team_member(self, team: str, user: str, role: str = "member") -> TeamOut:
+        data = await self.request("POST", f"/v1/admin/teams/{team}/members", json={"user": user, "role": role})
+        return TeamOut.model_validate(data)
+
+
+class MosaicClient:
+    """Blocking twin of :class:`AsyncMosaicClient`: every async method, called synchronously."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 30.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = AsyncMosaicClient(base_url, api_key, timeout=timeout)
+
+    def __enter__(self) -> MosaicClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._client.aclose())
+            self._loop.close()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        attr = getattr(self._client, name)
+        if not asyncio.iscoroutinefunction(attr):
+            return attr  # type: ignore[no-any-return]
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            coro: Coroutine[Any, Any, Any] = attr(*args, **kwargs)
+            return self._loop.run_until_complete(coro)
+
+        return call

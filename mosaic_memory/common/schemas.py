@@ -1,0 +1,56 @@
+"""Schemas shared by several kinds: filters, pagination, provenance."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from mosaic_memory.errors import InvalidInput
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Tags = Annotated[list[Tag], Field(max_length=64)]
+Kind = Literal["insights", "preferences", "logs", "skills"]
+KINDS: tuple[Kind, ...] = ("insights", "preferences", "logs", "skills")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(StrictModel):
+    type: Literal["api", "log", "import", "job"] = "api"
+    ref: str | None = Field(default=None, max_length=1024)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page")
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(created), uuid.UUID(row_id)
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise InvalidInput("cursor is malformed; pass the next_cursor of a previous page") from None
+
+
+def check_json_size(value: Any, limit: int, what: str) -> None:
+    size = len(json.dumps(value, default=str).encode())
+    if size > limit:
+        raise InvalidInput(f"{what} is {size} bytes as JSON; the limit is {limit} bytes")

@@ -1,0 +1,33 @@
+"""SQL helpers shared by the repositories of embedded kinds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def vector_literal(vector: Any) -> str:
+    """pgvector's text form; used where a vector travels inside an array parameter."""
+    arr = np.asarray(vector, dtype=np.float32)
+    return "[" + ",".join(repr(float(x)) for x in arr) + "]"
+
+
+async def scope_size(session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], cap: int) -> int:
+    """Rows owned by ``owner_ids``, counted up to ``cap + 1`` (cheap: an index-only scan)."""
+    inner = select(model.owner_id).where(model.owner_id.in_(owner_ids)).limit(cap + 1).subquery()
+    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tuples: int = 50_000) -> None:
+    """Let HNSW keep scanning until enough rows pass the owner filter (pgvector >= 0.8).
+
+    ``relaxed_order`` may return rows slightly out of order, so callers re-sort by distance.
+    """
+    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))
+    await session.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {int(max_scan_tuples)}"))

@@ -1,0 +1,180 @@
+"""Settings: environment variables with the ``MOSAIC_`` prefix, an optional TOML file, defaults.
+
+Nested groups use ``__`` in the environment (``MOSAIC_EMBEDDINGS__PROVIDER=onnx``).
+Nothing is read at import: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = [
+    "EmbeddingSettings",
+    "KindPolicy",
+    "Settings",
+    "default_config_file",
+    "default_data_dir",
+    "load_settings",
+]
+
+APP_NAME = "mosaic-memory"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and caches live when ``MOSAIC_DATA_DIR`` is unset.
+
+    As root, the embedded PostgreSQL runs as a separate system user and has to open the
+    permissions of every parent folder of its data directory; ``/var/lib`` is a place
+    where that is harmless, unlike a home directory.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/mosaic-memory")
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+class EmbeddingSettings(BaseModel):
+    provider: str = "sentence-transformers"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    dimensions: int | None = None
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+    def provider_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`embeddings.get_embedder`, only those that are set."""
+        options: dict[str, Any] = {}
+        if self.model:
+            options["model"] = self.model
+        if self.base_url:
+            options["base_url"] = self.base_url
+        if self.api_key is not None:
+            options["api_key"] = self.api_key.get_secret_value()
+        if self.dimensions:
+            options["dimensions"] = self.dimensions
+        if self.provider in ("sentence-transformers", "openai-compatible"):
+            options["batch_size"] = self.batch_size
+        return options
+
+
+class KindPolicy(BaseModel):
+    """Per-kind policy: near-duplicate threshold, time to live, decay, retention."""
+
+    dedup_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    ttl_days: float | None = Field(default=None, gt=0)
+    decay_half_life_days: float | None = Field(default=None, gt=0)
+    retention_days: float | None = Field(default=None, gt=0)
+
+
+class PolicySettings(BaseModel):
+    insights: KindPolicy = KindPolicy(dedup_threshold=0.92, decay_half_life_days=90)
+    preferences: KindPolicy = KindPolicy()
+    skills: KindPolicy = KindPolicy()
+    logs: KindPolicy = KindPolicy()
+
+
+class SearchSettings(BaseModel):
+    # Scopes with fewer rows than this are searched exactly (B-tree on the owner, then a sort);
+    # larger ones use HNSW with iterative scans. See benchmarks/RESULTS.md for the measurement.
+    exact_scan_threshold: int = Field(default=20_000, ge=0)
+    rrf_k: int = Field(default=60, ge=1)
+    hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
+    candidate_multiplier: int = Field(default=4, ge=1, le=50)
+
+
+class LocalTierSettings(BaseModel):
+    # As root, the embedded server opens the permissions of its data directory's parents.
+    # We refuse to do that to a home directory unless this is set.
+    allow_open_permissions: bool = False
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOSAIC_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: SecretStr | None = None
+    tier: Literal["auto", "local", "standalone"] = "auto"
+    auto_migrate: bool = True
+    admin_key: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    url: str = "http://127.0.0.1:8765"
+    api_key: SecretStr | None = None
+
+    max_content_bytes: int = Field(default=32 * 1024, ge=1)
+    max_batch_items: int = Field(default=1000, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    log_level: str = "INFO"
+
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    search: SearchSettings = SearchSettings()
+    policy: PolicySettings = PolicySettings()
+    local: LocalTierSettings = LocalTierSettings()
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def effective_tier(self) -> Literal["local", "standalone"]:
+        if self.tier == "auto":
+            return "standalone" if self.database_url is not None else "local"
+        return self.tier
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get("MOSAIC_CONFIG_FILE")
+        path = Path(config_file).expanduser() if config_file else default_config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from keyword overrides, the environment, then the config file."""
+    config_file = os.environ.get("MOSAIC_CONFIG_FILE")
+    if config_file:
+        path = Path(config_file).expanduser()
+        if not path.is_file():
+            from mosaic_memory.errors import ConfigurationError
+
+            raise ConfigurationError(f"MOSAIC_CONFIG_FILE points at {path}, which is not a file")
+        try:
+            tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            from mosaic_memory.errors import ConfigurationError
+
+            raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
+    return Settings(**overrides)

@@ -1,0 +1,123 @@
+"""Engine, sessions, the unit of work, and migrations.
+
+The edge owns the transaction: ``async with unit_of_work(sessionmaker) as session`` commits
+on success and rolls back on any error. Services and repositories never commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from mosaic_memory.errors import DatabaseUnavailable, MosaicError
+from mosaic_memory.tiers import to_async_url, to_sync_url
+
+__all__ = [
+    "alembic_config",
+    "create_engine_for",
+    "create_sessionmaker",
+    "current_revision",
+    "head_revision",
+    "is_connection_error",
+    "run_migrations",
+    "unit_of_work",
+]
+
+
+def create_engine_for(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> AsyncEngine:
+    return create_async_engine(
+        to_async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,  # a restarted database is noticed on the next checkout, not as a 500
+        pool_recycle=1800,
+        connect_args={"connect_timeout": max(1, int(connect_timeout))},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+@asynccontextmanager
+async def unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block succeeds, rolled back when it raises."""
+    try:
+        async with sessionmaker() as session, session.begin():
+            yield session
+    except MosaicError:
+        raise
+    except (OSError, DBAPIError) as exc:
+        if isinstance(exc, OSError) or is_connection_error(exc):
+            raise DatabaseUnavailable() from exc
+        raise
+
+
+def alembic_config(sync_url: str | None = None, *, dimensions: int = 384) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("mosaic_memory") / "migrations"))
+    if sync_url:
+        cfg.set_main_option("sqlalchemy.url", sync_url.replace("%", "%%"))
+    cfg.attributes["embedding_dimensions"] = dimensions
+    return cfg
+
+
+def _sync_engine(url: str) -> Engine:
+    return create_engine(to_sync_url(url), pool_pre_ping=True)
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def _current_revision_sync(url: str) -> str | None:
+    engine = _sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+async def current_revision(url: str) -> str | None:
+    return await asyncio.to_thread(_current_revision_sync, url)
+
+
+def _run_migrations_sync(url: str, revision: str, dimensions: int, direction: str) -> None:
+    engine = _sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            # Serialise concurrent upgrades from several replicas starting at once.
+            conn.execute(text("SELECT pg_advisory_xact_lock(72786001)"))
+            cfg = alembic_config(dimensions=dimensions)
+            cfg.attributes["connection"] = conn
+            if direction == "up":
+                command.upgrade(cfg, revision)
+            else:
+                command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+async def run_migrations(url: str, *, revision: str = "head", dimensions: int = 384, direction: str = "up") -> None:
+    """Apply (or revert) migrations; safe to call from several processes at once."""
+    await asyncio.to_thread(_run_migrations_sync, url, revision, dimensions, direction)

@@ -1,0 +1,124 @@
+"""The MosaicError tree. Each class knows its HTTP status; edges translate them once.
+
+HTTP body: ``{"error": "<ClassName>", "detail": "<message>"}``; CLI: one stderr line, exit 1;
+MCP: a ToolError with the same text. Messages are built from ids, never from secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigurationError",
+    "Conflict",
+    "ContentTooLarge",
+    "DatabaseUnavailable",
+    "EmbeddingMismatch",
+    "EmbeddingUnavailable",
+    "ImmutablePreference",
+    "InsightNotFound",
+    "InvalidInput",
+    "MosaicError",
+    "NotFound",
+    "OwnerNotFound",
+    "PermissionDenied",
+    "StorageTierError",
+]
+
+
+class MosaicError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def error(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error, "detail": self.detail}
+        body.update(self.extra)
+        return body
+
+
+class InvalidInput(MosaicError):
+    """The request is well-formed transport-wise but its content is not acceptable."""
+
+    status_code = 422
+
+
+class AuthenticationFailed(MosaicError):
+    status_code = 401
+
+    def __init__(self, detail: str = "a valid API key is required: send 'Authorization: Bearer <key>'") -> None:
+        super().__init__(detail)
+
+
+class PermissionDenied(MosaicError):
+    status_code = 403
+
+
+class NotFound(MosaicError):
+    status_code = 404
+
+
+class InsightNotFound(NotFound):
+    def __init__(self, insight_id: object) -> None:
+        super().__init__(f"insight {insight_id} not found")
+
+
+class OwnerNotFound(NotFound):
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"owner {owner!r} not found or not visible to this key")
+
+
+class Conflict(MosaicError):
+    status_code = 409
+
+
+class ImmutablePreference(Conflict):
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"preference {key!r} is immutable: agents may read it but only the user "
+            "(a key not bound to an agent) may change it"
+        )
+
+
+class DatabaseUnavailable(MosaicError):
+    status_code = 503
+
+    def __init__(self, detail: str = "the database is unreachable; retry shortly") -> None:
+        super().__init__(detail)
+
+
+class EmbeddingUnavailable(MosaicError):
+    status_code = 503
+
+
+class EmbeddingMismatch(MosaicError):
+    """Stored vectors come from another model or dimension than the configured embedder."""
+
+    status_code = 500
+
+
+class ConfigurationError(MosaicError):
+    status_code = 500
+
+
+class StorageTierError(MosaicError):
+    """The configured storage tier cannot be used; the message names what is missing."""
+
+    status_code = 503
+
+
+class ContentTooLarge(InvalidInput):
+    status_code = 413
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"content is {size} bytes; the limit is {limit} bytes (MOSAIC_MAX_CONTENT_BYTES)")

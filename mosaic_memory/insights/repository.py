@@ -1,0 +1,116 @@
+"""SQL for insights. Every method takes the owner scope."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mosaic_memory.common.vectors import scope_size, use_iterative_hnsw, vector_literal
+from mosaic_memory.models import Insight, InsightSource
+
+
+class InsightRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> Insight | None:
+        stmt = select(Insight).where(Insight.owner_id.in_(owner_ids), Insight.id == insight_id)
+        return await self.session.scalar(stmt)
+
+    async def get_for_update(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> Insight | None:
+        stmt = select(Insight).where(Insight.owner_id.in_(owner_ids), Insight.id == insight_id).with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def by_hashes(self, owner_id: uuid.UUID, hashes: Sequence[str]) -> dict[str, Insight]:
+        if not hashes:
+            return {}
+        stmt = select(Insight).where(Insight.owner_id == owner_id, Insight.content_hash.in_(set(hashes)))
+        return {row.content_hash: row for row in await self.session.scalars(stmt)}
+
+    async def add_all(self, rows: Sequence[Insight]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def delete(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> bool:
+        stmt = delete(Insight).where(Insight.owner_id.in_(owner_ids), Insight.id == insight_id)
+        result: Any = await self.session.execute(stmt)
+        return bool(result.rowcount)
+
+    async def list(
+        self,
+        owner_ids: Sequence[uuid.UUID],
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        tag: str | None = None,
+        category: str | None = None,
+        include_history: bool = True,
+    ) -> Sequence[Insight]:
+        stmt = select(Insight).where(Insight.owner_id.in_(owner_ids))
+        if after is not None:
+            created, row_id = after
+            stmt = stmt.where(
+                or_(Insight.created_at < created, and_(Insight.created_at == created, Insight.id < row_id))
+            )
+        if tag is not None:
+            stmt = stmt.where(Insight.tags.contains([tag]))
+        if category is not None:
+            stmt = stmt.where(Insight.category == category)
+        if not include_history:
+            stmt = stmt.where(Insight.superseded_by.is_(None), Insight.valid_to.is_(None))
+        stmt = stmt.order_by(Insight.created_at.desc(), Insight.id.desc()).limit(limit)
+        return (await self.session.scalars(stmt)).all()
+
+    async def nearest_current(
+        self, owner_id: uuid.UUID, vectors: np.ndarray, *, exact_threshold: int, ef_search: int
+    ) -> list[tuple[uuid.UUID, float] | None]:
+        """For each vector, the owner's most similar current insight and its cosine similarity."""
+        if len(vectors) == 0:
+            return []
+        small = await scope_size(self.session, Insight, [owner_id], exact_threshold) <= exact_threshold
+        # "+ 0" hides the distance from the HNSW index, forcing an exact scan of the owner's rows.
+        order = "(i.embedding <=> v.vec) + 0" if small else "i.embedding <=> v.vec"
+        if not small:
+            await use_iterative_hnsw(self.session, ef_search)
+        stmt = text(
+            f"""
+            SELECT v.ord, n.id, n.sim
+            FROM unnest(CAST(:vecs AS vector[])) WITH ORDINALITY AS v(vec, ord)
+            CROSS JOIN LATERAL (
+                SELECT i.id, 1 - (i.embedding <=> v.vec) AS sim
+                FROM insights i
+                WHERE i.owner_id = :owner AND i.superseded_by IS NULL AND i.valid_to IS NULL
+                  AND i.embedding IS NOT NULL
+                ORDER BY {order}
+                LIMIT 1
+            ) n
+            """
+        ).bindparams(bindparam("vecs"), bindparam("owner"))
+        rows = await self.session.execute(stmt, {"vecs": [vector_literal(v) for v in vectors], "owner": owner_id})
+        found: dict[int, tuple[uuid.UUID, float]] = {int(r.ord): (r.id, float(r.sim)) for r in rows}
+        return [found.get(i + 1) for i in range(len(vectors))]
+
+    async def bump_access(self, keys: Sequence[tuple[uuid.UUID, uuid.UUID]], when: datetime) -> None:
+        """Count a recall: ``keys`` are ``(owner_id, id)`` pairs the caller was allowed to see."""
+        if not keys:
+            return
+        pairs = func.row(Insight.owner_id, Insight.id)
+        stmt = (
+            update(Insight)
+            .where(pairs.in_([func.row(o, i) for o, i in keys]))
+            .values(access_count=Insight.access_count + 1, last_accessed_at=when)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
+
+    async def sources(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> Sequence[uuid.UUID]:
+        stmt = select(InsightSource.log_id).where(
+            InsightSource.owner_id.in_(owner_ids), InsightSource.insight_id == insight_id
+        )
+        return (await self.session.scalars(stmt)).all()

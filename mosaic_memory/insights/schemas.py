@@ -1,0 +1,98 @@
+"""Request and response bodies for insights."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from mosaic_memory.common.schemas import Source, StrictModel, Tags
+
+EXAMPLE = {
+    "content": "The user prefers dark themes in every editor",
+    "tags": ["ui", "editor"],
+    "category": "preference",
+    "importance": 0.7,
+}
+
+
+class InsightCreate(StrictModel):
+    model_config = StrictModel.model_config | {"json_schema_extra": {"examples": [EXAMPLE]}}
+
+    content: str = Field(min_length=1, description="the fact, in plain text")
+    tags: Tags = Field(default_factory=list)
+    category: str | None = Field(default=None, max_length=128)
+    importance: float = Field(default=0.5, ge=0.0, le=1.0)
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    pinned: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    owner: str | None = Field(default=None, description="'team:NAME' to write to a team; default the key's user")
+    expires_at: datetime | None = None
+    ttl_seconds: float | None = Field(default=None, gt=0, description="alternative to expires_at")
+    source: Source = Field(default_factory=Source)
+    supersedes: uuid.UUID | None = Field(default=None, description="id of an insight this one replaces")
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> InsightCreate:
+        if self.expires_at is not None and self.ttl_seconds is not None:
+            raise ValueError("give expires_at or ttl_seconds, not both")
+        if not self.content.strip():
+            raise ValueError("content must not be blank")
+        return self
+
+
+class InsightBatch(StrictModel):
+    items: list[InsightCreate] = Field(min_length=1)
+
+
+class InsightUpdate(StrictModel):
+    content: str | None = Field(default=None, min_length=1)
+    tags: Tags | None = None
+    category: str | None = Field(default=None, max_length=128)
+    importance: float | None = Field(default=None, ge=0.0, le=1.0)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    pinned: bool | None = None
+    metadata: dict[str, Any] | None = None
+    expires_at: datetime | None = None
+    valid_to: datetime | None = None
+    superseded_by: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> InsightUpdate:
+        if self.content is not None and not self.content.strip():
+            raise ValueError("content must not be blank")
+        if not self.model_fields_set:
+            raise ValueError("nothing to update: give at least one field")
+        return self
+
+
+class InsightOut(BaseModel):
+    id: uuid.UUID
+    owner: str
+    content: str
+    category: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    importance: float
+    confidence: float
+    pinned: bool
+    valid_from: datetime
+    valid_to: datetime | None
+    superseded_by: uuid.UUID | None
+    expires_at: datetime | None
+    access_count: int
+    last_accessed_at: datetime | None
+    source: Source
+    embedding_model: str | None
+    created_at: datetime
+    updated_at: datetime
+    merged: bool = Field(default=False, description="true when the write was merged into this existing insight")
+    deduplicated: bool = Field(default=False, description="true when identical content already existed")
+
+
+class InsightBatchOut(BaseModel):
+    items: list[InsightOut]
+    created: int
+    merged: int

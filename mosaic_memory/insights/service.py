@@ -1,0 +1,327 @@
+"""Insights: learned facts, deduplicated on write, superseded rather than deleted."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from embeddings import Embedder, content_hash
+from mosaic_memory.common.schemas import Page, Source, check_json_size, decode_cursor, encode_cursor
+from mosaic_memory.config import Settings
+from mosaic_memory.errors import Conflict, ContentTooLarge, InsightNotFound, InvalidInput
+from mosaic_memory.insights.repository import InsightRepository
+from mosaic_memory.insights.schemas import InsightBatchOut, InsightCreate, InsightOut, InsightUpdate
+from mosaic_memory.models import Insight, utc_now
+from mosaic_memory.owners.schemas import OwnerRef, Principal
+from mosaic_memory.owners.service import OwnerService
+
+__all__ = ["InsightService", "insight_out"]
+
+
+def insight_out(row: Insight, owner: OwnerRef, *, merged: bool = False, deduplicated: bool = False) -> InsightOut:
+    return InsightOut(
+        id=row.id,
+        owner=owner.label,
+        content=row.content,
+        category=row.category,
+        tags=list(row.tags or []),
+        metadata=dict(row.metadata_ or {}),
+        importance=row.importance,
+        confidence=row.confidence,
+        pinned=row.pinned,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+        superseded_by=row.superseded_by,
+        expires_at=row.expires_at,
+        access_count=row.access_count,
+        last_accessed_at=row.last_accessed_at,
+        source=Source(type=row.source_type, ref=row.source_ref),  # type: ignore[arg-type]
+        embedding_model=row.embedding_model,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        merged=merged,
+        deduplicated=deduplicated,
+    )
+
+
+class InsightService:
+    """Stores and edits insights for a principal's owners.
+
+    Guarantees: identical content for one owner is stored once (the existing id comes back);
+    content whose embedding is at least ``policy.insights.dedup_threshold`` similar to a current
+    insight of the same owner is merged into it; nothing is embedded twice for the same text.
+    Raises InvalidInput, ContentTooLarge, InsightNotFound, OwnerNotFound, Conflict.
+    """
+
+    def __init__(self, *, embedder: Embedder, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.embedder = embedder
+        self.settings = settings
+        self.clock = clock
+
+    @property
+    def dedup_threshold(self) -> float | None:
+        return self.settings.policy.insights.dedup_threshold
+
+    def _check_size(self, data: InsightCreate | InsightUpdate) -> None:
+        limit = self.settings.max_content_bytes
+        if data.content is not None:
+            size = len(data.content.encode())
+            if size > limit:
+                raise ContentTooLarge(size, limit)
+        if data.metadata is not None:
+            check_json_size(data.metadata, 64 * 1024, "metadata")
+
+    async def create(self, session: AsyncSession, principal: Principal, data: InsightCreate) -> InsightOut:
+        return (await self.create_many(session, principal, [data])).items[0]
+
+    async def create_many(
+        self, session: AsyncSession, principal: Principal, items: Sequence[InsightCreate]
+    ) -> InsightBatchOut:
+        if len(items) > self.settings.max_batch_items:
+            raise InvalidInput(f"a batch holds at most {self.settings.max_batch_items} items, got {len(items)}")
+        for item in items:
+            self._check_size(item)
+        repo = InsightRepository(session)
+        now = self.clock()
+        owners = [OwnerService.resolve_owner(principal, item.owner) for item in items]
+        results: list[InsightOut | None] = [None] * len(items)
+
+        # 1. identical content: the existing row answers (within the batch too).
+        hashes = [content_hash(item.content) for item in items]
+        pending: dict[tuple[uuid.UUID, str], list[int]] = {}
+        for owner in {o.id: o for o in owners}.values():
+            existing = await repo.by_hashes(owner.id, [h for h, o in zip(hashes, owners, strict=True) if o == owner])
+            for i, (h, o) in enumerate(zip(hashes, owners, strict=True)):
+                if o.id == owner.id and h in existing:
+                    results[i] = insight_out(existing[h], owner, deduplicated=True)
+        for i, (h, o) in enumerate(zip(hashes, owners, strict=True)):
+            if results[i] is None:
+                pending.setdefault((o.id, h), []).append(i)
+        if not pending:
+            return self._batch_out(results)
+
+        # 2. embed each distinct new text once.
+        firsts = [idx[0] for idx in pending.values()]
+        vectors = await self.embedder.embed_documents([items[i].content for i in firsts])
+
+        # 3. near-duplicates merge into the closest current insight of the same owner.
+        created: list[Insight] = []
+        created_from: list[int] = []
+        merged_rows: dict[int, Insight] = {}
+        threshold = self.dedup_threshold
+        by_owner: dict[uuid.UUID, list[int]] = {}
+        for pos, i in enumerate(firsts):
+            by_owner.setdefault(owners[i].id, []).append(pos)
+        for owner_id, positions in by_owner.items():
+            nearest: list[tuple[uuid.UUID, float] | None] = [None] * len(positions)
+            if threshold is not None:
+                nearest = await repo.nearest_current(
+                    owner_id,
+                    vectors[positions],
+                    exact_threshold=self.settings.search.exact_scan_threshold,
+                    ef_search=self.settings.search.hnsw_ef_search,
+                )
+            accepted: list[tuple[int, Insight]] = []  # (position, row) new in this batch
+            for slot, pos in enumerate(positions):
+                i = firsts[pos]
+                item = items[i]
+                if threshold is not None and item.supersedes is None:
+                    target = await self._near_duplicate(repo, owner_id, nearest[slot], vectors, pos, accepted)
+                    if target is not None:
+                        self._merge(target, item, now)
+                        merged_rows[i] = target
+                        continue
+                row = self._new_row(item, owner_id, hashes[i], vectors[pos], now)
+                accepted.append((pos, row))
+                created.append(row)
+                created_from.append(i)
+        await repo.add_all(created)
+        for row, i in zip(created, created_from, strict=True):
+            item = items[i]
+            if item.supersedes is not None:
+                await self._supersede(repo, principal, item.supersedes, row, now)
+        await session.flush()
+
+        by_key = {(row.owner_id, row.content_hash): row for row in created}
+        for (owner_id, h), indices in pending.items():
+            owner = principal.owner_by_id(owner_id)
+            first = indices[0]
+            if first in merged_rows:
+                for i in indices:
+                    results[i] = insight_out(merged_rows[first], owner, merged=True)
+            else:
+                row = by_key[(owner_id, h)]
+                results[first] = insight_out(row, owner)
+                for i in indices[1:]:
+                    results[i] = insight_out(row, owner, deduplicated=True)
+        return self._batch_out(results)
+
+    @staticmethod
+    def _batch_out(results: Sequence[InsightOut | None]) -> InsightBatchOut:
+        items = [r for r in results if r is not None]
+        created = sum(1 for r in items if not r.merged and not r.deduplicated)
+        return InsightBatchOut(items=items, created=created, merged=sum(1 for r in items if r.merged))
+
+    async def _near_duplicate(
+        self,
+        repo: InsightRepository,
+        owner_id: uuid.UUID,
+        stored: tuple[uuid.UUID, float] | None,
+        vectors: np.ndarray,
+        pos: int,
+        accepted: list[tuple[int, Insight]],
+    ) -> Insight | None:
+        threshold = self.dedup_threshold
+        assert threshold is not None
+        best: tuple[float, Insight | uuid.UUID] | None = None
+        if stored is not None and stored[1] >= threshold:
+            best = (stored[1], stored[0])
+        if accepted:
+            sims = vectors[[p for p, _ in accepted]] @ vectors[pos]
+            j = int(np.argmax(sims))
+            if sims[j] >= threshold and (best is None or sims[j] > best[0]):
+                best = (float(sims[j]), accepted[j][1])
+        if best is None:
+            return None
+        target = best[1]
+        if isinstance(target, Insight):
+            return target
+        return await repo.get_for_update([owner_id], target)
+
+    def _new_row(self, item: InsightCreate, owner_id: uuid.UUID, h: str, vector: Any, now: datetime) -> Insight:
+        expires_at = item.expires_at
+        if item.ttl_seconds is not None:
+            expires_at = now + timedelta(seconds=item.ttl_seconds)
+        return Insight(
+            owner_id=owner_id,
+            id=uuid.uuid4(),
+            content=item.content,
+            content_hash=h,
+            category=item.category,
+            tags=sorted(set(item.tags)),
+            metadata_=item.metadata,
+            importance=item.importance,
+            confidence=item.confidence,
+            pinned=item.pinned,
+            valid_from=now,
+            expires_at=expires_at,
+            access_count=0,
+            source_type=item.source.type,
+            source_ref=item.source.ref,
+            embedding=vector,
+            embedding_model=self.embedder.model_id,
+            created_at=now,
+            updated_at=now,
+        )
+
+    @staticmethod
+    def _merge(target: Insight, item: InsightCreate, now: datetime) -> None:
+        """Fold a near-duplicate into ``target``: tags unite, importance and confidence keep the max."""
+        target.tags = sorted(set(target.tags or []) | set(item.tags))
+        target.importance = max(target.importance, item.importance)
+        target.confidence = max(target.confidence, item.confidence)
+        target.pinned = target.pinned or item.pinned
+        if item.metadata:
+            target.metadata_ = {**(target.metadata_ or {}), **item.metadata}
+        if item.category and not target.category:
+            target.category = item.category
+        target.updated_at = now
+
+    async def _supersede(
+        self, repo: InsightRepository, principal: Principal, old_id: uuid.UUID, new: Insight, now: datetime
+    ) -> None:
+        old = await repo.get_for_update([new.owner_id], old_id)
+        if old is None:
+            raise InsightNotFound(old_id)
+        if old.superseded_by is not None:
+            raise Conflict(f"insight {old_id} is already superseded by {old.superseded_by}")
+        old.superseded_by = new.id
+        old.valid_to = now
+        old.updated_at = now
+
+    async def get(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> InsightOut:
+        row = await InsightRepository(session).get(principal.owner_ids, insight_id)
+        if row is None:
+            raise InsightNotFound(insight_id)
+        return insight_out(row, principal.owner_by_id(row.owner_id))
+
+    async def list(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        owner: str | None = None,
+        tag: str | None = None,
+        category: str | None = None,
+        include_history: bool = True,
+    ) -> Page[InsightOut]:
+        owners = OwnerService.resolve_read_owners(principal, owner)
+        after = decode_cursor(cursor) if cursor else None
+        rows = await InsightRepository(session).list(
+            [o.id for o in owners],
+            limit=limit + 1,
+            after=after,
+            tag=tag,
+            category=category,
+            include_history=include_history,
+        )
+        page = list(rows[:limit])
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+        return Page[InsightOut](
+            items=[insight_out(r, principal.owner_by_id(r.owner_id)) for r in page], next_cursor=next_cursor
+        )
+
+    async def update(
+        self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID, data: InsightUpdate
+    ) -> InsightOut:
+        self._check_size(data)
+        repo = InsightRepository(session)
+        row = await repo.get_for_update(principal.owner_ids, insight_id)
+        if row is None:
+            raise InsightNotFound(insight_id)
+        now = self.clock()
+        fields = data.model_fields_set
+        if "content" in fields and data.content is not None and data.content != row.content:
+            h = content_hash(data.content)
+            clash = (await repo.by_hashes(row.owner_id, [h])).get(h)
+            if clash is not None and clash.id != row.id:
+                raise Conflict(f"insight {clash.id} already holds this content")
+            row.content = data.content
+            row.content_hash = h
+            row.embedding = (await self.embedder.embed_documents([data.content]))[0]
+            row.embedding_model = self.embedder.model_id
+        if "tags" in fields and data.tags is not None:
+            row.tags = sorted(set(data.tags))
+        if "metadata" in fields and data.metadata is not None:
+            row.metadata_ = data.metadata
+        if "superseded_by" in fields and data.superseded_by is not None:
+            if data.superseded_by == row.id or await repo.get([row.owner_id], data.superseded_by) is None:
+                raise InvalidInput("superseded_by must name another insight of the same owner")
+            row.superseded_by = data.superseded_by
+            row.valid_to = row.valid_to or now
+        for name in ("category", "importance", "confidence", "pinned", "expires_at", "valid_to"):
+            if name in fields:
+                value = getattr(data, name)
+                if value is None and name in ("importance", "confidence", "pinned"):
+                    raise InvalidInput(f"{name} cannot be null")
+                setattr(row, name, value)
+        row.updated_at = now
+        await session.flush()
+        return insight_out(row, principal.owner_by_id(row.owner_id))
+
+    async def delete(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> None:
+        if not await InsightRepository(session).delete(principal.owner_ids, insight_id):
+            raise InsightNotFound(insight_id)
+
+    async def sources(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> list[uuid.UUID]:
+        repo = InsightRepository(session)
+        if await repo.get(principal.owner_ids, insight_id) is None:
+            raise InsightNotFound(insight_id)
+        return list(await repo.sources(principal.owner_ids, insight_id))

@@ -1,0 +1,30 @@
+"""Every table, on one metadata for Alembic."""
+
+from mosaic_memory.models.base import Base, new_id, utc_now
+from mosaic_memory.models.memory import (
+    AgentLog,
+    Insight,
+    InsightSource,
+    Preference,
+    PreferenceHistory,
+    Skill,
+)
+from mosaic_memory.models.ops import InstanceMeta, JobRun
+from mosaic_memory.models.owners import ApiKey, Owner, TeamMember
+
+__all__ = [
+    "AgentLog",
+    "ApiKey",
+    "Base",
+    "Insight",
+    "InsightSource",
+    "InstanceMeta",
+    "JobRun",
+    "Owner",
+    "Preference",
+    "PreferenceHistory",
+    "Skill",
+    "TeamMember",
+    "new_id",
+    "utc_now",
+]

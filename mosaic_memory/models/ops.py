@@ -1,0 +1,43 @@
+"""Operational tables: the job ledger and instance metadata."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mosaic_memory.models.base import Base, new_id, utc_now
+
+
+class JobRun(Base):
+    """One run of a job: what started it, how it went, and what it changed."""
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    job_id: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(16))  # "schedule" | "cli" | "api"
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    finished_at: Mapped[datetime | None]
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    errors: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    rolled_back_at: Mapped[datetime | None]
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class InstanceMeta(Base):
+    """Key/value facts about this instance (embedding model, instance id)."""
+
+    __tablename__ = "instance_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)

@@ -1,0 +1,88 @@
+"""SQL for owners, team membership and API keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mosaic_memory.models import ApiKey, Owner, TeamMember
+
+
+class OwnerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_by_name(self, kind: str, name: str) -> Owner | None:
+        return await self.session.scalar(select(Owner).where(Owner.kind == kind, Owner.name == name))
+
+    async def get(self, owner_id: uuid.UUID) -> Owner | None:
+        return await self.session.get(Owner, owner_id)
+
+    async def add(self, owner: Owner) -> Owner:
+        self.session.add(owner)
+        await self.session.flush()
+        return owner
+
+    async def list(self, kind: str) -> Sequence[Owner]:
+        return (await self.session.scalars(select(Owner).where(Owner.kind == kind).order_by(Owner.name))).all()
+
+    async def teams_of(self, user_id: uuid.UUID) -> Sequence[Owner]:
+        stmt = (
+            select(Owner)
+            .join(TeamMember, TeamMember.team_id == Owner.id)
+            .where(TeamMember.user_id == user_id)
+            .order_by(Owner.name)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def members_of(self, team_id: uuid.UUID) -> Sequence[Owner]:
+        stmt = (
+            select(Owner)
+            .join(TeamMember, TeamMember.user_id == Owner.id)
+            .where(TeamMember.team_id == team_id)
+            .order_by(Owner.name)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def add_member(self, team_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+        existing = await self.session.get(TeamMember, (team_id, user_id))
+        if existing is None:
+            self.session.add(TeamMember(team_id=team_id, user_id=user_id, role=role))
+        else:
+            existing.role = role
+        await self.session.flush()
+
+    async def admin_exists(self) -> bool:
+        stmt = (
+            select(ApiKey.id)
+            .join(Owner, Owner.id == ApiKey.user_id)
+            .where(Owner.is_admin.is_(True), ApiKey.revoked_at.is_(None))
+            .limit(1)
+        )
+        return (await self.session.scalar(stmt)) is not None
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        await self.session.flush()
+        return key
+
+    async def by_prefix(self, prefix: str) -> ApiKey | None:
+        return await self.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+
+    async def list(self, user_id: uuid.UUID | None = None) -> Sequence[ApiKey]:
+        stmt = select(ApiKey).order_by(ApiKey.created_at)
+        if user_id is not None:
+            stmt = stmt.where(ApiKey.user_id == user_id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def touch(self, key_id: uuid.UUID, when: datetime) -> None:
+        await self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))

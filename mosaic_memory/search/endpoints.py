@@ -1,0 +1,18 @@
+"""POST /v1/search."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mosaic_memory.api.deps import Reader, SessionDep, StateDep
+from mosaic_memory.search.schemas import SearchRequest, SearchResponse
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+@router.post("/search", response_model=SearchResponse)
+async def search(body: SearchRequest, state: StateDep, session: SessionDep, principal: Reader) -> SearchResponse:
+    """Semantic, keyword or hybrid (default) search over the caller's memory of the chosen kinds."""
+    out = await state.search.search(session, principal, body)
+    await session.commit()
+    return out

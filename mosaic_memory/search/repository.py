@@ -1,0 +1,273 @@
+"""Search SQL over every embedded kind, always scoped to the caller's owners.
+
+Semantic search picks its plan by the size of the scope: an exact scan (B-tree on the owner,
+then a sort) below ``exact_scan_threshold`` rows, HNSW with pgvector's iterative scans above
+it, and an exact scan again whenever HNSW comes back short, so a search for k returns k
+whenever k rows match.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Text, case, cast, func, literal, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from mosaic_memory.common.schemas import Kind
+from mosaic_memory.common.vectors import scope_size, use_iterative_hnsw
+from mosaic_memory.models import AgentLog, Insight, Preference, Skill
+from mosaic_memory.search.schemas import SearchFilters
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How one memory kind maps onto the common search shape."""
+
+    name: Kind
+    model: Any
+    content: Any
+    created: Any
+    tags: Any = None
+    category: Any = None
+    metadata: Any = None
+    agent: Any = None
+    session: Any = None
+    importance: Any = None
+
+
+def _pref_content() -> Any:
+    value_text = case(
+        (func.jsonb_typeof(Preference.value) == "string", Preference.value.op("#>>")(literal_column("'{}'::text[]"))),
+        else_=cast(Preference.value, Text),
+    )
+    return Preference.key + literal(": ") + value_text
+
+
+KIND_SPECS: dict[str, KindSpec] = {
+    "insights": KindSpec(
+        "insights",
+        Insight,
+        Insight.content,
+        Insight.created_at,
+        tags=Insight.tags,
+        category=Insight.category,
+        metadata=Insight.metadata_,
+        importance=Insight.importance,
+    ),
+    "preferences": KindSpec("preferences", Preference, _pref_content(), Preference.updated_at),
+    "logs": KindSpec(
+        "logs",
+        AgentLog,
+        AgentLog.content,
+        AgentLog.occurred_at,
+        metadata=AgentLog.metadata_,
+        agent=AgentLog.agent_id,
+        session=AgentLog.session_id,
+    ),
+    "skills": KindSpec(
+        "skills",
+        Skill,
+        Skill.name + literal(": ") + Skill.description,
+        Skill.created_at,
+        tags=Skill.tags,
+        metadata=Skill.metadata_,
+    ),
+}
+
+
+@dataclass
+class Row:
+    kind: Kind
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    content: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+    importance: float
+    score: float
+    embedding: np.ndarray | None = None
+
+
+class SearchRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _where(
+        self,
+        spec: KindSpec,
+        owner_ids: Sequence[uuid.UUID],
+        filters: SearchFilters,
+        *,
+        now: datetime,
+        include_history: bool,
+    ) -> list[ColumnElement[bool]] | None:
+        """The WHERE clauses, or None when a filter names a field this kind does not have."""
+        model = spec.model
+        clauses: list[ColumnElement[bool]] = [model.owner_id.in_(owner_ids)]
+
+        def need(column: Any) -> bool:
+            return column is not None
+
+        if filters.tags:
+            if not need(spec.tags):
+                return None
+            clauses.append(spec.tags.overlap(list(filters.tags)))
+        if filters.tags_all:
+            if not need(spec.tags):
+                return None
+            clauses.append(spec.tags.contains(list(filters.tags_all)))
+        if filters.category is not None:
+            if not need(spec.category):
+                return None
+            clauses.append(spec.category == filters.category)
+        if filters.metadata is not None:
+            if not need(spec.metadata):
+                return None
+            clauses.append(spec.metadata.op("@>")(cast(filters.metadata, JSONB)))
+        if filters.agent_id is not None:
+            if not need(spec.agent):
+                return None
+            clauses.append(spec.agent == filters.agent_id)
+        if filters.session_id is not None:
+            if not need(spec.session):
+                return None
+            clauses.append(spec.session == filters.session_id)
+        if filters.created_after is not None:
+            clauses.append(spec.created >= filters.created_after)
+        if filters.created_before is not None:
+            clauses.append(spec.created < filters.created_before)
+        if spec.name == "insights" and not include_history:
+            clauses += [
+                Insight.superseded_by.is_(None),
+                Insight.valid_to.is_(None),
+                or_(Insight.expires_at.is_(None), Insight.expires_at > now),
+            ]
+        return clauses
+
+    def _columns(self, spec: KindSpec, with_embedding: bool) -> list[Any]:
+        model = spec.model
+        cols = [
+            model.id.label("id"),
+            model.owner_id.label("owner_id"),
+            spec.content.label("content"),
+            (spec.tags if spec.tags is not None else literal(None)).label("tags"),
+            (spec.metadata if spec.metadata is not None else literal(None)).label("metadata"),
+            spec.created.label("created_at"),
+            (spec.importance if spec.importance is not None else literal(0.5)).label("importance"),
+        ]
+        if with_embedding:
+            cols.append(model.embedding.label("embedding"))
+        return cols
+
+    @staticmethod
+    def _row(kind: Kind, r: Any, score: float) -> Row:
+        emb = getattr(r, "embedding", None)
+        return Row(
+            kind=kind,
+            id=r.id,
+            owner_id=r.owner_id,
+            content=r.content,
+            tags=list(r.tags or []),
+            metadata=dict(r.metadata or {}),
+            created_at=r.created_at,
+            importance=float(r.importance),
+            score=score,
+            embedding=None if emb is None else np.asarray(emb, dtype=np.float32),
+        )
+
+    async def semantic(
+        self,
+        kind: Kind,
+        owner_ids: Sequence[uuid.UUID],
+        vector: np.ndarray,
+        filters: SearchFilters,
+        *,
+        limit: int,
+        now: datetime,
+        include_history: bool,
+        exact_threshold: int,
+        ef_search: int,
+        with_embedding: bool = False,
+    ) -> list[Row]:
+        spec = KIND_SPECS[kind]
+        where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
+        if where is None:
+            return []
+        model = spec.model
+        where.append(model.embedding.is_not(None))
+        distance = model.embedding.cosine_distance(vector)
+        small = await scope_size(self.session, model, owner_ids, exact_threshold) <= exact_threshold
+        rows: Sequence[Any] = []
+        if not small:
+            await use_iterative_hnsw(self.session, max(ef_search, limit))
+            inner = (
+                select(*self._columns(spec, with_embedding), distance.label("distance"))
+                .where(*where)
+                .order_by(distance)
+                .limit(limit)
+                .subquery()
+            )
+            rows = (await self.session.execute(select(inner).order_by(inner.c.distance))).all()
+        if small or len(rows) < limit:
+            # "+ 0" hides the distance from the HNSW index: an exact scan of the scoped rows.
+            stmt = (
+                select(*self._columns(spec, with_embedding), distance.label("distance"))
+                .where(*where)
+                .order_by(distance + literal_column("0"))
+                .limit(limit)
+            )
+            rows = (await self.session.execute(stmt)).all()
+        return [self._row(kind, r, 1.0 - float(r.distance)) for r in rows]
+
+    async def keyword(
+        self,
+        kind: Kind,
+        owner_ids: Sequence[uuid.UUID],
+        query: str,
+        filters: SearchFilters,
+        *,
+        limit: int,
+        now: datetime,
+        include_history: bool,
+        with_embedding: bool = False,
+    ) -> list[Row]:
+        spec = KIND_SPECS[kind]
+        where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
+        if where is None:
+            return []
+        model = spec.model
+        tsquery = keyword_tsquery(query)
+        # Normalisation 32 maps the rank into 0..1 (rank / (rank + 1)).
+        rank = func.ts_rank_cd(model.search_tsv, tsquery, 32)
+        stmt = (
+            select(*self._columns(spec, with_embedding), rank.label("rank"))
+            .where(*where, model.search_tsv.op("@@")(tsquery))
+            .order_by(rank.desc(), model.id)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [self._row(kind, r, float(r.rank)) for r in rows]
+
+
+def keyword_tsquery(query: str) -> Any:
+    """Full-text query: web-search syntax when the caller uses operators, else any of the words.
+
+    Plain questions ("what colour scheme does she prefer?") would otherwise need every word to
+    match; OR-ing the lexemes and ranking by cover density keeps recall and still rewards rows
+    that match more of them.
+    """
+    web = func.websearch_to_tsquery("english", query)
+    if any(ch in query for ch in '"-') or " or " in query.lower():
+        return web
+    return func.to_tsquery("english", func.replace(cast(web, Text), " & ", " | "))
+
+
+__all__ = ["KIND_SPECS", "KindSpec", "Row", "SearchRepository", "keyword_tsquery"]

@@ -1,0 +1,73 @@
+"""The search request and its hits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from mosaic_memory.common.schemas import KINDS, Kind, StrictModel, Tags
+
+Mode = Literal["semantic", "keyword", "hybrid"]
+
+
+class SearchFilters(StrictModel):
+    tags: Tags | None = Field(default=None, description="rows carrying any of these tags")
+    tags_all: Tags | None = Field(default=None, description="rows carrying all of these tags")
+    category: str | None = Field(default=None, max_length=128)
+    metadata: dict[str, Any] | None = Field(default=None, description="JSON containment (@>) on metadata")
+    agent_id: str | None = Field(default=None, max_length=256)
+    session_id: str | None = Field(default=None, max_length=256)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> SearchFilters:
+        if self.created_after and self.created_before and self.created_after >= self.created_before:
+            raise ValueError("created_after must be earlier than created_before")
+        return self
+
+
+class SearchRequest(StrictModel):
+    model_config = StrictModel.model_config | {
+        "json_schema_extra": {"examples": [{"query": "what colour scheme does she prefer?", "k": 5, "mode": "hybrid"}]}
+    }
+
+    query: str = Field(min_length=1, max_length=4096)
+    k: int = Field(default=10, ge=1, le=100)
+    kinds: list[Kind] | None = Field(default=None, min_length=1, description=f"any of {list(KINDS)}; default all")
+    mode: Mode = "hybrid"
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+    owner: str | None = Field(default=None, description="restrict to one owner ('team:NAME'); default all visible")
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    include_history: bool = Field(default=False, description="include superseded and expired insights")
+    recency_weight: float = Field(default=0.0, ge=0.0, le=1.0, description="0 = pure relevance")
+    recency_half_life_days: float = Field(default=30.0, gt=0)
+    importance_weight: float = Field(default=0.0, ge=0.0, le=1.0, description="0 = pure relevance")
+    diversity: float = Field(default=0.0, ge=0.0, le=1.0, description="MMR: 0 = off, 1 = most diverse")
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> SearchRequest:
+        if not self.query.strip():
+            raise ValueError("query must not be blank")
+        return self
+
+
+class Hit(BaseModel):
+    id: uuid.UUID
+    kind: Kind
+    content: str
+    score: float = Field(description="relevance in 0..1; for hybrid the normalised rank-fusion score")
+    scores: dict[str, float] = Field(default_factory=dict, description="per-mode components")
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    owner: str
+    origin: str = "local"
+    created_at: datetime
+
+
+class SearchResponse(BaseModel):
+    hits: list[Hit]
+    mode: Mode

@@ -1,0 +1,108 @@
+"""Shared fixtures: one real embedded PostgreSQL + pgvector and the real bundled model per session.
+
+Every test that writes memory uses users of its own (``make_user``), so tests never see each
+other's rows; migrations run in the session fixture, so they are exercised on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests must not read a developer's config file.
+os.environ["MOSAIC_CONFIG_FILE"] = ""
+
+from mosaic_memory.api.app import create_app
+from mosaic_memory.api.state import AppState, bootstrap_admin, build_state
+from mosaic_memory.config import Settings
+
+ADMIN_KEY = "mm_0badc0de_test-admin-key-for-the-suite-only"
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A directory outside any home directory that the embedded server (as 'pgserver') can reach."""
+    base = Path(os.environ.get("MOSAIC_TEST_TMP", "/tmp"))
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    path = scratch_dir("mosaic-test-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, tier="local", admin_key=ADMIN_KEY)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def state(settings: Settings) -> AsyncIterator[AppState]:
+    built = await build_state(settings)
+    await bootstrap_admin(built)
+    yield built
+    await built.aclose()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, state: AppState) -> Any:
+    application = create_app(settings, state=state)
+    application.state.mosaic = state  # ASGITransport does not run the lifespan
+    return application
+
+
+@pytest.fixture(scope="session")
+async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client speaking to the app in-process (no auth header)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mosaic.test", timeout=60) as client:
+        yield client
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+def admin_headers() -> dict[str, str]:
+    return auth(ADMIN_KEY)
+
+
+UserFactory = Callable[..., Awaitable[tuple[str, dict[str, str]]]]
+
+
+@pytest.fixture
+def make_user(http: httpx.AsyncClient, admin_headers: dict[str, str]) -> UserFactory:
+    """Create a fresh user; returns (name, auth headers of its first key)."""
+
+    async def factory(prefix: str = "user") -> tuple[str, dict[str, str]]:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        r = await http.post("/v1/admin/users", json={"name": name}, headers=admin_headers)
+        assert r.status_code == 201, r.text
+        return name, auth(r.json()["api_key"])
+
+    return factory
+
+
+@pytest.fixture
+def make_team(http: httpx.AsyncClient, admin_headers: dict[str, str]) -> Callable[..., Awaitable[str]]:
+    async def factory(*members: str) -> str:
+        name = f"team-{uuid.uuid4().hex[:8]}"
+        r = await http.post("/v1/admin/teams", json={"name": name, "members": list(members)}, headers=admin_headers)
+        assert r.status_code == 201, r.text
+        return name
+
+    return factory
