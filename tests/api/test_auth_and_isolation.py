@@ -10,8 +10,13 @@ from tests.conftest import UserFactory, auth
 
 
 async def test_every_v1_route_needs_a_key(http: httpx.AsyncClient) -> None:
-    for method, path in [("GET", "/v1/insights"), ("POST", "/v1/search"), ("GET", f"/v1/insights/{uuid.uuid4()}"),
-                         ("POST", "/v1/admin/users"), ("GET", "/v1/me")]:
+    for method, path in [
+        ("GET", "/v1/insights"),
+        ("POST", "/v1/search"),
+        ("GET", f"/v1/insights/{uuid.uuid4()}"),
+        ("POST", "/v1/admin/users"),
+        ("GET", "/v1/me"),
+    ]:
         r = await http.request(method, path, json={} if method == "POST" else None)
         assert r.status_code == 401, (method, path, r.text)
         assert r.json()["error"] == "AuthenticationFailed"
@@ -38,8 +43,9 @@ async def test_scopes(http: httpx.AsyncClient, admin_headers: dict[str, str], ma
     assert r.status_code == 403
 
 
-async def test_revocation_is_immediate(http: httpx.AsyncClient, admin_headers: dict[str, str],
-                                       make_user: UserFactory) -> None:
+async def test_revocation_is_immediate(
+    http: httpx.AsyncClient, admin_headers: dict[str, str], make_user: UserFactory
+) -> None:
     name, _ = await make_user()
     key = (await http.post("/v1/admin/keys", json={"user": name, "agent_id": "bot-1"}, headers=admin_headers)).json()
     h = auth(key["api_key"])
@@ -58,8 +64,11 @@ async def test_revocation_is_immediate(http: httpx.AsyncClient, admin_headers: d
 async def test_user_b_never_reaches_user_a(http: httpx.AsyncClient, make_user: UserFactory) -> None:
     _, a = await make_user("a")
     _, b = await make_user("b")
-    secret = (await http.post("/v1/insights", json={"content": "A's bank PIN hint is the cat's birthday",
-                                                    "tags": ["private"]}, headers=a)).json()
+    secret = (
+        await http.post(
+            "/v1/insights", json={"content": "A's bank PIN hint is the cat's birthday", "tags": ["private"]}, headers=a
+        )
+    ).json()
     sid = secret["id"]
     assert (await http.get(f"/v1/insights/{sid}", headers=b)).status_code == 404
     assert (await http.patch(f"/v1/insights/{sid}", json={"content": "hijacked"}, headers=b)).status_code == 404
@@ -67,8 +76,9 @@ async def test_user_b_never_reaches_user_a(http: httpx.AsyncClient, make_user: U
     assert (await http.get(f"/v1/insights/{sid}/sources", headers=b)).status_code == 404
     assert (await http.get("/v1/insights", headers=b)).json()["items"] == []
     for mode in ("semantic", "keyword", "hybrid"):
-        hits = (await http.post("/v1/search", json={"query": "bank PIN hint cat birthday", "mode": mode},
-                                headers=b)).json()["hits"]
+        hits = (
+            await http.post("/v1/search", json={"query": "bank PIN hint cat birthday", "mode": mode}, headers=b)
+        ).json()["hits"]
         assert sid not in [x["id"] for x in hits], mode
     # B cannot write into A's space either
     r = await http.post("/v1/insights", json={"content": "x", "owner": "user:someone-else"}, headers=b)
@@ -77,14 +87,16 @@ async def test_user_b_never_reaches_user_a(http: httpx.AsyncClient, make_user: U
     assert (await http.get(f"/v1/insights/{sid}", headers=a)).json()["content"] == secret["content"]
 
 
-async def test_team_memory_visible_to_members_only(http: httpx.AsyncClient, make_user: UserFactory,
-                                                  make_team) -> None:  # type: ignore[no-untyped-def]
+async def test_team_memory_visible_to_members_only(http: httpx.AsyncClient, make_user: UserFactory, make_team) -> None:  # type: ignore[no-untyped-def]
     alice, a = await make_user("alice")
     bob, b = await make_user("bob")
     _, c = await make_user("carol")
     team = await make_team(alice, bob)
-    r = await http.post("/v1/insights", json={"content": "The staging database lives on host db-stg-3",
-                                              "owner": f"team:{team}"}, headers=a)
+    r = await http.post(
+        "/v1/insights",
+        json={"content": "The staging database lives on host db-stg-3", "owner": f"team:{team}"},
+        headers=a,
+    )
     assert r.status_code == 201, r.text
     tid = r.json()["id"]
     assert r.json()["owner"] == f"team:{team}"

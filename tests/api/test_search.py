@@ -27,8 +27,9 @@ async def test_paraphrase_ranks_first(http: httpx.AsyncClient, make_user: UserFa
     _, h = await make_user()
     ids = await _seed(http, h, ["the user likes dark themes"])
     for mode in ("semantic", "hybrid"):
-        r = await http.post("/v1/search", json={"query": "what colour scheme does she prefer?", "mode": mode},
-                            headers=h)
+        r = await http.post(
+            "/v1/search", json={"query": "what colour scheme does she prefer?", "mode": mode}, headers=h
+        )
         assert r.status_code == 200, r.text
         hits = r.json()["hits"]
         assert hits[0]["id"] == ids["the user likes dark themes"], (mode, hits[:3])
@@ -59,23 +60,35 @@ async def test_hybrid_fuses_both(http: httpx.AsyncClient, make_user: UserFactory
 
 async def test_filters_and_k(http: httpx.AsyncClient, make_user: UserFactory) -> None:
     _, h = await make_user()
-    items = [{"content": f"Recipe {i}: a soup with {v}", "tags": ["food", "soup" if i % 2 else "veg"],
-              "category": "cooking" if i < 6 else "other", "metadata": {"n": i % 3}}
-             for i, v in enumerate(["leeks", "carrots", "beans", "lentils", "onions", "kale", "peas", "corn"])]
+    items = [
+        {
+            "content": f"Recipe {i}: a soup with {v}",
+            "tags": ["food", "soup" if i % 2 else "veg"],
+            "category": "cooking" if i < 6 else "other",
+            "metadata": {"n": i % 3},
+        }
+        for i, v in enumerate(["leeks", "carrots", "beans", "lentils", "onions", "kale", "peas", "corn"])
+    ]
     await http.post("/v1/insights/batch", json={"items": items}, headers=h)
     body = {"query": "soup", "k": 3, "mode": "semantic"}
     assert len((await http.post("/v1/search", json=body, headers=h)).json()["hits"]) == 3
-    hits = (await http.post("/v1/search", json={**body, "k": 10, "filters": {"tags": ["veg"]}},
-                            headers=h)).json()["hits"]
+    hits = (await http.post("/v1/search", json={**body, "k": 10, "filters": {"tags": ["veg"]}}, headers=h)).json()[
+        "hits"
+    ]
     assert len(hits) == 4 and all("veg" in x["tags"] for x in hits)
-    hits = (await http.post("/v1/search", json={**body, "k": 10, "filters": {"category": "other"}},
-                            headers=h)).json()["hits"]
+    hits = (await http.post("/v1/search", json={**body, "k": 10, "filters": {"category": "other"}}, headers=h)).json()[
+        "hits"
+    ]
     assert len(hits) == 2
-    hits = (await http.post("/v1/search", json={**body, "k": 10, "filters": {"metadata": {"n": 0}}},
-                            headers=h)).json()["hits"]
+    hits = (await http.post("/v1/search", json={**body, "k": 10, "filters": {"metadata": {"n": 0}}}, headers=h)).json()[
+        "hits"
+    ]
     assert len(hits) == 3 and all(x["metadata"]["n"] == 0 for x in hits)
-    hits = (await http.post("/v1/search", json={**body, "k": 10, "filters": {"created_before": "2000-01-01T00:00:00Z"}},
-                            headers=h)).json()["hits"]
+    hits = (
+        await http.post(
+            "/v1/search", json={**body, "k": 10, "filters": {"created_before": "2000-01-01T00:00:00Z"}}, headers=h
+        )
+    ).json()["hits"]
     assert hits == []
 
 

@@ -1,0 +1,164 @@
+"""The CLI as a person uses it: real `mosaic-memory` processes against a real `serve` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_KEY, scratch_dir
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    def __init__(self, data_dir: Path, port: int, proc: subprocess.Popen[str]) -> None:
+        self.data_dir, self.port, self.proc = data_dir, port, proc
+        self.url = f"http://127.0.0.1:{port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+        env.update(MOSAIC_DATA_DIR=str(self.data_dir), MOSAIC_URL=self.url, MOSAIC_CONFIG_FILE="")
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mosaic_memory", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(**env),
+            timeout=120,
+        )
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[Service]:
+    data_dir = scratch_dir("mosaic-cli-")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    env.update(MOSAIC_DATA_DIR=str(data_dir), MOSAIC_ADMIN_KEY=ADMIN_KEY, MOSAIC_CONFIG_FILE="")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mosaic_memory", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    svc = Service(data_dir, port, proc)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{svc.url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("serve did not become ready")
+    yield svc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_users_remember_recall(service: Service) -> None:
+    created = service.cli("users", "create", "carla", "--json")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)["api_key"]
+    stored = service.cli("remember", "Carla prefers dark themes in every editor", "--tag", "ui", MOSAIC_API_KEY=key)
+    assert stored.returncode == 0, stored.stderr
+    assert "stored" in stored.stdout
+    again = service.cli("remember", "Carla prefers dark themes in every editor", MOSAIC_API_KEY=key)
+    assert "already stored" in again.stdout
+    found = service.cli("recall", "what colour scheme does she like?", "--json", MOSAIC_API_KEY=key)
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)["hits"]
+    assert hits[0]["content"] == "Carla prefers dark themes in every editor"
+    table = service.cli("recall", "colour scheme", "-k", "3", MOSAIC_API_KEY=key)
+    assert "dark themes" in table.stdout
+
+
+def test_keys_and_teams(service: Service) -> None:
+    assert service.cli("users", "create", "dan").returncode == 0
+    made = service.cli("keys", "create", "--user", "dan", "--scope", "read", "--agent", "bot", "--json")
+    assert made.returncode == 0, made.stderr
+    body = json.loads(made.stdout)
+    listed = service.cli("keys", "list", "--user", "dan", "--json")
+    prefixes = [k["prefix"] for k in json.loads(listed.stdout)]
+    assert body["key"]["prefix"] in prefixes
+    assert body["api_key"] not in listed.stdout
+    denied = service.cli("remember", "read-only keys cannot write", MOSAIC_API_KEY=body["api_key"])
+    assert denied.returncode == 1
+    assert "PermissionDenied" in denied.stderr
+    assert service.cli("keys", "revoke", body["key"]["prefix"]).returncode == 0
+    revoked = service.cli("recall", "anything", MOSAIC_API_KEY=body["api_key"])
+    assert revoked.returncode == 1 and "revoked" in revoked.stderr
+    team = service.cli("teams", "create", "ops", "--member", "dan", "--json")
+    assert json.loads(team.stdout)["members"] == ["dan"]
+    dup = service.cli("teams", "create", "ops")
+    assert dup.returncode == 1 and len(dup.stderr.strip().splitlines()) == 1
+
+
+def test_errors_are_one_line(service: Service) -> None:
+    nokey = service.cli("recall", "anything")
+    assert nokey.returncode == 1
+    assert nokey.stderr.strip().splitlines() == [nokey.stderr.strip()]
+    assert "MOSAIC_API_KEY" in nokey.stderr
+    bad_k = service.cli("recall", "x", "-k", "0", MOSAIC_API_KEY=ADMIN_KEY)
+    assert bad_k.returncode != 0
+    down = service.cli("recall", "x", MOSAIC_API_KEY=ADMIN_KEY, MOSAIC_URL="http://127.0.0.1:9")
+    assert down.returncode == 1 and "cannot reach" in down.stderr
+
+
+def test_config_show_redacts_secrets(service: Service) -> None:
+    out = service.cli(
+        "config",
+        "show",
+        "--json",
+        MOSAIC_DATABASE_URL="postgresql://mm:hunter2-secret@db.example:5432/mosaic",
+        MOSAIC_API_KEY="mm_12345678_supersecretvalue-abcdef",
+        MOSAIC_EMBEDDINGS__API_KEY="sk-embedding-secret",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "hunter2" not in out.stdout
+    assert "supersecretvalue" not in out.stdout
+    assert "sk-embedding-secret" not in out.stdout
+    data = json.loads(out.stdout)
+    assert data["effective_tier"] == "standalone"
+    assert data["database_url"].startswith("postgresql://mm:***@db.example")
+    table = service.cli("config", "show", MOSAIC_DATABASE_URL="postgresql://mm:hunter2-secret@db/x")
+    assert "hunter2" not in table.stdout and "data_dir" in table.stdout
+
+
+def test_serve_stops_the_embedded_server_on_exit(service: Service) -> None:
+    pid_file = service.data_dir / "pg" / "postmaster.pid"
+    assert pid_file.exists()
+    service.proc.send_signal(signal.SIGTERM)
+    service.proc.wait(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status reports it
+    assert service.proc.returncode in (0, -signal.SIGTERM)
+    output = service.proc.stdout.read() if service.proc.stdout else ""
+    assert "Traceback" not in output, output
+    deadline = time.monotonic() + 10
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not pid_file.exists()
