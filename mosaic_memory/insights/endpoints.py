@@ -56,7 +56,7 @@ async def list_insights(
     include_history: bool = True,
 ) -> Page[InsightOut]:
     """Newest first, paginated by cursor."""
-    page = await state.insights.list(
+    page = await state.insights.list_page(
         session,
         principal,
         limit=limit,

@@ -42,7 +42,7 @@ class InsightRepository:
         result: Any = await self.session.execute(stmt)
         return bool(result.rowcount)
 
-    async def list(
+    async def recent(
         self,
         owner_ids: Sequence[uuid.UUID],
         *,

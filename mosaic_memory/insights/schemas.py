@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mosaic_memory.common.schemas import Source, StrictModel, Tags
 
-EXAMPLE = {
+EXAMPLE: dict[str, Any] = {
     "content": "The user prefers dark themes in every editor",
     "tags": ["ui", "editor"],
     "category": "preference",
@@ -19,7 +19,7 @@ EXAMPLE = {
 
 
 class InsightCreate(StrictModel):
-    model_config = StrictModel.model_config | {"json_schema_extra": {"examples": [EXAMPLE]}}
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
 
     content: str = Field(min_length=1, description="the fact, in plain text")
     tags: Tags = Field(default_factory=list)

@@ -40,7 +40,7 @@ def insight_out(row: Insight, owner: OwnerRef, *, merged: bool = False, deduplic
         expires_at=row.expires_at,
         access_count=row.access_count,
         last_accessed_at=row.last_accessed_at,
-        source=Source(type=row.source_type, ref=row.source_ref),  # type: ignore[arg-type]
+        source=Source.model_validate({"type": row.source_type, "ref": row.source_ref}),
         embedding_model=row.embedding_model,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -250,7 +250,7 @@ class InsightService:
             raise InsightNotFound(insight_id)
         return insight_out(row, principal.owner_by_id(row.owner_id))
 
-    async def list(
+    async def list_page(
         self,
         session: AsyncSession,
         principal: Principal,
@@ -264,7 +264,7 @@ class InsightService:
     ) -> Page[InsightOut]:
         owners = OwnerService.resolve_read_owners(principal, owner)
         after = decode_cursor(cursor) if cursor else None
-        rows = await InsightRepository(session).list(
+        rows = await InsightRepository(session).recent(
             [o.id for o in owners],
             limit=limit + 1,
             after=after,

@@ -72,7 +72,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: str = Field(pattern=NAME_PATTERN, examples=["alice"])
     name: str = Field(default="", max_length=128)
-    scopes: list[Scope] = Field(default_factory=lambda: ["read", "write"], min_length=1)
+    scopes: list[Scope] = Field(default=["read", "write"], min_length=1)
     agent_id: str | None = Field(default=None, max_length=128)
 
 

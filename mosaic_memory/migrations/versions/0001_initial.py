@@ -7,6 +7,8 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import context, op
 from pgvector.sqlalchemy import Vector
@@ -30,8 +32,8 @@ def _now() -> sa.TextClause:
     return sa.text("now()")
 
 
-def _owner_pk_table(name: str, *columns: sa.Column, embedded: bool, tsv: str | None) -> None:
-    cols: list[sa.Column] = [
+def _owner_pk_table(name: str, *columns: sa.Column[Any], embedded: bool, tsv: str | None) -> None:
+    cols: list[sa.Column[Any]] = [
         sa.Column("owner_id", UUID, sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
         sa.Column("id", UUID, nullable=False),
         *columns,
