@@ -1,0 +1,71 @@
+"""REST routes for agent logs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
+from mosaic_memory.common.schemas import Page
+from mosaic_memory.logs.schemas import OUT_EXAMPLE, Level, LogBatchIn, LogBatchOut, LogOut
+
+router = APIRouter(prefix="/v1/logs", tags=["logs"])
+
+_ERROR = {"content": {"application/json": {"example": {"error": "InvalidInput", "detail": "..."}}}}
+_PAGE_EXAMPLE: dict[str, Any] = {
+    "content": {"application/json": {"example": {"items": [OUT_EXAMPLE], "next_cursor": "WyIyMDI2LTExLTI1VDEwOjE1..."}}}
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LogBatchOut,
+    responses={413: {"description": "an event's content is over max_content_bytes", **_ERROR}, 422: _ERROR},
+)
+async def append_logs(body: LogBatchIn, state: StateDep, session: SessionDep, principal: Writer) -> LogBatchOut:
+    """Append 1..5,000 events in one transaction (all or none). Found by keyword at once; by
+    meaning at once for small batches, otherwise once the background embedder reaches them
+    (``pending`` counts those). A key bound to an agent fills in ``agent_id``."""
+    out = await state.logs.append(session, principal, body)
+    await session.commit()
+    if out.pending:
+        state.logs.notify_pending()
+    return out
+
+
+@router.get("", response_model=Page[LogOut], responses={200: _PAGE_EXAMPLE})
+async def list_logs(
+    state: StateDep,
+    session: SessionDep,
+    principal: Reader,
+    session_id: Annotated[str | None, Query(max_length=256)] = None,
+    agent_id: Annotated[str | None, Query(max_length=256)] = None,
+    level: Level | None = None,
+    owner: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Page[LogOut]:
+    """Events oldest first (``occurred_at``, then insertion order), paginated by cursor."""
+    page = await state.logs.list(
+        session,
+        principal,
+        limit=limit,
+        cursor=cursor,
+        owner=owner,
+        session_id=session_id,
+        agent_id=agent_id,
+        level=level,
+    )
+    await session.commit()
+    return page
+
+
+@router.get("/{log_id}", response_model=LogOut, responses={404: _ERROR})
+async def get_log(log_id: uuid.UUID, state: StateDep, session: SessionDep, principal: Reader) -> LogOut:
+    """One event; 404 for an id that is not the caller's."""
+    out = await state.logs.get(session, principal, log_id)
+    await session.commit()
+    return out
