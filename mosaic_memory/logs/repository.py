@@ -13,12 +13,19 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from mosaic_memory.models import AgentLog
 
-__all__ = ["LogRepository", "PendingLog"]
+__all__ = ["LogRepository", "LogRow", "PendingLog"]
 
 PendingLog = tuple[uuid.UUID, uuid.UUID, str]  # (owner_id, id, content)
+LogRow = tuple[AgentLog, bool]  # the row (vector not loaded) and whether it has a vector
+
+
+def _rows() -> Any:
+    # Reading events never needs the 384 floats, only whether they are there.
+    return select(AgentLog, AgentLog.embedding.is_not(None).label("embedded")).options(defer(AgentLog.embedding))
 
 
 class LogRepository:
@@ -30,9 +37,10 @@ class LogRepository:
         if rows:
             await self.session.execute(insert(AgentLog), list(rows))
 
-    async def get(self, owner_ids: Sequence[uuid.UUID], log_id: uuid.UUID) -> AgentLog | None:
-        stmt = select(AgentLog).where(AgentLog.owner_id.in_(owner_ids), AgentLog.id == log_id)
-        return await self.session.scalar(stmt)
+    async def get(self, owner_ids: Sequence[uuid.UUID], log_id: uuid.UUID) -> LogRow | None:
+        stmt = _rows().where(AgentLog.owner_id.in_(owner_ids), AgentLog.id == log_id)
+        found = (await self.session.execute(stmt)).first()
+        return None if found is None else (found[0], bool(found[1]))
 
     async def list(
         self,
@@ -43,9 +51,9 @@ class LogRepository:
         session_id: str | None = None,
         agent_id: str | None = None,
         level: str | None = None,
-    ) -> Sequence[AgentLog]:
+    ) -> list[LogRow]:
         """Events in (occurred_at, seq) order, strictly after ``after``."""
-        stmt = select(AgentLog).where(AgentLog.owner_id.in_(owner_ids))
+        stmt = _rows().where(AgentLog.owner_id.in_(owner_ids))
         if session_id is not None:
             stmt = stmt.where(AgentLog.session_id == session_id)
         if agent_id is not None:
@@ -55,7 +63,7 @@ class LogRepository:
         if after is not None:
             stmt = stmt.where(tuple_(AgentLog.occurred_at, AgentLog.seq) > tuple_(*after))
         stmt = stmt.order_by(AgentLog.occurred_at, AgentLog.seq).limit(limit)
-        return (await self.session.scalars(stmt)).all()
+        return [(r[0], bool(r[1])) for r in await self.session.execute(stmt)]
 
     async def claim_unembedded(self, limit: int, owner_ids: Sequence[uuid.UUID] | None = None) -> list[PendingLog]:
         """Lock up to ``limit`` hot or warm rows without a vector, oldest first.

@@ -31,7 +31,7 @@ log = logging.getLogger("mosaic_memory.logs")
 METADATA_LIMIT = 64 * 1024
 
 
-def log_out(row: AgentLog, owner: OwnerRef) -> LogOut:
+def log_out(row: AgentLog, owner: OwnerRef, *, embedded: bool) -> LogOut:
     return LogOut(
         id=row.id,
         owner=owner.label,
@@ -43,7 +43,7 @@ def log_out(row: AgentLog, owner: OwnerRef) -> LogOut:
         occurred_at=row.occurred_at,
         created_at=row.created_at,
         tier=row.tier,
-        embedded=row.embedding is not None,
+        embedded=embedded,
         summarized_at=row.summarized_at,
     )
 
@@ -178,10 +178,11 @@ class LogService:
         return await LogRepository(session).count_unembedded(principal.owner_ids)
 
     async def get(self, session: AsyncSession, principal: Principal, log_id: uuid.UUID) -> LogOut:
-        row = await LogRepository(session).get(principal.owner_ids, log_id)
-        if row is None:
+        found = await LogRepository(session).get(principal.owner_ids, log_id)
+        if found is None:
             raise LogNotFound(log_id)
-        return log_out(row, principal.owner_by_id(row.owner_id))
+        row, embedded = found
+        return log_out(row, principal.owner_by_id(row.owner_id), embedded=embedded)
 
     async def list(
         self,
@@ -207,7 +208,7 @@ class LogService:
             level=level,
         )
         page = list(rows[:limit])
-        next_cursor = encode_log_cursor(page[-1].occurred_at, page[-1].seq) if len(rows) > limit else None
-        return Page[LogOut](
-            items=[log_out(r, principal.owner_by_id(r.owner_id)) for r in page], next_cursor=next_cursor
-        )
+        last = page[-1][0] if page else None
+        next_cursor = encode_log_cursor(last.occurred_at, last.seq) if last is not None and len(rows) > limit else None
+        items = [log_out(r, principal.owner_by_id(r.owner_id), embedded=e) for r, e in page]
+        return Page[LogOut](items=items, next_cursor=next_cursor)
