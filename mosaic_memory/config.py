@@ -107,8 +107,9 @@ class LogSettings(BaseModel):
     # the background embedder fills them in. An inline embed that overruns the budget is
     # abandoned and left to the background embedder too, so the write never waits longer.
     embed_inline_budget_ms: int = Field(default=250, ge=0, le=60_000)
-    # Throughput of the configured model on this host, used for that decision. Measured with the
-    # bundled all-MiniLM-L6-v2 on 2 shared CPU cores: 60-200 short texts/s (see docs/logs.md).
+    # Throughput of the configured model on this host, used for that decision; the service lowers
+    # it when it measures less. Measured with the bundled all-MiniLM-L6-v2 on 2 shared CPU cores:
+    # 36-200 short texts/s depending on load (see docs/logs.md).
     embed_texts_per_s: float = Field(default=100.0, gt=0)
     # How long the background embedder sleeps when it finds nothing pending; rows written through
     # this process wake it at once, rows written by another replica wait at most this long.
@@ -119,7 +120,7 @@ class LogSettings(BaseModel):
 
     @property
     def inline_max_events(self) -> int:
-        """The largest batch that is embedded inline."""
+        """The largest batch embedded inline at the configured rate (the service may lower it)."""
         return int(self.embed_inline_budget_ms / 1000 * self.embed_texts_per_s)
 
 

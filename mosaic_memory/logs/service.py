@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -83,6 +84,35 @@ class LogService:
         self.clock = clock
         # Set after a commit that left rows pending: wakes the background embedder at once.
         self.pending_event = asyncio.Event()
+        self._measured_rate: float | None = None
+
+    @property
+    def texts_per_s(self) -> float:
+        """The throughput the inline decision assumes: the configured figure, or less if measured so."""
+        configured = self.settings.logs.embed_texts_per_s
+        return configured if self._measured_rate is None else min(configured, self._measured_rate)
+
+    @property
+    def inline_max_events(self) -> int:
+        """The largest batch a write embeds inline (``budget × texts_per_s``)."""
+        return int(self.settings.logs.embed_inline_budget_ms / 1000 * self.texts_per_s)
+
+    def record_throughput(self, texts: int, seconds: float) -> None:
+        """Fold one embedding call into the measured rate (a moving average over recent calls).
+
+        Calls of few texts are skipped: their fixed overhead would understate the model's rate.
+        A host slower than configured (shared cores, a busy model) so shrinks the inline limit.
+        """
+        if texts < 16 or seconds <= 0:
+            return
+        rate = texts / seconds
+        self._measured_rate = rate if self._measured_rate is None else 0.7 * self._measured_rate + 0.3 * rate
+
+    async def _timed_embed(self, texts: Sequence[str]) -> Any:
+        started = time.perf_counter()
+        vectors = await self.embedder.embed_documents(texts)
+        self.record_throughput(len(texts), time.perf_counter() - started)
+        return vectors
 
     def notify_pending(self) -> None:
         """Call after committing a write that returned ``pending > 0``."""
@@ -140,13 +170,15 @@ class LogService:
         """Vectors for ``texts`` (input order) if the model can give them within the budget, else None."""
         cfg = self.settings.logs
         distinct = list(dict.fromkeys(texts))
-        if len(distinct) > cfg.inline_max_events:
+        if len(distinct) > self.inline_max_events:
             return None
+        started = time.perf_counter()
         try:
-            found = await asyncio.wait_for(
-                self.embedder.embed_documents(distinct), timeout=cfg.embed_inline_budget_ms / 1000
-            )
+            found = await asyncio.wait_for(self._timed_embed(distinct), timeout=cfg.embed_inline_budget_ms / 1000)
         except TimeoutError:
+            # The model is slower than assumed: count the overrun as a measurement, so the next
+            # batches of this size go to the background embedder without waiting first.
+            self.record_throughput(len(distinct), time.perf_counter() - started)
             log.info("inline embedding of %d log events overran the budget; deferred", len(distinct))
             return None
         except EmbeddingError as exc:
@@ -170,7 +202,7 @@ class LogService:
         if not pending:
             return 0
         distinct = list(dict.fromkeys(content for _, _, content in pending))
-        vectors = dict(zip(distinct, await self.embedder.embed_documents(distinct), strict=True))
+        vectors = dict(zip(distinct, await self._timed_embed(distinct), strict=True))
         await repo.set_embeddings([(o, i, vectors[c]) for o, i, c in pending], self.embedder.model_id)
         return len(pending)
 

@@ -223,6 +223,19 @@ async def test_small_batch_is_embedded_inline_within_budget(
     assert [r[0].embedding_model if r else "missing" for r in rows] == [state.embedder.model_id] * 2 + [None] * 2
 
 
+async def test_inline_limit_follows_measured_throughput(state: AppState, settings: Settings) -> None:
+    service = LogService(embedder=state.embedder, settings=settings)
+    assert service.inline_max_events == settings.logs.inline_max_events
+    service.record_throughput(5, 100.0)  # too few texts to say anything about the rate
+    assert service.texts_per_s == settings.logs.embed_texts_per_s
+    service.record_throughput(100, 10.0)  # a slow host: 10 texts/s
+    assert service.texts_per_s == 10.0
+    assert service.inline_max_events == int(settings.logs.embed_inline_budget_ms / 1000 * 10)
+    for _ in range(30):  # a fast host never raises it above the configured figure
+        service.record_throughput(10_000, 1.0)
+    assert service.texts_per_s == settings.logs.embed_texts_per_s
+
+
 async def test_search_filters_on_logs(http: httpx.AsyncClient, make_user: UserFactory, state: AppState) -> None:
     _, h = await make_user()
     events = [
