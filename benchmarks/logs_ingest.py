@@ -37,7 +37,7 @@ async def main(events: int, small: int) -> None:
     data = Path(tempfile.mkdtemp(prefix="mosaic-bench-", dir="/tmp"))
     data.chmod(0o755)
     admin = "mm_0badc0de_benchmark-admin-key-only"
-    settings = Settings(data_dir=data, tier="local", admin_key=admin)  # type: ignore[arg-type]
+    settings = Settings(data_dir=data, tier="local", admin_key=admin)
     state = await build_state(settings)
     try:
         await bootstrap_admin(state)

@@ -51,7 +51,7 @@ class LogRepository:
         session_id: str | None = None,
         agent_id: str | None = None,
         level: str | None = None,
-    ) -> list[LogRow]:
+    ) -> Sequence[LogRow]:
         """Events in (occurred_at, seq) order, strictly after ``after``."""
         stmt = _rows().where(AgentLog.owner_id.in_(owner_ids))
         if session_id is not None:
@@ -65,7 +65,7 @@ class LogRepository:
         stmt = stmt.order_by(AgentLog.occurred_at, AgentLog.seq).limit(limit)
         return [(r[0], bool(r[1])) for r in await self.session.execute(stmt)]
 
-    async def claim_unembedded(self, limit: int, owner_ids: Sequence[uuid.UUID] | None = None) -> list[PendingLog]:
+    async def claim_unembedded(self, limit: int, owner_ids: Sequence[uuid.UUID] | None = None) -> Sequence[PendingLog]:
         """Lock up to ``limit`` hot or warm rows without a vector, oldest first.
 
         ``FOR UPDATE SKIP LOCKED``: two replicas (or the worker and an on-demand drain) never

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mosaic_memory.common.schemas import StrictModel
 
@@ -14,7 +14,7 @@ Level = Literal["debug", "info", "warning", "error"]
 LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error")
 Tier = Literal["hot", "warm", "cold"]
 
-EVENT_EXAMPLE = {
+EVENT_EXAMPLE: dict[str, Any] = {
     "session_id": "run-2026-11-25-01",
     "agent_id": "coder",
     "level": "error",
@@ -22,7 +22,7 @@ EVENT_EXAMPLE = {
     "metadata": {"tool": "bash", "exit_code": 1},
     "occurred_at": "2026-11-25T10:15:00Z",
 }
-OUT_EXAMPLE = {
+OUT_EXAMPLE: dict[str, Any] = {
     "id": "5f0c6a4e-8a59-4a1b-9f39-0c1f3f1d2b7e",
     "owner": "user:alice",
     "session_id": "run-2026-11-25-01",
@@ -39,7 +39,7 @@ OUT_EXAMPLE = {
 
 
 class LogEventIn(StrictModel):
-    model_config = StrictModel.model_config | {"json_schema_extra": {"examples": [EVENT_EXAMPLE]}}
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EVENT_EXAMPLE]})
 
     session_id: str = Field(min_length=1, max_length=256, description="the agent session this event belongs to")
     agent_id: str | None = Field(
@@ -66,8 +66,9 @@ class LogEventIn(StrictModel):
 
 
 class LogBatchIn(StrictModel):
-    model_config = StrictModel.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
             "examples": [
                 {
                     "events": [
@@ -76,8 +77,8 @@ class LogBatchIn(StrictModel):
                     ]
                 }
             ]
-        }
-    }
+        },
+    )
 
     events: list[LogEventIn] = Field(
         min_length=1, description="1..logs.max_events_per_call (default 5,000) events, stored in one transaction"
@@ -86,11 +87,11 @@ class LogBatchIn(StrictModel):
 
 
 class LogBatchOut(BaseModel):
-    model_config = {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [{"ids": [OUT_EXAMPLE["id"], "0b7f0a9e-3c51-4d0e-b1c4-6f5f0d9a8e21"], "count": 2, "pending": 0}]
         }
-    }
+    )
 
     ids: list[uuid.UUID] = Field(description="the new events' ids, in request order")
     count: int
@@ -102,7 +103,7 @@ class LogBatchOut(BaseModel):
 
 
 class LogOut(BaseModel):
-    model_config = {"json_schema_extra": {"examples": [OUT_EXAMPLE]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [OUT_EXAMPLE]})
 
     id: uuid.UUID
     owner: str
