@@ -18,6 +18,7 @@ import httpx
 
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
+from mosaic_memory.logs.schemas import LogBatchOut, LogOut
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, TeamOut, UserCreated
 from mosaic_memory.search.schemas import SearchResponse
 
@@ -151,6 +152,54 @@ class AsyncMosaicClient:
     ) -> SearchResponse:
         body = _clean({"query": query, "k": k, "kinds": kinds, "mode": mode, "filters": filters, **options})
         return SearchResponse.model_validate(await self.request("POST", "/v1/search", json=body))
+
+    # agent logs ----------------------------------------------------------------------------
+    async def log_events(self, events: list[dict[str, Any]], owner: str | None = None) -> LogBatchOut:
+        """Append events (dicts with session_id, content, optional agent_id, level, metadata, occurred_at)."""
+        body = _clean({"events": events, "owner": owner})
+        return LogBatchOut.model_validate(await self.request("POST", "/v1/logs", json=body))
+
+    async def log_event(self, session_id: str, content: str, **fields: Any) -> uuid.UUID:
+        """Append one event; returns its id."""
+        owner = fields.pop("owner", None)
+        out = await self.log_events([_clean({"session_id": session_id, "content": content, **fields})], owner=owner)
+        return out.ids[0]
+
+    async def list_logs(
+        self,
+        *,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        level: str | None = None,
+        owner: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[LogOut]:
+        params = {
+            "session_id": session_id,
+            "agent_id": agent_id,
+            "level": level,
+            "owner": owner,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return Page[LogOut].model_validate(await self.request("GET", "/v1/logs", params=params))
+
+    async def get_log(self, log_id: uuid.UUID | str) -> LogOut:
+        return LogOut.model_validate(await self.request("GET", f"/v1/logs/{log_id}"))
+
+    async def search_logs(
+        self,
+        query: str,
+        *,
+        session_id: str | None = None,
+        agent_id: str | None = None,
+        k: int = 10,
+        mode: str = "hybrid",
+        **options: Any,
+    ) -> SearchResponse:
+        filters = _clean({"session_id": session_id, "agent_id": agent_id, **options.pop("filters", {})})
+        return await self.search(query, k=k, kinds=["logs"], mode=mode, filters=filters or None, **options)
 
     # admin ---------------------------------------------------------------------------------
     async def create_user(self, name: str, *, admin: bool = False) -> UserCreated:

@@ -23,6 +23,7 @@ from pydantic_settings import (
 __all__ = [
     "EmbeddingSettings",
     "KindPolicy",
+    "LogSettings",
     "Settings",
     "default_config_file",
     "default_data_dir",
@@ -97,6 +98,32 @@ class SearchSettings(BaseModel):
     candidate_multiplier: int = Field(default=4, ge=1, le=50)
 
 
+class LogSettings(BaseModel):
+    """Agent logs: how much a write may wait for the model, and the background embedder."""
+
+    max_events_per_call: int = Field(default=5000, ge=1, le=100_000)
+    # A write embeds its events inline only when the model should finish within this budget
+    # (events <= budget * embed_texts_per_s); otherwise rows are stored with embedding NULL and
+    # the background embedder fills them in. An inline embed that overruns the budget is
+    # abandoned and left to the background embedder too, so the write never waits longer.
+    embed_inline_budget_ms: int = Field(default=250, ge=0, le=60_000)
+    # Throughput of the configured model on this host, used for that decision; the service lowers
+    # it when it measures less. Measured with the bundled all-MiniLM-L6-v2 on 2 shared CPU cores:
+    # 36-200 short texts/s depending on load (see docs/logs.md).
+    embed_texts_per_s: float = Field(default=100.0, gt=0)
+    # How long the background embedder sleeps when it finds nothing pending; rows written through
+    # this process wake it at once, rows written by another replica wait at most this long.
+    embed_max_delay_s: float = Field(default=5.0, gt=0, le=3600)
+    embed_batch_size: int = Field(default=64, ge=1, le=4096)
+    # Off: pending rows are embedded only on demand (tests, a CLI or job run).
+    background_embedder: bool = True
+
+    @property
+    def inline_max_events(self) -> int:
+        """The largest batch embedded inline at the configured rate (the service may lower it)."""
+        return int(self.embed_inline_budget_ms / 1000 * self.embed_texts_per_s)
+
+
 class LocalTierSettings(BaseModel):
     # As root, the embedded server opens the permissions of its data directory's parents.
     # We refuse to do that to a home directory unless this is set.
@@ -133,6 +160,7 @@ class Settings(BaseSettings):
     search: SearchSettings = SearchSettings()
     policy: PolicySettings = PolicySettings()
     local: LocalTierSettings = LocalTierSettings()
+    logs: LogSettings = LogSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod

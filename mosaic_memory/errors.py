@@ -19,6 +19,7 @@ __all__ = [
     "ImmutablePreference",
     "InsightNotFound",
     "InvalidInput",
+    "LogNotFound",
     "MosaicError",
     "NotFound",
     "OwnerNotFound",
@@ -71,6 +72,11 @@ class NotFound(MosaicError):
 class InsightNotFound(NotFound):
     def __init__(self, insight_id: object) -> None:
         super().__init__(f"insight {insight_id} not found")
+
+
+class LogNotFound(NotFound):
+    def __init__(self, log_id: object) -> None:
+        super().__init__(f"log event {log_id} not found")
 
 
 class OwnerNotFound(NotFound):

@@ -19,6 +19,7 @@ from mosaic_memory.api.state import AppState, bootstrap_admin, build_state
 from mosaic_memory.config import Settings
 from mosaic_memory.db import head_revision
 from mosaic_memory.insights.endpoints import router as insights_router
+from mosaic_memory.logs.endpoints import router as logs_router
 from mosaic_memory.owners.endpoints import me_router
 from mosaic_memory.owners.endpoints import router as admin_router
 from mosaic_memory.search.endpoints import router as search_router
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
             if key:
                 announce_admin_key(key)
             app.state.mosaic = built
+            built.start_background()
             log.info("Mosaic Memory ready (tier %s, embedder %s)", built.database.tier, built.embedder.model_id)
             yield
         finally:
@@ -93,7 +95,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequireJSON)
-    for router in (admin_router, me_router, insights_router, search_router):
+    for router in (admin_router, me_router, insights_router, search_router, logs_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

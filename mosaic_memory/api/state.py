@@ -20,6 +20,8 @@ from mosaic_memory.db import (
 )
 from mosaic_memory.errors import EmbeddingMismatch
 from mosaic_memory.insights.service import InsightService
+from mosaic_memory.logs.service import LogService
+from mosaic_memory.logs.worker import LogEmbeddingWorker
 from mosaic_memory.models import InstanceMeta
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.search.service import SearchService
@@ -38,9 +40,20 @@ class AppState:
     owners: OwnerService
     insights: InsightService
     search: SearchService
+    logs: LogService
     extras: dict[str, Any] = field(default_factory=dict)
+    log_embedder: LogEmbeddingWorker | None = None
+
+    def start_background(self) -> None:
+        """Start this process's background tasks (the app's lifespan calls it; tests need not)."""
+        if self.settings.logs.background_embedder and self.log_embedder is None:
+            self.log_embedder = LogEmbeddingWorker(self.logs, self.sessionmaker)
+            self.log_embedder.start()
 
     async def aclose(self) -> None:
+        if self.log_embedder is not None:
+            await self.log_embedder.stop()
+            self.log_embedder = None
         await self.embedder.aclose()
         await self.engine.dispose()
         self.database.close()
@@ -120,6 +133,7 @@ async def build_state(settings: Settings) -> AppState:
         owners=owners,
         insights=InsightService(embedder=embedder, settings=settings),
         search=SearchService(embedder=embedder, settings=settings),
+        logs=LogService(embedder=embedder, settings=settings),
     )
 
 

@@ -32,11 +32,13 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users (admin).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (admin).", no_args_is_help=True)
 teams_app = typer.Typer(help="Teams (admin).", no_args_is_help=True)
+logs_app = typer.Typer(help="Agent logs in the running service.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(teams_app, name="teams")
+app.add_typer(logs_app, name="logs")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -349,6 +351,102 @@ def recall(
     for hit in out.hits:
         content = hit.content if len(hit.content) <= 100 else hit.content[:97] + "..."
         table.add_row(f"{hit.score:.3f}", hit.kind, content, ",".join(hit.tags), hit.owner, str(hit.id)[:8])
+    console.print(table)
+
+
+@logs_app.command("add")
+def logs_add(
+    content: str,
+    session: Annotated[str, typer.Option("--session", "-s", help="the agent session id")],
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="the agent id")] = None,
+    level: Annotated[str, typer.Option("--level", "-l", help="debug, info, warning or error")] = "info",
+    owner: Annotated[str | None, typer.Option(help="'team:NAME' to write to a team")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Append one event to an agent session's log."""
+    cfg = settings()
+    event = {"session_id": session, "content": content, "agent_id": agent, "level": level}
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.log_events([{k: v for k, v in event.items() if v is not None}], owner=owner)
+
+    out = run(go())
+    if as_json:
+        print_json(out.model_dump(mode="json"))
+        return
+    note = " (searchable by meaning shortly)" if out.pending else ""
+    console.print(f"logged {out.ids[0]}{note}", highlight=False)
+
+
+@logs_app.command("list")
+def logs_list(
+    session: Annotated[str | None, typer.Option("--session", "-s", help="the agent session id")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="the agent id")] = None,
+    level: Annotated[str | None, typer.Option("--level", "-l", help="only this level")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="events per page")] = 100,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List events oldest first."""
+    cfg = settings()
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.list_logs(session_id=session, agent_id=agent, level=level, limit=limit, cursor=cursor)
+
+    page = run(go())
+    if as_json:
+        print_json(page.model_dump(mode="json"))
+        return
+    if not page.items:
+        console.print("no events")
+        return
+    table = Table("occurred", "session", "agent", "level", "content", "id")
+    for e in page.items:
+        content = e.content if len(e.content) <= 100 else e.content[:97] + "..."
+        table.add_row(
+            e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.session_id or "",
+            e.agent_id or "",
+            e.level,
+            content,
+            str(e.id)[:8],
+        )
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}", highlight=False)
+
+
+@logs_app.command("search")
+def logs_search(
+    query: str,
+    session: Annotated[str | None, typer.Option("--session", "-s", help="only this session")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="only this agent")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="how many hits")] = 10,
+    mode: Annotated[str, typer.Option(help="semantic, keyword or hybrid")] = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Search agent logs by meaning and keyword."""
+    cfg = settings()
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.search_logs(query, session_id=session, agent_id=agent, k=k, mode=mode)
+
+    out = run(go())
+    if as_json:
+        print_json(out.model_dump(mode="json"))
+        return
+    if not out.hits:
+        console.print("no matches")
+        return
+    table = Table("score", "occurred", "content", "owner", "id")
+    for hit in out.hits:
+        content = hit.content if len(hit.content) <= 100 else hit.content[:97] + "..."
+        table.add_row(
+            f"{hit.score:.3f}", hit.created_at.strftime("%Y-%m-%d %H:%M:%S"), content, hit.owner, str(hit.id)[:8]
+        )
     console.print(table)
 
 
