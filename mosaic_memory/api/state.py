@@ -22,7 +22,9 @@ from mosaic_memory.errors import EmbeddingMismatch
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.models import InstanceMeta
 from mosaic_memory.owners.service import OwnerService
+from mosaic_memory.preferences.service import PreferenceService
 from mosaic_memory.search.service import SearchService
+from mosaic_memory.skills.service import SkillService
 from mosaic_memory.tiers import Database, open_database
 
 log = logging.getLogger("mosaic_memory")
@@ -38,6 +40,8 @@ class AppState:
     owners: OwnerService
     insights: InsightService
     search: SearchService
+    preferences: PreferenceService
+    skills: SkillService
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def aclose(self) -> None:
@@ -120,6 +124,8 @@ async def build_state(settings: Settings) -> AppState:
         owners=owners,
         insights=InsightService(embedder=embedder, settings=settings),
         search=SearchService(embedder=embedder, settings=settings),
+        preferences=PreferenceService(embedder=embedder, settings=settings),
+        skills=SkillService(embedder=embedder, settings=settings),
     )
 
 
