@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from mosaic_memory.common.schemas import StrictModel
 
@@ -20,8 +20,8 @@ PreferenceKey = Annotated[str, StringConstraints(min_length=1, max_length=256, p
 PreferenceScope = Annotated[str, StringConstraints(max_length=256, pattern=SCOPE_PATTERN)]
 PreferenceSource = Literal["user", "agent"]
 
-PUT_EXAMPLE = {"value": "small PRs, tests first", "scope": "project:mosaic", "mutable": False}
-OUT_EXAMPLE = {
+PUT_EXAMPLE: dict[str, Any] = {"value": "small PRs, tests first", "scope": "project:mosaic", "mutable": False}
+OUT_EXAMPLE: dict[str, Any] = {
     "id": "5b0f8a9e-2f7c-4d35-9c43-0d6f3c1b2a10",
     "owner": "user:alice",
     "key": "code_review_style",
@@ -34,7 +34,7 @@ OUT_EXAMPLE = {
     "updated_at": "2026-11-25T10:00:00Z",
     "created": True,
 }
-CHANGE_EXAMPLE = {
+CHANGE_EXAMPLE: dict[str, Any] = {
     "id": "0c7e1d52-8a1b-4f6e-b1f2-6d2c9e0a7b33",
     "preference_id": "5b0f8a9e-2f7c-4d35-9c43-0d6f3c1b2a10",
     "owner": "user:alice",
@@ -61,7 +61,7 @@ def check_storable_json(value: Any) -> Any:
 
 
 class PreferencePut(StrictModel):
-    model_config = StrictModel.model_config | {"json_schema_extra": {"examples": [PUT_EXAMPLE]}}
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PUT_EXAMPLE]})
 
     value: Any = Field(description="any JSON value: a string, number, boolean, list, object or null")
     scope: PreferenceScope = Field(default="", description="'' (everywhere), 'agent:ID' or 'project:ID'")
@@ -82,7 +82,7 @@ class PreferencePut(StrictModel):
 
 
 class PreferenceOut(BaseModel):
-    model_config = {"json_schema_extra": {"examples": [OUT_EXAMPLE]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [OUT_EXAMPLE]})
 
     id: uuid.UUID
     owner: str
@@ -100,7 +100,7 @@ class PreferenceOut(BaseModel):
 class PreferenceChange(BaseModel):
     """One entry of a preference's history."""
 
-    model_config = {"json_schema_extra": {"examples": [CHANGE_EXAMPLE]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [CHANGE_EXAMPLE]})
 
     id: uuid.UUID
     preference_id: uuid.UUID

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 import uuid
 from collections.abc import Callable
@@ -48,7 +49,7 @@ def change_out(row: PreferenceHistory, owner: OwnerRef) -> PreferenceChange:
         owner=owner.label,
         key=row.key,
         scope=row.scope,
-        action=row.action,  # type: ignore[arg-type]
+        action=row.action,
         old_value=row.old_value,
         new_value=row.new_value,
         changed_by=row.changed_by,
@@ -96,9 +97,9 @@ class PreferenceService:
         owner = OwnerService.resolve_owner(principal, data.owner)
         repo = PreferenceRepository(session)
         source = data.source or ("agent" if principal.agent_id is not None else "user")
-        now = self.clock()
-
         row = await repo.get_for_update(owner.id, key, data.scope)
+        # Read the clock once the row is locked, so history times follow the order writes apply in.
+        now = self.clock()
         if row is None:
             text = await repo.render(key, data.value)
             row = Preference(
@@ -122,6 +123,7 @@ class PreferenceService:
             row = await repo.get_for_update(owner.id, key, data.scope)
             if row is None:
                 raise Conflict(f"preference {key!r} changed concurrently; retry")
+            now = self.clock()
 
         self._check_mutable(principal, row)
         mutable = row.mutable if data.mutable is None else data.mutable
@@ -198,7 +200,7 @@ class PreferenceService:
         scope: str = "",
         owner: str | None = None,
         limit: int = 100,
-    ) -> list[PreferenceChange]:
+    ) -> builtins.list[PreferenceChange]:
         """Newest change first, for the named owner, or else the user's own, or else a team's."""
         owners = OwnerService.resolve_read_owners(principal, owner)
         repo = PreferenceRepository(session)

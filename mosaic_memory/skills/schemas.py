@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from mosaic_memory.common.schemas import StrictModel, Tags
 
@@ -15,14 +15,14 @@ SkillName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
 
-CREATE_EXAMPLE = {
+CREATE_EXAMPLE: dict[str, Any] = {
     "name": "deploy-to-staging",
     "description": "Deploy the current branch to the staging environment",
     "instructions": "1. Run the tests. 2. Build and push the image. 3. kubectl rollout restart -n staging.",
     "tags": ["deploy", "k8s"],
 }
-UPDATE_EXAMPLE = {"description": "Deploy any branch to the staging cluster and check its health"}
-OUT_EXAMPLE = {
+UPDATE_EXAMPLE: dict[str, Any] = {"description": "Deploy any branch to the staging cluster and check its health"}
+OUT_EXAMPLE: dict[str, Any] = {
     "id": "8d3c2b1a-6f5e-4d3c-9b2a-1f0e9d8c7b6a",
     "owner": "team:platform",
     **CREATE_EXAMPLE,
@@ -39,7 +39,7 @@ def _no_nul(*texts: str | None) -> None:
 
 
 class SkillCreate(StrictModel):
-    model_config = StrictModel.model_config | {"json_schema_extra": {"examples": [CREATE_EXAMPLE]}}
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [CREATE_EXAMPLE]})
 
     name: SkillName = Field(description="unique per owner")
     description: str = Field(min_length=1, description="what the skill does; embedded with the name")
@@ -57,7 +57,7 @@ class SkillCreate(StrictModel):
 
 
 class SkillUpdate(StrictModel):
-    model_config = StrictModel.model_config | {"json_schema_extra": {"examples": [UPDATE_EXAMPLE]}}
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [UPDATE_EXAMPLE]})
 
     name: SkillName | None = None
     description: str | None = Field(default=None, min_length=1)
@@ -79,7 +79,7 @@ class SkillUpdate(StrictModel):
 
 
 class SkillOut(BaseModel):
-    model_config = {"json_schema_extra": {"examples": [OUT_EXAMPLE]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [OUT_EXAMPLE]})
 
     id: uuid.UUID
     owner: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -386,3 +387,17 @@ async def test_embedded_text_is_what_search_shows(
     assert len(rows) == len(values)
     for row in rows:
         assert row.content_hash == content_hash(shown[str(row.id)]), shown[str(row.id)]
+
+
+async def test_concurrent_creates_make_one_preference(http: httpx.AsyncClient, make_user: UserFactory) -> None:
+    _, h = await make_user()
+    # a first request records the key's use, which would otherwise serialize the racers on it
+    assert (await http.get("/v1/me", headers=h)).status_code == 200
+    results = await asyncio.gather(*(put(http, h, "race", value=f"v{i}") for i in range(5)))
+    assert sorted(r.status_code for r in results) == [200, 200, 200, 200, 201], [r.text for r in results]
+    assert len({r.json()["id"] for r in results}) == 1
+    items = (await http.get("/v1/preferences", headers=h)).json()["items"]
+    assert len(items) == 1 and items[0]["value"] in {f"v{i}" for i in range(5)}
+    changes = await history(http, h, "race")
+    assert sorted(c["action"] for c in changes) == ["create", "update", "update", "update", "update"]
+    assert changes[0]["new_value"] == items[0]["value"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -261,3 +262,12 @@ async def test_which_skill_fits_this_task(http: httpx.AsyncClient, make_user: Us
     body = {"query": "kubectl rollout", "kinds": ["skills"], "mode": "keyword"}
     hits = (await http.post("/v1/search", json=body, headers=h)).json()["hits"]
     assert [x["id"] for x in hits] == [target["id"]]
+
+
+async def test_concurrent_duplicates_make_one_skill(http: httpx.AsyncClient, make_user: UserFactory) -> None:
+    _, h = await make_user()
+    # a first request records the key's use, which would otherwise serialize the racers on it
+    assert (await http.get("/v1/me", headers=h)).status_code == 200
+    results = await asyncio.gather(*(create(http, h, name="race", description=f"attempt {i}") for i in range(4)))
+    assert sorted(r.status_code for r in results) == [201, 409, 409, 409], [r.text for r in results]
+    assert await count(http, h) == 1
