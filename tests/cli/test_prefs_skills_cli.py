@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from mosaic_memory.api.app import create_app
 from mosaic_memory.api.state import AppState
 from mosaic_memory.cli.main import app as cli
+from mosaic_memory.client import MosaicClient
 from mosaic_memory.config import Settings
 from mosaic_memory.db import create_sessionmaker
 from mosaic_memory.tiers import to_async_url
@@ -146,3 +147,15 @@ def test_skills_add_list_get_find_delete(mm: Any) -> None:
     gone = mm("skills", "get", made["id"])
     assert gone.exit_code == 1 and "SkillNotFound" in gone.output
     assert mm("skills", "get", "not-a-uuid").exit_code == 1
+
+
+def test_sync_client_has_the_new_methods(live_url: str) -> None:
+    name = f"sync-{uuid.uuid4().hex[:8]}"
+    r = httpx.post(f"{live_url}/v1/admin/users", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    with MosaicClient(live_url, r.json()["api_key"]) as mm:
+        assert mm.set_preference("units", "metric").created
+        assert mm.get_preference("units").value == "metric"
+        assert [c.action for c in mm.preference_history("units")] == ["create"]
+        skill = mm.create_skill("convert-units", "Convert imperial measurements to metric")
+        assert mm.find_skills("how many centimetres is 3 inches?").hits[0].id == skill.id
+        assert [s.id for s in mm.list_skills().items] == [skill.id]
