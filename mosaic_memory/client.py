@@ -10,6 +10,7 @@ Errors from the service raise :class:`MosaicClientError` with the service's ``er
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -20,7 +21,9 @@ from mosaic_memory.common.schemas import Page
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, TeamOut, UserCreated
+from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut
 from mosaic_memory.search.schemas import SearchResponse
+from mosaic_memory.skills.schemas import SkillOut
 
 __all__ = ["AsyncMosaicClient", "MosaicClient", "MosaicClientError"]
 
@@ -39,6 +42,11 @@ class MosaicClientError(Exception):
 
 def _clean(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
+
+
+def _seg(part: str) -> str:
+    """One URL path segment, escaped (a key never turns into another route)."""
+    return urllib.parse.quote(part, safe="")
 
 
 class AsyncMosaicClient:
@@ -225,6 +233,90 @@ class AsyncMosaicClient:
     async def add_team_member(self, team: str, user: str, role: str = "member") -> TeamOut:
         data = await self.request("POST", f"/v1/admin/teams/{team}/members", json={"user": user, "role": role})
         return TeamOut.model_validate(data)
+
+    # preferences ---------------------------------------------------------------------------
+    async def set_preference(
+        self,
+        key: str,
+        value: Any,
+        *,
+        scope: str | None = None,
+        mutable: bool | None = None,
+        source: str | None = None,
+        owner: str | None = None,
+    ) -> PreferenceOut:
+        """Create or replace ``key``; ``.created`` tells which. ``mutable`` omitted keeps the current setting."""
+        body = {"value": value, **_clean({"scope": scope, "mutable": mutable, "source": source, "owner": owner})}
+        return PreferenceOut.model_validate(await self.request("PUT", f"/v1/preferences/{_seg(key)}", json=body))
+
+    async def get_preference(self, key: str, *, scope: str | None = None, owner: str | None = None) -> PreferenceOut:
+        data = await self.request("GET", f"/v1/preferences/{_seg(key)}", params={"scope": scope, "owner": owner})
+        return PreferenceOut.model_validate(data)
+
+    async def list_preferences(
+        self,
+        *,
+        scope: str | None = None,
+        owner: str | None = None,
+        prefix: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[PreferenceOut]:
+        params = {"scope": scope, "owner": owner, "prefix": prefix, "limit": limit, "cursor": cursor}
+        return Page[PreferenceOut].model_validate(await self.request("GET", "/v1/preferences", params=params))
+
+    async def delete_preference(self, key: str, *, scope: str | None = None, owner: str | None = None) -> None:
+        await self.request("DELETE", f"/v1/preferences/{_seg(key)}", params={"scope": scope, "owner": owner})
+
+    async def preference_history(
+        self, key: str, *, scope: str | None = None, owner: str | None = None, limit: int = 100
+    ) -> list[PreferenceChange]:
+        params = {"scope": scope, "owner": owner, "limit": limit}
+        data = await self.request("GET", f"/v1/preferences/{_seg(key)}/history", params=params)
+        return [PreferenceChange.model_validate(x) for x in data]
+
+    # skills --------------------------------------------------------------------------------
+    async def create_skill(
+        self,
+        name: str,
+        description: str,
+        *,
+        instructions: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> SkillOut:
+        body = _clean(
+            {
+                "name": name,
+                "description": description,
+                "instructions": instructions,
+                "tags": tags,
+                "metadata": metadata,
+                "owner": owner,
+            }
+        )
+        return SkillOut.model_validate(await self.request("POST", "/v1/skills", json=body))
+
+    async def get_skill(self, skill_id: uuid.UUID | str) -> SkillOut:
+        return SkillOut.model_validate(await self.request("GET", f"/v1/skills/{_seg(str(skill_id))}"))
+
+    async def list_skills(
+        self, *, limit: int = 50, cursor: str | None = None, owner: str | None = None, tag: str | None = None
+    ) -> Page[SkillOut]:
+        params = {"limit": limit, "cursor": cursor, "owner": owner, "tag": tag}
+        return Page[SkillOut].model_validate(await self.request("GET", "/v1/skills", params=params))
+
+    async def update_skill(self, skill_id: uuid.UUID | str, **changes: Any) -> SkillOut:
+        data = await self.request("PATCH", f"/v1/skills/{_seg(str(skill_id))}", json=changes)
+        return SkillOut.model_validate(data)
+
+    async def delete_skill(self, skill_id: uuid.UUID | str) -> None:
+        await self.request("DELETE", f"/v1/skills/{_seg(str(skill_id))}")
+
+    async def find_skills(self, task: str, *, k: int = 5, mode: str = "hybrid", **options: Any) -> SearchResponse:
+        """The skills that best fit ``task`` (``/v1/search`` with ``kinds: ["skills"]``)."""
+        return await self.search(task, k=k, kinds=["skills"], mode=mode, **options)
 
 
 class MosaicClient:

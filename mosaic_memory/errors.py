@@ -24,6 +24,9 @@ __all__ = [
     "NotFound",
     "OwnerNotFound",
     "PermissionDenied",
+    "PreferenceNotFound",
+    "SkillExists",
+    "SkillNotFound",
     "StorageTierError",
 ]
 
@@ -128,3 +131,20 @@ class ContentTooLarge(InvalidInput):
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"content is {size} bytes; the limit is {limit} bytes (MOSAIC_MAX_CONTENT_BYTES)")
+
+
+class PreferenceNotFound(NotFound):
+    def __init__(self, key: str, scope: str = "", owner: str | None = None) -> None:
+        where = f" in scope {scope!r}" if scope else ""
+        whose = f" for {owner}" if owner else ""
+        super().__init__(f"preference {key!r}{where} not found{whose}")
+
+
+class SkillNotFound(NotFound):
+    def __init__(self, skill_id: object) -> None:
+        super().__init__(f"skill {skill_id} not found")
+
+
+class SkillExists(Conflict):
+    def __init__(self, name: str, owner: str) -> None:
+        super().__init__(f"{owner} already has a skill named {name!r}; rename it or PATCH the existing one")

@@ -22,7 +22,9 @@ from mosaic_memory.insights.endpoints import router as insights_router
 from mosaic_memory.logs.endpoints import router as logs_router
 from mosaic_memory.owners.endpoints import me_router
 from mosaic_memory.owners.endpoints import router as admin_router
+from mosaic_memory.preferences.endpoints import router as preferences_router
 from mosaic_memory.search.endpoints import router as search_router
+from mosaic_memory.skills.endpoints import router as skills_router
 
 log = logging.getLogger("mosaic_memory")
 
@@ -97,6 +99,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.add_middleware(RequireJSON)
     for router in (admin_router, me_router, insights_router, search_router, logs_router):
         app.include_router(router)
+    app.include_router(preferences_router)
+    app.include_router(skills_router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

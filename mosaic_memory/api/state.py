@@ -24,7 +24,9 @@ from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
 from mosaic_memory.models import InstanceMeta
 from mosaic_memory.owners.service import OwnerService
+from mosaic_memory.preferences.service import PreferenceService
 from mosaic_memory.search.service import SearchService
+from mosaic_memory.skills.service import SkillService
 from mosaic_memory.tiers import Database, open_database
 
 log = logging.getLogger("mosaic_memory")
@@ -41,6 +43,8 @@ class AppState:
     insights: InsightService
     search: SearchService
     logs: LogService
+    preferences: PreferenceService
+    skills: SkillService
     extras: dict[str, Any] = field(default_factory=dict)
     log_embedder: LogEmbeddingWorker | None = None
 
@@ -134,6 +138,8 @@ async def build_state(settings: Settings) -> AppState:
         insights=InsightService(embedder=embedder, settings=settings),
         search=SearchService(embedder=embedder, settings=settings),
         logs=LogService(embedder=embedder, settings=settings),
+        preferences=PreferenceService(embedder=embedder, settings=settings),
+        skills=SkillService(embedder=embedder, settings=settings),
     )
 
 

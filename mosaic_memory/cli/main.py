@@ -19,6 +19,8 @@ from mosaic_memory.cli.common import (
     run,
     settings,
 )
+from mosaic_memory.cli.prefs import prefs_app
+from mosaic_memory.cli.skills import skills_app
 
 app = typer.Typer(
     name="mosaic-memory",
@@ -39,6 +41,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(teams_app, name="teams")
 app.add_typer(logs_app, name="logs")
+app.add_typer(prefs_app, name="prefs")
+app.add_typer(skills_app, name="skills")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 

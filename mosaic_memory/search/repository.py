@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Text, case, cast, func, literal, literal_column, or_, select
+from sqlalchemy import Text, cast, func, literal, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mosaic_memory.common.schemas import Kind
 from mosaic_memory.common.vectors import scope_size, use_iterative_hnsw
 from mosaic_memory.models import AgentLog, Insight, Preference, Skill
+from mosaic_memory.preferences.repository import preference_text
 from mosaic_memory.search.schemas import SearchFilters
 
 
@@ -43,11 +44,8 @@ class KindSpec:
 
 
 def _pref_content() -> Any:
-    value_text = case(
-        (func.jsonb_typeof(Preference.value) == "string", Preference.value.op("#>>")(literal_column("'{}'::text[]"))),
-        else_=cast(Preference.value, Text),
-    )
-    return Preference.key + literal(": ") + value_text
+    # The same expression the preference write path embeds, so hits show the embedded text.
+    return preference_text(Preference.key, Preference.value)
 
 
 KIND_SPECS: dict[str, KindSpec] = {

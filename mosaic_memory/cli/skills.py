@@ -1,0 +1,149 @@
+"""``mosaic-memory skills``: procedural memory in the running service (MOSAIC_URL, MOSAIC_API_KEY)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mosaic_memory.cli.common import client, console, fail, print_json, run, settings
+
+skills_app = typer.Typer(help="Skills: named procedures, found by the task at hand.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+def _instructions(text: str | None, path: Path | None) -> str | None:
+    if text is not None and path is not None:
+        fail("give --instructions or --instructions-file, not both")
+    if path is None:
+        return text
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {path}: {exc}")
+
+
+def _short(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@skills_app.command("add")
+def skills_add(
+    name: str,
+    description: Annotated[str, typer.Option("--description", "-d", help="what the skill does")],
+    instructions: Annotated[str | None, typer.Option("--instructions", "-i", help="how to do it")] = None,
+    instructions_file: Annotated[
+        Path | None, typer.Option("--instructions-file", help="read the instructions from a file")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable)")] = None,
+    owner: Annotated[str | None, typer.Option(help="'team:NAME' to store it for a team")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store a skill."""
+    steps = _instructions(instructions, instructions_file)
+    cfg = settings()
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.create_skill(name, description, instructions=steps, tags=tag, owner=owner)
+
+    out = run(go())
+    if as_json:
+        print_json(out.model_dump(mode="json"))
+        return
+    console.print(f"stored skill {out.name} {out.id} ({out.owner})", highlight=False)
+
+
+@skills_app.command("list")
+def skills_list(
+    owner: Annotated[str | None, typer.Option(help="only this owner ('team:NAME')")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="only skills with this tag")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List skills, newest first."""
+    cfg = settings()
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.list_skills(owner=owner, tag=tag, limit=limit, cursor=cursor)
+
+    page = run(go())
+    if as_json:
+        print_json(page.model_dump(mode="json"))
+        return
+    if not page.items:
+        console.print("no skills")
+        return
+    table = Table("name", "description", "tags", "owner", "id")
+    for s in page.items:
+        table.add_row(s.name, _short(s.description), ",".join(s.tags), s.owner, str(s.id))
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}", highlight=False)
+
+
+@skills_app.command("get")
+def skills_get(skill_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False) -> None:
+    """Print a skill with its instructions."""
+    cfg = settings()
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.get_skill(skill_id)
+
+    out = run(go())
+    if as_json:
+        print_json(out.model_dump(mode="json"))
+        return
+    console.print(f"[bold]{out.name}[/] ({out.owner}, {out.id})", highlight=False)
+    console.print(out.description, highlight=False, soft_wrap=True)
+    if out.tags:
+        console.print("tags: " + ", ".join(out.tags), highlight=False)
+    if out.instructions:
+        console.print("\n" + out.instructions, highlight=False, soft_wrap=True, markup=False)
+
+
+@skills_app.command("delete")
+def skills_delete(skill_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Delete a skill."""
+    cfg = settings()
+
+    async def go() -> None:
+        async with client(cfg) as mm:
+            await mm.delete_skill(skill_id)
+
+    run(go())
+    console.print(f"deleted skill {skill_id}", highlight=False)
+
+
+@skills_app.command("find")
+def skills_find(
+    task: str,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="how many skills")] = 5,
+    mode: Annotated[str, typer.Option(help="semantic, keyword or hybrid")] = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Which skill fits this task? Searches skills by meaning (and words, in hybrid mode)."""
+    cfg = settings()
+
+    async def go() -> Any:
+        async with client(cfg) as mm:
+            return await mm.find_skills(task, k=k, mode=mode)
+
+    out = run(go())
+    if as_json:
+        print_json(out.model_dump(mode="json"))
+        return
+    if not out.hits:
+        console.print("no matching skills")
+        return
+    table = Table("score", "skill", "owner", "id")
+    for hit in out.hits:
+        table.add_row(f"{hit.score:.3f}", _short(hit.content, 90), hit.owner, str(hit.id))
+    console.print(table)
