@@ -85,4 +85,6 @@ class ApiKeyRepository:
         return (await self.session.scalars(stmt)).all()
 
     async def touch(self, key_id: uuid.UUID, when: datetime) -> None:
-        await self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+        """Record use without ever waiting: if another request holds the row, it is recording it."""
+        locked = select(ApiKey.id).where(ApiKey.id == key_id).with_for_update(skip_locked=True).scalar_subquery()
+        await self.session.execute(update(ApiKey).where(ApiKey.id == locked).values(last_used_at=when))
