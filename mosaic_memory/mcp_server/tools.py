@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Literal, NotRequired
+from urllib.parse import quote
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -43,6 +44,15 @@ _HIT_FIELDS = ("id", "kind", "content", "score", "tags", "metadata", "owner", "c
 
 def _compact(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None and v != [] and v != {}}
+
+
+def _segment(value: str) -> str:
+    """One URL path segment: a '/' in a key or id must not reach another route."""
+    return quote(value, safe="")
+
+
+def _preference(out: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in out.items() if k not in ("embedding_model", "created")}
 
 
 def _hits(response: dict[str, Any]) -> dict[str, Any]:
@@ -159,34 +169,44 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
 
         Returns {id, deleted: true}; an unknown id is an error (InsightNotFound).
         """
-        await call(ctx, "DELETE", f"/v1/insights/{id}")
+        await call(ctx, "DELETE", f"/v1/insights/{_segment(id)}")
         return {"id": id, "deleted": True}
 
     # preferences ---------------------------------------------------------------------------
     @tool(read_only=True)
     async def get_preferences(
         ctx: Context,
-        key: Annotated[str | None, Field(description="one preference key, e.g. 'code_style'; omit for all")] = None,
+        key: Annotated[
+            str | None, Field(description="one preference key, e.g. 'code_review_style'; omit for all")
+        ] = None,
         scope: Annotated[
-            str | None, Field(description="narrow to a scope such as 'agent:ID' or 'project:ID'; omit for global")
+            str | None,
+            Field(
+                description="'agent:ID' or 'project:ID'. With a key: that scope's value (omit for the global one); "
+                "without a key: only that scope ('' for global ones; omit for every scope)"
+            ),
         ] = None,
     ) -> dict[str, Any]:
         """Read the user's stated preferences (key -> value settings).
 
         Use it at the start of a task to follow how the user wants things done (tone, code
-        style, tools, formats). Give `key` to read one preference.
+        style, tools, formats). Give `key` to read one preference; to find preferences by
+        meaning instead of by key, use `recall` with kinds ["preferences"].
 
-        Returns the preference {key, value, scope, mutable, ...} for a key (an unknown key is
-        an error), or {items: [...]} with every preference.
+        Returns one preference {key, value, scope, mutable, owner, ...} when `key` is given (an
+        unknown key is an error, PreferenceNotFound), else {items: [...]} with every preference.
         """
         if key is not None:
-            return dict(await call(ctx, "GET", f"/v1/preferences/{key}", params={"scope": scope}))
-        out = await call(ctx, "GET", "/v1/preferences", params={"scope": scope})
-        return out if isinstance(out, dict) else {"items": out}
+            return _preference(await call(ctx, "GET", f"/v1/preferences/{_segment(key)}", params={"scope": scope}))
+        page = await call(ctx, "GET", "/v1/preferences", params={"scope": scope, "limit": 500})
+        items = page.get("items", []) if isinstance(page, dict) else page
+        return {"items": [_preference(p) for p in items]}
 
     @tool(idempotent=True)
     async def set_preference(
-        key: Annotated[str, Field(description="the preference name, e.g. 'code_style'")],
+        key: Annotated[
+            str, Field(description="the preference name, e.g. 'code_review_style' (letters, digits, _.:@-)")
+        ],
         value: Annotated[Any, Field(description="the value: a string, number, boolean, list or object")],
         ctx: Context,
         scope: Annotated[
@@ -197,11 +217,12 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
         in the preference's history).
 
         Use it when the user states how they want something done from now on. A preference the
-        user marked immutable cannot be changed by an agent (an error says so).
+        user marked immutable cannot be changed by an agent's key (an error says so).
 
-        Returns the stored preference {key, value, scope, ...}.
+        Returns the stored preference {key, value, scope, mutable, owner, ...}.
         """
-        return dict(await call(ctx, "PUT", f"/v1/preferences/{key}", json=_compact({"value": value, "scope": scope})))
+        body = {"value": value} if scope is None else {"value": value, "scope": scope}
+        return _preference(await call(ctx, "PUT", f"/v1/preferences/{_segment(key)}", json=body))
 
     # agent logs ----------------------------------------------------------------------------
     @tool()
@@ -257,7 +278,7 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
         """
         found = _hits(await call(ctx, "POST", "/v1/search", json={"query": task, "k": k, "kinds": ["skills"]}))
         for hit in found["hits"]:
-            skill = await call(ctx, "GET", f"/v1/skills/{hit['id']}")
+            skill = await call(ctx, "GET", f"/v1/skills/{_segment(hit['id'])}")
             hit["name"] = skill.get("name")
             hit["instructions"] = skill.get("instructions", "")
         return found
