@@ -6,13 +6,17 @@ the plain ``http`` fixture, is the independent witness of what was stored.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import uuid
 
 import httpx
 
 from mosaic_memory.mcp_server import TOOL_NAMES
 from tests.conftest import UserFactory, auth
-from tests.mcp.conftest import Connect, error_text, http_client, key_of, payload
+from tests.mcp.conftest import ROOT, Connect, error_text, http_client, key_of, payload, stdio_client
 
 
 async def test_tools_are_listed_with_descriptions_for_a_model(connect: Connect, make_user: UserFactory) -> None:
@@ -164,3 +168,29 @@ async def test_an_mcp_session_is_bound_to_the_key_that_opened_it(live_url: str, 
         hijack = await raw.post("/mcp", json=listing, headers=headers | b | session)
         assert hijack.status_code == 404
         await raw.delete("/mcp", headers=headers | a | session)
+
+
+def test_stdio_without_a_key_fails_with_one_clear_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")} | {"MOSAIC_CONFIG_FILE": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "mosaic_memory", "mcp"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""  # stdout is the protocol channel: nothing else may go there
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MOSAIC_API_KEY" in lines[0], result.stderr
+
+
+async def test_stdio_reports_an_unreachable_service_as_a_tool_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with stdio_client(closed, "mm_deadbeef_any-key") as client:
+        message = error_text(await client.call_tool("recall", {"query": "anything"}))
+    assert "cannot reach Mosaic Memory" in message and closed in message
