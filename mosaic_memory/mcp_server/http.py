@@ -43,7 +43,7 @@ def bearer_key(authorization: str | None) -> str | None:
     return key if scheme.lower() == "bearer" and key else None
 
 
-def _unauthorized(status: int, error: str, detail: str) -> JSONResponse:
+def _error_response(status: int, error: str, detail: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
@@ -83,13 +83,10 @@ class McpHttp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse requests without a key the REST API accepts, then serve MCP."""
-        if scope["type"] != "http":
-            await self._sessions.handle_request(scope, receive, send)
-            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         key = bearer_key(headers.get("authorization"))
         if key is None:
-            response = _unauthorized(
+            response = _error_response(
                 401, "AuthenticationFailed", "a valid API key is required: send 'Authorization: Bearer <key>'"
             )
             await response(scope, receive, send)
@@ -103,7 +100,7 @@ class McpHttp:
         except MosaicClientError as exc:
             # 403 is a valid key without the read scope: let it in, each tool call is checked.
             if exc.status != 403:
-                await _unauthorized(exc.status or 503, exc.error, exc.detail)(scope, receive, send)
+                await _error_response(exc.status or 503, exc.error, exc.detail)(scope, receive, send)
                 return
         # Bind the MCP session to this key: the SDK answers 404 to a session used with another one.
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
