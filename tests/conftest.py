@@ -6,16 +6,20 @@ other's rows; migrations run in the session fixture, so they are exercised on ev
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
+import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -70,6 +74,37 @@ async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://mosaic.test", timeout=60) as client:
         yield client
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # leave Ctrl-C to pytest
+
+
+@pytest.fixture(scope="session")
+async def live_url(app: Any) -> AsyncIterator[str]:
+    """The session app served over real HTTP by uvicorn (lifespan included), e.g. for /mcp.
+
+    It runs as a task on the session event loop, not in a thread: the session state's
+    connection pool belongs to this loop. So only async tests may call it (a blocking call
+    from the test itself would stall the server); subprocesses may call it freely.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _QuietServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped the server
+            raise RuntimeError("uvicorn exited before it started")
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+    sock.close()
 
 
 def auth(key: str) -> dict[str, str]:

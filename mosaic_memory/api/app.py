@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.routing import Route
 
 from mosaic_memory import __version__
 from mosaic_memory.api.deps import StateDep
@@ -20,6 +21,7 @@ from mosaic_memory.config import Settings
 from mosaic_memory.db import head_revision
 from mosaic_memory.insights.endpoints import router as insights_router
 from mosaic_memory.logs.endpoints import router as logs_router
+from mosaic_memory.mcp_server import McpHttp
 from mosaic_memory.owners.endpoints import me_router
 from mosaic_memory.owners.endpoints import router as admin_router
 from mosaic_memory.preferences.endpoints import router as preferences_router
@@ -71,7 +73,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state is not None:
             app.state.mosaic = state
-            yield
+            async with mcp_http.running():
+                yield
             return
         built = await build_state(settings)
         try:
@@ -81,7 +84,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
             app.state.mosaic = built
             built.start_background()
             log.info("Mosaic Memory ready (tier %s, embedder %s)", built.database.tier, built.embedder.model_id)
-            yield
+            async with mcp_http.running():
+                yield
         finally:
             await built.aclose()
 
@@ -101,6 +105,9 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(preferences_router)
     app.include_router(skills_router)
+    # MCP over streamable HTTP: an adapter onto the routes above, served by the lifespan's session manager.
+    mcp_http = McpHttp(app, log_level=settings.log_level)
+    app.router.routes.append(Route("/mcp", endpoint=mcp_http))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -454,6 +454,21 @@ def logs_search(
     console.print(table)
 
 
+@app.command()
+def mcp() -> None:
+    """Serve the memory tools over MCP on stdio, as a client of the service at MOSAIC_URL
+    (with MOSAIC_API_KEY). Point an MCP host (Claude Desktop, an IDE) at this command."""
+    from mosaic_memory.mcp_server import run_stdio
+
+    cfg = settings()
+    key = cfg.api_key.get_secret_value() if cfg.api_key else None
+    if not key:
+        fail("no API key: set MOSAIC_API_KEY to a key of the service at MOSAIC_URL (see docs/mcp.md)")
+    # stdout carries the protocol: log to stderr only, and only what matters.
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    run(run_stdio(cfg.url, key, log_level="WARNING"))
+
+
 def main() -> None:
     try:
         app()
