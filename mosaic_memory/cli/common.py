@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -71,6 +71,26 @@ async def direct_session(cfg: Settings, *, migrate: bool | None = None) -> Async
     finally:
         await engine.dispose()
         database.close()
+
+
+def call_api(cfg: Settings, call: Callable[[AsyncMosaicClient], Awaitable[T]]) -> T:
+    """Run one client call against the configured service; failures become one line and exit 1."""
+
+    async def go() -> T:
+        async with client(cfg) as mm:
+            return await call(mm)
+
+    return run(go())
+
+
+def call_db(call: Callable[[AsyncSession], Awaitable[T]], *, migrate: bool | None = None) -> T:
+    """Run one service call in a transaction on the configured database, without the API."""
+
+    async def go() -> T:
+        async with direct_session(settings(), migrate=migrate) as session:
+            return await call(session)
+
+    return run(go())
 
 
 def client(cfg: Settings) -> AsyncMosaicClient:

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from mosaic_memory import __version__
 from mosaic_memory.cli.common import (
-    client,
+    call_api,
+    call_db,
     console,
-    direct_session,
     fail,
     print_json,
     redacted_settings,
@@ -160,11 +160,7 @@ def users_create(
     """Create a user and print its first API key (shown once)."""
     from mosaic_memory.owners.service import OwnerService
 
-    async def go() -> tuple[Any, str]:
-        async with direct_session(settings()) as session:
-            return await OwnerService().create_user(session, name, admin=admin)
-
-    user, token = run(go())
+    user, token = call_db(lambda session: OwnerService().create_user(session, name, admin=admin))
     if as_json:
         print_json({"user": user.model_dump(mode="json"), "api_key": token})
         return
@@ -176,11 +172,7 @@ def users_list(as_json: JsonOpt = False) -> None:
     """List users."""
     from mosaic_memory.owners.service import OwnerService
 
-    async def go() -> list[Any]:
-        async with direct_session(settings()) as session:
-            return await OwnerService().list_users(session)
-
-    users = run(go())
+    users = call_db(lambda session: OwnerService().list_users(session))
     if as_json:
         print_json([u.model_dump(mode="json") for u in users])
         return
@@ -201,13 +193,11 @@ def keys_create(
     """Issue an API key (shown once)."""
     from mosaic_memory.owners.service import OwnerService
 
-    async def go() -> tuple[Any, str]:
-        async with direct_session(settings()) as session:
-            return await OwnerService().create_key(
-                session, user, name=name, scopes=scope or ["read", "write"], agent_id=agent
-            )
-
-    key, token = run(go())
+    key, token = call_db(
+        lambda session: OwnerService().create_key(
+            session, user, name=name, scopes=scope or ["read", "write"], agent_id=agent
+        )
+    )
     if as_json:
         print_json({"key": key.model_dump(mode="json"), "api_key": token})
         return
@@ -219,11 +209,7 @@ def keys_list(user: Annotated[str | None, typer.Option("--user", "-u")] = None, 
     """List keys (prefixes only; secrets are never stored)."""
     from mosaic_memory.owners.service import OwnerService
 
-    async def go() -> list[Any]:
-        async with direct_session(settings()) as session:
-            return await OwnerService().list_keys(session, user)
-
-    keys = run(go())
+    keys = call_db(lambda session: OwnerService().list_keys(session, user))
     if as_json:
         print_json([k.model_dump(mode="json") for k in keys])
         return
@@ -240,11 +226,7 @@ def keys_revoke(prefix: str) -> None:
     """Revoke a key by prefix; it stops working at once."""
     from mosaic_memory.owners.service import OwnerService
 
-    async def go() -> Any:
-        async with direct_session(settings()) as session:
-            return await OwnerService().revoke_key(session, prefix)
-
-    key = run(go())
+    key = call_db(lambda session: OwnerService().revoke_key(session, prefix))
     console.print(f"revoked {key.prefix} ({key.user})", highlight=False)
 
 
@@ -257,11 +239,7 @@ def teams_create(
     """Create a team."""
     from mosaic_memory.owners.service import OwnerService
 
-    async def go() -> Any:
-        async with direct_session(settings()) as session:
-            return await OwnerService().create_team(session, name, member or [])
-
-    team = run(go())
+    team = call_db(lambda session: OwnerService().create_team(session, name, member or []))
     if as_json:
         print_json(team.model_dump(mode="json"))
         return
@@ -275,11 +253,7 @@ def teams_add_member(
     """Add USER to TEAM."""
     from mosaic_memory.owners.service import OwnerService
 
-    async def go() -> Any:
-        async with direct_session(settings()) as session:
-            return await OwnerService().add_member(session, team, user, role)
-
-    result = run(go())
+    result = call_db(lambda session: OwnerService().add_member(session, team, user, role))
     console.print(f"team {result.name}: {', '.join(result.members)}", highlight=False)
 
 
@@ -288,11 +262,7 @@ def teams_list(as_json: JsonOpt = False) -> None:
     """List teams and their members."""
     from mosaic_memory.owners.service import OwnerService
 
-    async def go() -> list[Any]:
-        async with direct_session(settings()) as session:
-            return await OwnerService().list_teams(session)
-
-    teams = run(go())
+    teams = call_db(lambda session: OwnerService().list_teams(session))
     if as_json:
         print_json([t.model_dump(mode="json") for t in teams])
         return
@@ -315,11 +285,7 @@ def remember(
     """Store an insight in the running service."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.remember(text, tags=tag, category=category, importance=importance, owner=owner)
-
-    out = run(go())
+    out = call_api(cfg, lambda mm: mm.remember(text, tags=tag, category=category, importance=importance, owner=owner))
     if as_json:
         print_json(out.model_dump(mode="json"))
         return
@@ -340,11 +306,7 @@ def recall(
     cfg = settings()
     filters = {"tags": tag} if tag else None
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.search(query, k=k, mode=mode, kinds=kind, filters=filters)
-
-    out = run(go())
+    out = call_api(cfg, lambda mm: mm.search(query, k=k, mode=mode, kinds=kind, filters=filters))
     if as_json:
         print_json(out.model_dump(mode="json"))
         return
@@ -371,11 +333,7 @@ def logs_add(
     cfg = settings()
     event = {"session_id": session, "content": content, "agent_id": agent, "level": level}
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.log_events([{k: v for k, v in event.items() if v is not None}], owner=owner)
-
-    out = run(go())
+    out = call_api(cfg, lambda mm: mm.log_events([{k: v for k, v in event.items() if v is not None}], owner=owner))
     if as_json:
         print_json(out.model_dump(mode="json"))
         return
@@ -395,11 +353,9 @@ def logs_list(
     """List events oldest first."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.list_logs(session_id=session, agent_id=agent, level=level, limit=limit, cursor=cursor)
-
-    page = run(go())
+    page = call_api(
+        cfg, lambda mm: mm.list_logs(session_id=session, agent_id=agent, level=level, limit=limit, cursor=cursor)
+    )
     if as_json:
         print_json(page.model_dump(mode="json"))
         return
@@ -434,11 +390,7 @@ def logs_search(
     """Search agent logs by meaning and keyword."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.search_logs(query, session_id=session, agent_id=agent, k=k, mode=mode)
-
-    out = run(go())
+    out = call_api(cfg, lambda mm: mm.search_logs(query, session_id=session, agent_id=agent, k=k, mode=mode))
     if as_json:
         print_json(out.model_dump(mode="json"))
         return

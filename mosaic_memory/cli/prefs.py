@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import client, console, fail, print_json, run, settings
+from mosaic_memory.cli.common import call_api, client, console, fail, print_json, run, settings
 
 prefs_app = typer.Typer(help="Preferences: key -> value, optionally per agent or project.", no_args_is_help=True)
 
@@ -50,11 +50,9 @@ def prefs_set(
     cfg = settings()
     mutable = None if immutable is None else not immutable
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.set_preference(key, parsed, scope=scope, mutable=mutable, source=source, owner=owner)
-
-    out = run(go())
+    out = call_api(
+        cfg, lambda mm: mm.set_preference(key, parsed, scope=scope, mutable=mutable, source=source, owner=owner)
+    )
     if as_json:
         print_json(out.model_dump(mode="json"))
         return
@@ -69,11 +67,7 @@ def prefs_get(key: str, scope: ScopeOpt = None, owner: OwnerOpt = None, as_json:
     """Print one preference's value."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.get_preference(key, scope=scope, owner=owner)
-
-    out = run(go())
+    out = call_api(cfg, lambda mm: mm.get_preference(key, scope=scope, owner=owner))
     if as_json:
         print_json(out.model_dump(mode="json"))
         return
@@ -92,11 +86,9 @@ def prefs_list(
     """List preferences, by key."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.list_preferences(scope=scope, owner=owner, prefix=prefix, limit=limit, cursor=cursor)
-
-    page = run(go())
+    page = call_api(
+        cfg, lambda mm: mm.list_preferences(scope=scope, owner=owner, prefix=prefix, limit=limit, cursor=cursor)
+    )
     if as_json:
         print_json(page.model_dump(mode="json"))
         return
@@ -143,11 +135,7 @@ def prefs_history(
     """Every change of a preference, newest first."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.preference_history(key, scope=scope, owner=owner, limit=limit)
-
-    changes = run(go())
+    changes = call_api(cfg, lambda mm: mm.preference_history(key, scope=scope, owner=owner, limit=limit))
     if as_json:
         print_json([c.model_dump(mode="json") for c in changes])
         return

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import client, console, fail, print_json, run, settings
+from mosaic_memory.cli.common import call_api, client, console, fail, print_json, run, settings
 
 skills_app = typer.Typer(help="Skills: named procedures, found by the task at hand.", no_args_is_help=True)
 
@@ -47,11 +47,7 @@ def skills_add(
     steps = _instructions(instructions, instructions_file)
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.create_skill(name, description, instructions=steps, tags=tag, owner=owner)
-
-    out = run(go())
+    out = call_api(cfg, lambda mm: mm.create_skill(name, description, instructions=steps, tags=tag, owner=owner))
     if as_json:
         print_json(out.model_dump(mode="json"))
         return
@@ -69,11 +65,7 @@ def skills_list(
     """List skills, newest first."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.list_skills(owner=owner, tag=tag, limit=limit, cursor=cursor)
-
-    page = run(go())
+    page = call_api(cfg, lambda mm: mm.list_skills(owner=owner, tag=tag, limit=limit, cursor=cursor))
     if as_json:
         print_json(page.model_dump(mode="json"))
         return
@@ -93,11 +85,7 @@ def skills_get(skill_id: Annotated[str, typer.Argument(metavar="ID")], as_json: 
     """Print a skill with its instructions."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.get_skill(skill_id)
-
-    out = run(go())
+    out = call_api(cfg, lambda mm: mm.get_skill(skill_id))
     if as_json:
         print_json(out.model_dump(mode="json"))
         return
@@ -132,11 +120,7 @@ def skills_find(
     """Which skill fits this task? Searches skills by meaning (and words, in hybrid mode)."""
     cfg = settings()
 
-    async def go() -> Any:
-        async with client(cfg) as mm:
-            return await mm.find_skills(task, k=k, mode=mode)
-
-    out = run(go())
+    out = call_api(cfg, lambda mm: mm.find_skills(task, k=k, mode=mode))
     if as_json:
         print_json(out.model_dump(mode="json"))
         return

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -34,6 +35,16 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page")
+
+
+R = TypeVar("R")
+
+
+def make_page(rows: Sequence[R], limit: int, *, item: Callable[[R], T], cursor: Callable[[R], str]) -> Page[T]:
+    """A page from ``limit + 1`` fetched rows: the extra row only says whether a next page exists."""
+    page = list(rows[:limit])
+    next_cursor = cursor(page[-1]) if page and len(rows) > limit else None
+    return Page[T](items=[item(r) for r in page], next_cursor=next_cursor)
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:

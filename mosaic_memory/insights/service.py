@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder, content_hash
-from mosaic_memory.common.schemas import Page, Source, check_json_size, decode_cursor, encode_cursor
+from mosaic_memory.common.schemas import Page, Source, check_json_size, decode_cursor, encode_cursor, make_page
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ContentTooLarge, InsightNotFound, InvalidInput
 from mosaic_memory.insights.repository import InsightRepository
@@ -272,10 +272,11 @@ class InsightService:
             category=category,
             include_history=include_history,
         )
-        page = list(rows[:limit])
-        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-        return Page[InsightOut](
-            items=[insight_out(r, principal.owner_by_id(r.owner_id)) for r in page], next_cursor=next_cursor
+        return make_page(
+            rows,
+            limit,
+            item=lambda r: insight_out(r, principal.owner_by_id(r.owner_id)),
+            cursor=lambda r: encode_cursor(r.created_at, r.id),
         )
 
     async def update(

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder, EmbeddingError, content_hash
-from mosaic_memory.common.schemas import Page, check_json_size
+from mosaic_memory.common.schemas import Page, check_json_size, make_page
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import ContentTooLarge, InvalidInput, LogNotFound, PermissionDenied
 from mosaic_memory.logs.repository import LogRepository
@@ -239,8 +239,9 @@ class LogService:
             agent_id=agent_id,
             level=level,
         )
-        page = list(rows[:limit])
-        last = page[-1][0] if page else None
-        next_cursor = encode_log_cursor(last.occurred_at, last.seq) if last is not None and len(rows) > limit else None
-        items = [log_out(r, principal.owner_by_id(r.owner_id), embedded=e) for r, e in page]
-        return Page[LogOut](items=items, next_cursor=next_cursor)
+        return make_page(
+            rows,
+            limit,
+            item=lambda pair: log_out(pair[0], principal.owner_by_id(pair[0].owner_id), embedded=pair[1]),
+            cursor=lambda pair: encode_log_cursor(pair[0].occurred_at, pair[0].seq),
+        )

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder, content_hash
-from mosaic_memory.common.schemas import Page, check_json_size
+from mosaic_memory.common.schemas import Page, check_json_size, make_page
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ImmutablePreference, InvalidInput, PreferenceNotFound
 from mosaic_memory.models import Preference, PreferenceHistory, utc_now
@@ -173,10 +173,9 @@ class PreferenceService:
         rows = await PreferenceRepository(session).list(
             [o.id for o in owners], limit=limit + 1, after=after, scope=scope, prefix=prefix
         )
-        page = list(rows[:limit])
-        next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
-        items = [preference_out(r, principal.owner_by_id(r.owner_id)) for r in page]
-        return Page[PreferenceOut](items=items, next_cursor=next_cursor)
+        return make_page(
+            rows, limit, item=lambda r: preference_out(r, principal.owner_by_id(r.owner_id)), cursor=_encode_cursor
+        )
 
     async def delete(
         self, session: AsyncSession, principal: Principal, key: str, *, scope: str = "", owner: str | None = None

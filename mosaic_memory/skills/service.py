@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder, content_hash
-from mosaic_memory.common.schemas import Page, check_json_size, decode_cursor, encode_cursor
+from mosaic_memory.common.schemas import Page, check_json_size, decode_cursor, encode_cursor, make_page
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import ContentTooLarge, SkillExists, SkillNotFound
 from mosaic_memory.models import Skill, utc_now
@@ -113,10 +113,12 @@ class SkillService:
         owners = OwnerService.resolve_read_owners(principal, owner)
         after = decode_cursor(cursor) if cursor else None
         rows = await SkillRepository(session).list([o.id for o in owners], limit=limit + 1, after=after, tag=tag)
-        page = list(rows[:limit])
-        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-        items = [skill_out(r, principal.owner_by_id(r.owner_id)) for r in page]
-        return Page[SkillOut](items=items, next_cursor=next_cursor)
+        return make_page(
+            rows,
+            limit,
+            item=lambda r: skill_out(r, principal.owner_by_id(r.owner_id)),
+            cursor=lambda r: encode_cursor(r.created_at, r.id),
+        )
 
     async def update(
         self, session: AsyncSession, principal: Principal, skill_id: uuid.UUID, data: SkillUpdate
