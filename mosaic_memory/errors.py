@@ -19,11 +19,15 @@ __all__ = [
     "ImmutablePreference",
     "InsightNotFound",
     "InvalidInput",
+    "JobNotFound",
+    "JobRunNotFound",
     "MosaicError",
     "NotFound",
     "OwnerNotFound",
     "PermissionDenied",
     "StorageTierError",
+    "SummarizerBudgetExhausted",
+    "SummarizerUnavailable",
 ]
 
 
@@ -122,3 +126,25 @@ class ContentTooLarge(InvalidInput):
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"content is {size} bytes; the limit is {limit} bytes (MOSAIC_MAX_CONTENT_BYTES)")
+
+
+class JobNotFound(NotFound):
+    def __init__(self, job_id: str, known: list[str]) -> None:
+        super().__init__(f"job {job_id!r} not found; known jobs: {', '.join(known)}")
+
+
+class JobRunNotFound(NotFound):
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"job run {run_id} not found")
+
+
+class SummarizerUnavailable(MosaicError):
+    """The configured summarizer could not summarize a group (LLM endpoint down, bad reply)."""
+
+    status_code = 503
+
+
+class SummarizerBudgetExhausted(MosaicError):
+    """The run spent its LLM budget (calls or tokens); the remaining groups wait for the next run."""
+
+    status_code = 429

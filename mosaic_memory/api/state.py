@@ -20,6 +20,7 @@ from mosaic_memory.db import (
 )
 from mosaic_memory.errors import EmbeddingMismatch
 from mosaic_memory.insights.service import InsightService
+from mosaic_memory.jobs_ledger.service import JobControl
 from mosaic_memory.models import InstanceMeta
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.search.service import SearchService
@@ -39,6 +40,7 @@ class AppState:
     insights: InsightService
     search: SearchService
     extras: dict[str, Any] = field(default_factory=dict)
+    jobs: JobControl | None = None  # set by the composition root (api/app.py, the CLI)
 
     async def aclose(self) -> None:
         await self.embedder.aclose()
