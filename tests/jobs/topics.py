@@ -26,3 +26,10 @@ TRIP = [
     "Added a reminder to buy a Lisboa Card for public transport and museums",
     "User prefers restaurants serving seafood near the river",
 ]
+CI = [
+    "User's GitHub Actions pipeline fails on the integration tests job",
+    "The failing step needs a Redis service container that was missing",
+    "Added a redis:7 service to the workflow with a health check",
+    "Cached the pip downloads between workflow runs to speed up the build",
+    "The pipeline is green again and takes six minutes instead of eleven",
+]
