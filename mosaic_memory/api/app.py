@@ -95,6 +95,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
 
                 scheduler = JobScheduler(runner.registry, runner, timezone=settings.jobs.timezone)
                 scheduler.start()
+            app.state.scheduler = scheduler
             app.state.mosaic = built
             log.info("Mosaic Memory ready (tier %s, embedder %s)", built.database.tier, built.embedder.model_id)
             yield

@@ -16,10 +16,14 @@ from mosaic_memory.config import Settings
 from mosaic_memory.models import AgentLog, Insight, InsightSource, Owner, utc_now
 
 
-def runner_for(state: AppState, **jobs_settings: Any) -> JobRunner:
-    """A runner over the suite's database and model, with ``settings.jobs`` fields overridden."""
+def runner_for(state: AppState, *, policy: dict[str, Any] | None = None, **jobs_settings: Any) -> JobRunner:
+    """A runner over the suite's database and model, with ``settings.jobs`` fields (and
+    ``settings.policy`` kinds) overridden."""
     jobs = state.settings.jobs.model_copy(update=jobs_settings)
-    settings: Settings = state.settings.model_copy(update={"jobs": jobs})
+    update: dict[str, Any] = {"jobs": jobs}
+    if policy:
+        update["policy"] = state.settings.policy.model_copy(update=policy)
+    settings: Settings = state.settings.model_copy(update=update)
     return JobRunner(
         registry=build_registry(settings),
         settings=settings,
@@ -52,6 +56,8 @@ async def make_logs(
     start: datetime | None = None,
     step: timedelta = timedelta(minutes=1),
     level: str = "info",
+    tier: str = "hot",
+    tier_changed_at: datetime | None = None,
 ) -> list[uuid.UUID]:
     """Insert agent logs with the real model's embeddings, one ``step`` apart; returns their ids."""
     start = start or utc_now() - timedelta(hours=1)
@@ -70,6 +76,8 @@ async def make_logs(
             content_hash=uuid.uuid4().hex,
             embedding=vectors[i],
             embedding_model=state.embedder.model_id,
+            tier=tier,
+            tier_changed_at=tier_changed_at,
         )
         for i, text in enumerate(contents)
     ]
