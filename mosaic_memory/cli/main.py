@@ -19,6 +19,7 @@ from mosaic_memory.cli.common import (
     run,
     settings,
 )
+from mosaic_memory.cli.jobs import jobs_app
 
 app = typer.Typer(
     name="mosaic-memory",
@@ -37,6 +38,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(teams_app, name="teams")
+app.add_typer(jobs_app, name="jobs")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
