@@ -184,7 +184,9 @@ class SummarizationService:
             if log.tier != "hot" or log.tier_changed_at is not None
         ]
         await repo.mark_summarized(key.owner_id, log_ids, run_id, now)
-        change = {**result.to_json(), "merged_prior": priors, "log_prior": log_prior}
+        # Compact (no texts): this list is appended once per group and rewritten each time.
+        change = {k: v for k, v in result.to_json().items() if k != "insights"}
+        change.update(merged_prior=priors, log_prior=log_prior)
         await JobRunRepository(session).append_change(run_id, "groups", change)
         return result
 
