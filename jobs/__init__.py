@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobs.maintenance import expire_and_decay, tier_logs
+from jobs.reembed import reembed
 from jobs.registry import JobContext, JobRegistry, JobSpec
 from jobs.runner import SKIPPED_LOCKED, JobRunner
 from jobs.summarize import rollback_summarize, summarize
@@ -54,6 +55,14 @@ def build_registry(settings: Settings) -> JobRegistry:
             "move old warm logs to cold; delete cold logs past policy.logs.retention_days when set",
             tier_logs,
             trigger=cfg.log_tiers_cron,
+        )
+    )
+    registry.register(
+        JobSpec(
+            "reembed",
+            "re-embed every row with the configured model in batches, then switch atomically",
+            reembed,
+            trigger=cfg.reembed_cron,
         )
     )
     return registry

@@ -85,8 +85,10 @@ async def check_embedding_space(
             )
 
 
-async def build_state(settings: Settings) -> AppState:
-    """Open the database (starting the embedded one for the local tier), migrate, load the model."""
+async def build_state(settings: Settings, *, check_embeddings: bool = True) -> AppState:
+    """Open the database (starting the embedded one for the local tier), migrate, load the model.
+
+    ``check_embeddings=False`` skips the model check, for ``mosaic-memory embeddings reembed``."""
     database = open_database(settings)
     engine = None
     try:
@@ -106,7 +108,8 @@ async def build_state(settings: Settings) -> AppState:
                 f"the database schema is at revision {revision}, not {head_revision()}: run "
                 f"'mosaic-memory db upgrade' (or start without MOSAIC_AUTO_MIGRATE=false)"
             )
-        await check_embedding_space(sessionmaker, embedder)
+        if check_embeddings:
+            await check_embedding_space(sessionmaker, embedder)
     except BaseException:
         if engine is not None:
             await engine.dispose()

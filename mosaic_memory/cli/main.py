@@ -19,6 +19,7 @@ from mosaic_memory.cli.common import (
     run,
     settings,
 )
+from mosaic_memory.cli.embeddings_cmd import embeddings_app
 from mosaic_memory.cli.jobs import jobs_app
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(teams_app, name="teams")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(embeddings_app, name="embeddings")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
