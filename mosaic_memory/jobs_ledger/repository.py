@@ -30,7 +30,7 @@ class JobRunRepository:
     async def get(self, run_id: uuid.UUID) -> JobRun | None:
         return await self.session.get(JobRun, run_id, populate_existing=True)
 
-    async def list(self, *, job_id: str | None = None, limit: int = 50) -> Sequence[JobRun]:
+    async def recent(self, *, job_id: str | None = None, limit: int = 50) -> Sequence[JobRun]:
         stmt = select(JobRun)
         if job_id is not None:
             stmt = stmt.where(JobRun.job_id == job_id)

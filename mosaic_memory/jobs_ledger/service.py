@@ -62,5 +62,5 @@ class JobLedgerService:
         return run_out(row)
 
     async def history(self, session: AsyncSession, *, job_id: str | None = None, limit: int = 50) -> list[JobRunOut]:
-        rows: Sequence[JobRun] = await JobRunRepository(session).list(job_id=job_id, limit=limit)
+        rows: Sequence[JobRun] = await JobRunRepository(session).recent(job_id=job_id, limit=limit)
         return [run_out(r) for r in rows]

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from jobs import JobRunner
+from jobs import JobContext, JobRunner
+from jobs.registry import RunReport
+from jobs.summarize import summarize
 from mosaic_memory.api.state import AppState
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id
@@ -135,3 +137,28 @@ async def test_jobs_over_rest(
     assert (await http.get("/v1/insights", headers=h)).json()["items"] == []
     twice = await http.post(f"/v1/jobs/runs/{run['id']}/rollback", headers=admin_headers)
     assert twice.status_code == 409
+
+
+async def test_job_function_runs_directly_with_injected_time(make_user: UserFactory, state: AppState) -> None:
+    name, _ = await make_user()
+    owner = await owner_id(state, name)
+    await make_logs(state, owner, session_id="direct", contents=TRIP, start=datetime(2026, 11, 24, 8, tzinfo=UTC))
+    when = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    ctx = JobContext(
+        settings=state.settings,
+        sessionmaker=state.sessionmaker,
+        engine=state.engine,
+        embedder=state.embedder,
+        insights=state.insights,
+        run_id=uuid.uuid4(),
+        now=when,
+        dry_run=False,
+        report=RunReport(state.sessionmaker, uuid.uuid4()),
+    )
+    await summarize(ctx)
+    assert ctx.report.counts["logs_consumed"] >= len(TRIP)
+    logs = await log_rows(state, owner)
+    assert {r["summarized_at"] for r in logs.values()} == {when}
+    assert {r["tier_changed_at"] for r in logs.values()} == {when}
+    (text,) = [r["content"] for r in (await insight_rows(state, owner)).values()]
+    assert text.startswith("In session direct (agent agent-1, 6 events, 2026-11-24): ")
