@@ -32,7 +32,14 @@ async def summarize(ctx: JobContext) -> str | None:
     async with ctx.sessionmaker() as session:
         groups = await service.pending(session, cutoff=cutoff)
     total = len(groups)
-    ctx.report.add(groups=0, logs_consumed=0, insights_created=0, insights_merged=0, insights_deduplicated=0)
+    ctx.report.add(
+        groups=0,
+        logs_consumed=0,
+        insights_created=0,
+        insights_merged=0,
+        insights_deduplicated=0,
+        insights_superseded=0,
+    )
     await ctx.report.progress(0, total, f"{total} groups")
     diff: list[dict[str, Any]] = []
     stopped: str | None = None
@@ -54,6 +61,7 @@ async def summarize(ctx: JobContext) -> str | None:
                     insights_created=len(result.created),
                     insights_merged=len(result.merged),
                     insights_deduplicated=len(result.deduplicated),
+                    insights_superseded=len(result.superseded),
                 )
                 if ctx.dry_run:
                     diff.append(result.to_json())

@@ -130,6 +130,9 @@ class JobsSettings(BaseModel):
     llm: LLMSummarizerSettings = LLMSummarizerSettings()
     max_lines_per_insight: int = Field(default=5, ge=1, le=50)
     max_logs_per_insight: int = Field(default=200, ge=2)
+    # A new fact this similar to a stored insight (but under the dedup threshold) is checked for a
+    # contradiction by summarizers that can judge one; a contradiction supersedes the stored insight.
+    contradiction_min_similarity: float = Field(default=0.6, ge=0.0, le=1.0)
     # A throttle between summarization groups, to leave the database and CPU to requests.
     group_pause_seconds: float = Field(default=0.0, ge=0)
     logs_cold_after_days: float | None = Field(default=30.0, gt=0)

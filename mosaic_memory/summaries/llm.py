@@ -18,7 +18,7 @@ from mosaic_memory.config import LLMSummarizerSettings
 from mosaic_memory.errors import ConfigurationError, SummarizerBudgetExhausted, SummarizerUnavailable
 from mosaic_memory.summaries.summarizers import SummaryGroup, clean_line, describe_group
 
-__all__ = ["SYSTEM_PROMPT", "LLMSummarizer", "parse_facts"]
+__all__ = ["CONTRADICTION_PROMPT", "SYSTEM_PROMPT", "LLMSummarizer", "parse_facts"]
 
 SYSTEM_PROMPT = (
     "You read the event log of an AI agent's work session and write down what is worth remembering "
@@ -26,6 +26,12 @@ SYSTEM_PROMPT = (
     "Answer with a JSON array of strings and nothing else. Each string is one atomic, self-contained "
     "fact that makes sense without the log (name the people, systems, versions and dates it is about). "
     "Leave out chatter, transient steps and anything you are unsure of. At most {max_facts} facts."
+)
+
+CONTRADICTION_PROMPT = (
+    "You compare two statements about the same user, project or system. Answer with one word: "
+    "'yes' if the NEW statement contradicts or replaces the OLD one (both cannot be true now), "
+    "otherwise 'no'."
 )
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
@@ -86,15 +92,25 @@ class LLMSummarizer:
             )
 
     async def summarize(self, group: SummaryGroup) -> list[str]:
+        content = await self._chat(self._messages(group), self.settings.max_tokens_per_call)
+        facts = parse_facts(content)[: self.max_facts]
+        if not facts:
+            raise SummarizerUnavailable("the LLM endpoint answered without any fact")
+        return facts
+
+    async def contradicts(self, new: str, old: str) -> bool:
+        """Whether ``new`` contradicts or replaces ``old`` (they cannot both be true now)."""
+        messages = [
+            {"role": "system", "content": CONTRADICTION_PROMPT},
+            {"role": "user", "content": f"OLD: {old}\nNEW: {new}"},
+        ]
+        return (await self._chat(messages, 8)).strip().lower().startswith("yes")
+
+    async def _chat(self, messages: list[dict[str, str]], max_tokens: int) -> str:
         s = self.settings
         url = str(s.base_url).rstrip("/") + "/chat/completions"
         headers = {"Authorization": f"Bearer {s.api_key.get_secret_value()}"} if s.api_key else {}
-        body = {
-            "model": s.model,
-            "messages": self._messages(group),
-            "temperature": 0,
-            "max_tokens": s.max_tokens_per_call,
-        }
+        body = {"model": s.model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}
         last = "no attempt"
         async with httpx.AsyncClient(timeout=s.timeout_seconds) as client:
             for attempt in range(s.max_retries + 1):
@@ -112,10 +128,10 @@ class LLMSummarizer:
                     continue
                 if response.status_code >= 400:
                     raise SummarizerUnavailable(f"the LLM endpoint {url} answered HTTP {response.status_code}")
-                return self._facts(response)
+                return self._content(response)
         raise SummarizerUnavailable(f"the LLM endpoint {url} failed {s.max_retries + 1} times (last: {last})")
 
-    def _facts(self, response: httpx.Response) -> list[str]:
+    def _content(self, response: httpx.Response) -> str:
         try:
             data = response.json()
             content = data["choices"][0]["message"]["content"]
@@ -123,7 +139,4 @@ class LLMSummarizer:
             raise SummarizerUnavailable("the LLM endpoint sent a reply without choices[0].message.content") from None
         usage = data.get("usage") or {}
         self.tokens += int(usage.get("total_tokens") or (len(json.dumps(data)) // 4))
-        facts = parse_facts(str(content or ""))[: self.max_facts]
-        if not facts:
-            raise SummarizerUnavailable("the LLM endpoint answered without any fact")
-        return facts
+        return str(content or "")

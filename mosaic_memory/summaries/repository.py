@@ -37,6 +37,8 @@ class GroupKey:
 
 # Columns a merge may change; restoring them undoes the merge exactly.
 MERGE_FIELDS = ("tags", "importance", "confidence", "pinned", "metadata_", "category", "updated_at")
+# Columns superseding changes on the older insight.
+SUPERSEDE_FIELDS = ("superseded_by", "valid_to", "updated_at")
 
 
 class SummaryRepository:

@@ -19,14 +19,15 @@ from embeddings import Embedder
 from mosaic_memory.common.schemas import Source
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import OwnerNotFound
+from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.jobs_ledger.repository import JobRunRepository
 from mosaic_memory.models import AgentLog, Insight, utc_now
 from mosaic_memory.owners.repository import OwnerRepository
 from mosaic_memory.owners.schemas import OwnerRef, Principal
-from mosaic_memory.summaries.repository import MERGE_FIELDS, GroupKey, SummaryRepository
-from mosaic_memory.summaries.summarizers import LogLine, Summarizer, SummaryGroup
+from mosaic_memory.summaries.repository import MERGE_FIELDS, SUPERSEDE_FIELDS, GroupKey, SummaryRepository
+from mosaic_memory.summaries.summarizers import ContradictionJudge, LogLine, Summarizer, SummaryGroup
 
 __all__ = ["GroupKey", "GroupResult", "SummarizationService"]
 
@@ -41,6 +42,7 @@ class GroupResult:
     created: list[uuid.UUID] = field(default_factory=list)
     merged: list[uuid.UUID] = field(default_factory=list)
     deduplicated: list[uuid.UUID] = field(default_factory=list)
+    superseded: list[uuid.UUID] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,7 +52,16 @@ class GroupResult:
             "created": [str(i) for i in self.created],
             "merged": [str(i) for i in self.merged],
             "deduplicated": [str(i) for i in self.deduplicated],
+            "superseded": [str(i) for i in self.superseded],
         }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
 
 
 def _snapshot(row: Insight) -> dict[str, Any]:
@@ -63,9 +74,12 @@ def _snapshot(row: Insight) -> dict[str, Any]:
 
 
 def _unsnapshot(data: dict[str, Any]) -> dict[str, Any]:
-    fields = {name: data[name] for name in MERGE_FIELDS if name in data}
-    if fields.get("updated_at"):
-        fields["updated_at"] = datetime.fromisoformat(fields["updated_at"])
+    fields = {name: data[name] for name in (*MERGE_FIELDS, *SUPERSEDE_FIELDS) if name in data}
+    for name in ("updated_at", "valid_to"):
+        if fields.get(name):
+            fields[name] = datetime.fromisoformat(fields[name])
+    if fields.get("superseded_by"):
+        fields["superseded_by"] = uuid.UUID(fields["superseded_by"])
     return fields
 
 
@@ -121,6 +135,37 @@ class SummarizationService:
         ref = OwnerRef(owner.id, owner.kind, owner.name)
         return Principal(user=ref, key_id=None, scopes=frozenset({"read", "write"}))
 
+    async def _contradictions(
+        self, session: AsyncSession, owner_id: uuid.UUID, summarizer: Summarizer, items: list[InsightCreate]
+    ) -> list[dict[str, Any]]:
+        """Point ``supersedes`` of each new fact that contradicts a related stored insight at it;
+        returns the prior state of those insights. Only summarizers that can judge do this."""
+        if not items or not isinstance(summarizer, ContradictionJudge):
+            return []
+        threshold = self.settings.policy.insights.dedup_threshold or 1.0
+        low = self.settings.jobs.contradiction_min_similarity
+        repo = InsightRepository(session)
+        vectors = await self.embedder.embed_documents([item.content for item in items])
+        nearest = await repo.nearest_current(
+            owner_id,
+            vectors,
+            exact_threshold=self.settings.search.exact_scan_threshold,
+            ef_search=self.settings.search.hnsw_ef_search,
+        )
+        priors: list[dict[str, Any]] = []
+        taken: set[uuid.UUID] = set()
+        for item, near in zip(items, nearest, strict=True):
+            if near is None or near[0] in taken or not low <= near[1] < threshold:
+                continue
+            old = await repo.get([owner_id], near[0])
+            if old is None or old.pinned or not await summarizer.contradicts(item.content, old.content):
+                continue
+            taken.add(old.id)
+            item.supersedes = old.id
+            prior = {name: getattr(old, name) for name in SUPERSEDE_FIELDS}
+            priors.append({"id": str(old.id), "prior": {k: _jsonable(v) for k, v in prior.items()}})
+        return priors
+
     async def summarize_group(
         self,
         session: AsyncSession,
@@ -162,6 +207,8 @@ class SummarizationService:
             )
             for t in texts
         ]
+        superseded = await self._contradictions(session, key.owner_id, summarizer, items)
+        result.superseded = [uuid.UUID(p["id"]) for p in superseded]
         priors: list[dict[str, Any]] = []
 
         def remember_prior(row: Insight) -> None:
@@ -186,7 +233,7 @@ class SummarizationService:
         await repo.mark_summarized(key.owner_id, log_ids, run_id, now)
         # Compact (no texts): this list is appended once per group and rewritten each time.
         change = {k: v for k, v in result.to_json().items() if k != "insights"}
-        change.update(merged_prior=priors, log_prior=log_prior)
+        change.update(merged_prior=priors, superseded_prior=superseded, log_prior=log_prior)
         await JobRunRepository(session).append_change(run_id, "groups", change)
         return result
 
@@ -204,6 +251,11 @@ class SummarizationService:
             owner_id = uuid.UUID(g["owner_id"])
             for merged in reversed(g.get("merged_prior") or []):
                 await repo.restore_insight(owner_id, uuid.UUID(merged["id"]), _unsnapshot(merged["prior"]))
+                counts["insights_restored"] += 1
+        for g in reversed(groups):
+            owner_id = uuid.UUID(g["owner_id"])
+            for old in g.get("superseded_prior") or []:
+                await repo.restore_insight(owner_id, uuid.UUID(old["id"]), _unsnapshot(old["prior"]))
                 counts["insights_restored"] += 1
         counts["sources_deleted"] = await repo.delete_sources(owner_ids, run_id)
         counts["insights_deleted"] = await repo.delete_created(owner_ids, run_id)

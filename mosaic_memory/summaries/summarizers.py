@@ -13,12 +13,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ExtractiveSummarizer", "LogLine", "Summarizer", "SummaryGroup", "describe_group"]
+__all__ = ["ContradictionJudge", "ExtractiveSummarizer", "LogLine", "Summarizer", "SummaryGroup", "describe_group"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,13 @@ class Summarizer(Protocol):
         """Insight texts for ``group`` (at least one when it has lines). Raises SummarizerUnavailable,
         SummarizerBudgetExhausted."""
         ...
+
+
+@runtime_checkable
+class ContradictionJudge(Protocol):
+    """A summarizer that can also tell whether a new fact contradicts a stored one (the LLM one)."""
+
+    async def contradicts(self, new: str, old: str) -> bool: ...
 
 
 _SPACE = re.compile(r"\s+")

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from mosaic_memory.api.state import AppState
 from mosaic_memory.config import LLMSummarizerSettings
-from mosaic_memory.summaries.llm import parse_facts
+from mosaic_memory.summaries.llm import CONTRADICTION_PROMPT, parse_facts
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, runner_for
 from tests.jobs.topics import FONT, TRIP
@@ -45,18 +46,24 @@ class ChatHandler(BaseHTTPRequestHandler):
         user = body["messages"][-1]["content"]
         if self.path != "/v1/chat/completions":
             return self._send(404, {"error": {"message": "not found"}})
+        if body["messages"][0]["content"] == CONTRADICTION_PROMPT:
+            old, new = user.split("\nNEW: ")
+            verdict = "yes" if "Iosevka" in old and "JetBrains" in new else "no"
+            return self._send(200, self._reply(body, verdict))
         if "FAIL" in user:
             return self._send(500, {"error": {"message": "model crashed"}})
         facts = [f"The user: {line.rstrip('.')}" for line in EVENT.findall(user)[:2]]
-        content = "```json\n" + json.dumps(facts) + "\n```"
-        reply = {
+        self._send(200, self._reply(body, "```json\n" + json.dumps(facts) + "\n```"))
+
+    @staticmethod
+    def _reply(body: dict[str, Any], content: str) -> dict[str, Any]:
+        return {
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 90, "completion_tokens": 10, "total_tokens": 100},
         }
-        self._send(200, reply)
 
     def _send(self, status: int, data: dict[str, Any]) -> None:
         raw = json.dumps(data).encode()
@@ -139,3 +146,33 @@ async def test_budget_stops_the_run_and_leaves_the_rest_for_the_next(
     done = {r["session_id"] for r in logs.values() if r["summarized_at"] is not None}
     assert len(done) == 1
     assert len(await insight_rows(state, owner)) == 2  # two facts from the one call
+    await runner_for(state).run("summarize", trigger="test")  # leave nothing pending for other tests
+
+
+async def test_a_contradicting_fact_supersedes_the_stored_insight_and_rolls_back(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState, chat: ChatServer
+) -> None:
+    await runner_for(state).run("summarize", trigger="test")
+    name, h = await make_user()
+    owner = await owner_id(state, name)
+    old = await http.post("/v1/insights", json={"content": "The user's editor font is Iosevka"}, headers=h)
+    assert old.status_code == 201
+    before = await insight_rows(state, owner)
+    await make_logs(
+        state,
+        owner,
+        session_id="font-switch",
+        contents=["User switched the editor font from Iosevka to JetBrains Mono", "User wants larger line spacing"],
+    )
+    runner = runner_for(state, summarizer="llm", llm=llm(chat))
+    run = await runner.run("summarize", trigger="test")
+    assert run.status == "succeeded", run
+    assert run.counts["insights_superseded"] == 1
+    stored = (await http.get(f"/v1/insights/{old.json()['id']}", headers=h)).json()
+    new_id = stored["superseded_by"]
+    assert new_id and stored["valid_to"] is not None
+    new = (await http.get(f"/v1/insights/{new_id}", headers=h)).json()
+    assert "JetBrains Mono" in new["content"]
+
+    await runner.rollback(run.id)
+    assert await insight_rows(state, owner) == before
