@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, cast, delete, func, select, text, update
+from sqlalchemy import Date, case, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,16 +84,17 @@ class SummaryRepository:
         self, owner_id: uuid.UUID, log_ids: Sequence[uuid.UUID], run_id: uuid.UUID, now: datetime
     ) -> None:
         """Mark the logs consumed by ``run_id``; hot ones move to warm."""
-        await self.session.execute(
-            update(AgentLog)
-            .where(AgentLog.owner_id == owner_id, AgentLog.id.in_(log_ids), AgentLog.tier == "hot")
-            .values(tier="warm", tier_changed_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        # One statement: every row version written also costs an HNSW insert on the log's vector.
+        hot = AgentLog.tier == "hot"
         await self.session.execute(
             update(AgentLog)
             .where(AgentLog.owner_id == owner_id, AgentLog.id.in_(log_ids))
-            .values(summarized_at=now, summarized_by_run=run_id)
+            .values(
+                summarized_at=now,
+                summarized_by_run=run_id,
+                tier=case((hot, "warm"), else_=AgentLog.tier),
+                tier_changed_at=case((hot, now), else_=AgentLog.tier_changed_at),
+            )
             .execution_options(synchronize_session=False)
         )
 
