@@ -138,6 +138,17 @@ class JobsSettings(BaseModel):
     logs_cold_after_days: float | None = Field(default=30.0, gt=0)
     reembed_batch_size: int = Field(default=256, ge=1)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from None
+        return value
+
 
 class Settings(BaseSettings):
     """The effective configuration of one process."""

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mosaic_memory.common.schemas import StrictModel
+
 RunStatus = Literal["running", "succeeded", "partial", "failed", "skipped", "abandoned", "rolled_back"]
 Trigger = Literal["schedule", "cli", "api", "test"]
 
@@ -37,5 +39,5 @@ class JobOut(BaseModel):
     last_run: JobRunOut | None = None
 
 
-class RunRequest(BaseModel):
-    dry_run: bool = False
+class RunRequest(StrictModel):
+    dry_run: bool = Field(default=False, description="record the diff the run would apply, change nothing")

@@ -130,3 +130,5 @@ async def test_killed_run_is_finished_by_the_next_without_duplicates(
     async with state.sessionmaker() as session:
         killed_row = await session.scalar(select(JobRun).where(JobRun.id == killed))
     assert killed_row is not None and killed_row.status == "abandoned"
+    # its progress was written while it ran, group by group
+    assert 0 < killed_row.progress < 1 and killed_row.counts["groups"] >= 1

@@ -66,3 +66,8 @@ async def test_service_lifespan_starts_the_scheduler_unless_disabled(
         if enabled:
             assert set(scheduler.scheduled()) == {"summarize", "expire-decay", "log-tiers"}
         assert app.state.mosaic.jobs is not None
+
+
+def test_unknown_time_zone_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        JobsSettings(timezone="Mars/Olympus")

@@ -116,6 +116,8 @@ async def test_jobs_over_rest(
     assert jobs["summarize"]["schedule"] == "0 2 * * *" and jobs["summarize"]["supports_rollback"]
     assert {"expire-decay", "log-tiers"} <= jobs.keys()
 
+    typo = await http.post("/v1/jobs/summarize/runs", json={"dryrun": True}, headers=admin_headers)
+    assert typo.status_code == 422 and typo.json()["error"] == "InvalidInput"
     dry = await http.post("/v1/jobs/summarize/runs", json={"dry_run": True}, headers=admin_headers)
     assert dry.status_code == 200, dry.text
     assert dry.json()["dry_run"] is True
