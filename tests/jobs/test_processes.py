@@ -93,10 +93,13 @@ async def test_killed_run_is_finished_by_the_next_without_duplicates(
     proc = spawn(state.database.url, "--pause", "5")
     try:
         await wait_ready(proc)
-        for _ in range(1200):  # until the first group of this owner has committed
+        for _ in range(1200):  # until the first group of this owner has committed, and its progress too
             consumed = [r for r in (await log_rows(state, owner)).values() if r["summarized_by_run"]]
             if consumed:
-                break
+                async with state.sessionmaker() as session:
+                    ledger = await session.get(JobRun, consumed[0]["summarized_by_run"])
+                    if ledger is not None and ledger.progress > 0:
+                        break
             assert proc.poll() is None, proc.communicate()[1][-3000:]
             await asyncio.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
