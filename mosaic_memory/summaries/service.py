@@ -146,7 +146,7 @@ class SummarizationService:
         low = self.settings.jobs.contradiction_min_similarity
         repo = InsightRepository(session)
         vectors = await self.embedder.embed_documents([item.content for item in items])
-        nearest = await repo.nearest_current(
+        nearest: list[tuple[uuid.UUID, float] | None] = await repo.nearest_current(
             owner_id,
             vectors,
             exact_threshold=self.settings.search.exact_scan_threshold,
