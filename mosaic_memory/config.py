@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 __all__ = [
     "EmbeddingSettings",
+    "JobsSettings",
     "KindPolicy",
     "LogSettings",
     "Settings",
@@ -130,6 +131,52 @@ class LocalTierSettings(BaseModel):
     allow_open_permissions: bool = False
 
 
+class LLMSummarizerSettings(BaseModel):
+    """An OpenAI-compatible chat endpoint for the LLM summarizer (``/v1/chat/completions``)."""
+
+    base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_calls_per_run: int = Field(default=500, ge=1)
+    max_tokens_per_run: int = Field(default=500_000, ge=1)
+    max_tokens_per_call: int = Field(default=512, ge=16)
+
+
+class JobsSettings(BaseModel):
+    """Scheduled jobs: summarization, expiry and decay, log tiers, re-embedding."""
+
+    enabled: bool = True  # MOSAIC_JOBS__ENABLED=false: this process schedules nothing
+    timezone: str = "UTC"
+    summarize_cron: str = "0 2 * * *"
+    maintenance_cron: str = "30 2 * * *"
+    log_tiers_cron: str = "0 3 * * *"
+    reembed_cron: str | None = None  # re-embedding runs on demand unless scheduled
+    summarizer: Literal["extractive", "llm"] = "extractive"
+    llm: LLMSummarizerSettings = LLMSummarizerSettings()
+    max_lines_per_insight: int = Field(default=5, ge=1, le=50)
+    max_logs_per_insight: int = Field(default=200, ge=2)
+    # A new fact this similar to a stored insight (but under the dedup threshold) is checked for a
+    # contradiction by summarizers that can judge one; a contradiction supersedes the stored insight.
+    contradiction_min_similarity: float = Field(default=0.6, ge=0.0, le=1.0)
+    # A throttle between summarization groups, to leave the database and CPU to requests.
+    group_pause_seconds: float = Field(default=0.0, ge=0)
+    logs_cold_after_days: float | None = Field(default=30.0, gt=0)
+    reembed_batch_size: int = Field(default=256, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from None
+        return value
+
+
 class Settings(BaseSettings):
     """The effective configuration of one process."""
 
@@ -161,6 +208,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     local: LocalTierSettings = LocalTierSettings()
     logs: LogSettings = LogSettings()
+    jobs: JobsSettings = JobsSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod

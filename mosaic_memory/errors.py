@@ -19,6 +19,8 @@ __all__ = [
     "ImmutablePreference",
     "InsightNotFound",
     "InvalidInput",
+    "JobNotFound",
+    "JobRunNotFound",
     "LogNotFound",
     "MosaicError",
     "NotFound",
@@ -28,6 +30,8 @@ __all__ = [
     "SkillExists",
     "SkillNotFound",
     "StorageTierError",
+    "SummarizerBudgetExhausted",
+    "SummarizerUnavailable",
 ]
 
 
@@ -148,3 +152,25 @@ class SkillNotFound(NotFound):
 class SkillExists(Conflict):
     def __init__(self, name: str, owner: str) -> None:
         super().__init__(f"{owner} already has a skill named {name!r}; rename it or PATCH the existing one")
+
+
+class JobNotFound(NotFound):
+    def __init__(self, job_id: str, known: list[str]) -> None:
+        super().__init__(f"job {job_id!r} not found; known jobs: {', '.join(known)}")
+
+
+class JobRunNotFound(NotFound):
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"job run {run_id} not found")
+
+
+class SummarizerUnavailable(MosaicError):
+    """The configured summarizer could not summarize a group (LLM endpoint down, bad reply)."""
+
+    status_code = 503
+
+
+class SummarizerBudgetExhausted(MosaicError):
+    """The run spent its LLM budget (calls or tokens); the remaining groups wait for the next run."""
+
+    status_code = 429

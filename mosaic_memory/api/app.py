@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -20,6 +20,7 @@ from mosaic_memory.api.state import AppState, bootstrap_admin, build_state
 from mosaic_memory.config import Settings
 from mosaic_memory.db import head_revision
 from mosaic_memory.insights.endpoints import router as insights_router
+from mosaic_memory.jobs_api.endpoints import router as jobs_router
 from mosaic_memory.logs.endpoints import router as logs_router
 from mosaic_memory.mcp_server import McpHttp
 from mosaic_memory.owners.endpoints import me_router
@@ -27,6 +28,9 @@ from mosaic_memory.owners.endpoints import router as admin_router
 from mosaic_memory.preferences.endpoints import router as preferences_router
 from mosaic_memory.search.endpoints import router as search_router
 from mosaic_memory.skills.endpoints import router as skills_router
+
+if TYPE_CHECKING:
+    from jobs import JobRunner
 
 log = logging.getLogger("mosaic_memory")
 
@@ -65,6 +69,15 @@ def announce_admin_key(key: str) -> None:
     )
 
 
+def attach_jobs(state: AppState) -> JobRunner:
+    """Give the state its job runner (once); the scheduler and the jobs routes use it."""
+    from jobs import JobRunner, build_runner
+
+    if not isinstance(state.jobs, JobRunner):
+        state.jobs = build_runner(state)
+    return state.jobs
+
+
 def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     """Build the app. With ``state`` given (tests, embedding in another process) it is used as is
     and not closed at shutdown; otherwise the lifespan opens the database and loads the model."""
@@ -77,16 +90,26 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
                 yield
             return
         built = await build_state(settings)
+        scheduler = None
         try:
             key = await bootstrap_admin(built)
             if key:
                 announce_admin_key(key)
+            runner = attach_jobs(built)
+            if settings.jobs.enabled:
+                from jobs.scheduler import JobScheduler
+
+                scheduler = JobScheduler(runner.registry, runner, timezone=settings.jobs.timezone)
+                scheduler.start()
+            app.state.scheduler = scheduler
             app.state.mosaic = built
             built.start_background()
             log.info("Mosaic Memory ready (tier %s, embedder %s)", built.database.tier, built.embedder.model_id)
             async with mcp_http.running():
                 yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown()
             await built.aclose()
 
     app = FastAPI(
@@ -101,7 +124,9 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequireJSON)
-    for router in (admin_router, me_router, insights_router, search_router, logs_router):
+    if state is not None:
+        attach_jobs(state)  # ASGI test transports do not run the lifespan
+    for router in (admin_router, me_router, insights_router, search_router, logs_router, jobs_router):
         app.include_router(router)
     app.include_router(preferences_router)
     app.include_router(skills_router)

@@ -20,6 +20,7 @@ from mosaic_memory.db import (
 )
 from mosaic_memory.errors import EmbeddingMismatch
 from mosaic_memory.insights.service import InsightService
+from mosaic_memory.jobs_ledger.service import JobControl
 from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
 from mosaic_memory.models import InstanceMeta
@@ -53,6 +54,8 @@ class AppState:
         if self.settings.logs.background_embedder and self.log_embedder is None:
             self.log_embedder = LogEmbeddingWorker(self.logs, self.sessionmaker)
             self.log_embedder.start()
+
+    jobs: JobControl | None = None  # set by the composition root (api/app.py, the CLI)
 
     async def aclose(self) -> None:
         if self.log_embedder is not None:
@@ -100,8 +103,10 @@ async def check_embedding_space(
             )
 
 
-async def build_state(settings: Settings) -> AppState:
-    """Open the database (starting the embedded one for the local tier), migrate, load the model."""
+async def build_state(settings: Settings, *, check_embeddings: bool = True) -> AppState:
+    """Open the database (starting the embedded one for the local tier), migrate, load the model.
+
+    ``check_embeddings=False`` skips the model check, for ``mosaic-memory embeddings reembed``."""
     database = open_database(settings)
     engine = None
     try:
@@ -121,7 +126,8 @@ async def build_state(settings: Settings) -> AppState:
                 f"the database schema is at revision {revision}, not {head_revision()}: run "
                 f"'mosaic-memory db upgrade' (or start without MOSAIC_AUTO_MIGRATE=false)"
             )
-        await check_embedding_space(sessionmaker, embedder)
+        if check_embeddings:
+            await check_embedding_space(sessionmaker, embedder)
     except BaseException:
         if engine is not None:
             await engine.dispose()

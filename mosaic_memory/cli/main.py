@@ -19,6 +19,8 @@ from mosaic_memory.cli.common import (
     run,
     settings,
 )
+from mosaic_memory.cli.embeddings_cmd import embeddings_app
+from mosaic_memory.cli.jobs import jobs_app
 from mosaic_memory.cli.prefs import prefs_app
 from mosaic_memory.cli.skills import skills_app
 
@@ -43,6 +45,8 @@ app.add_typer(teams_app, name="teams")
 app.add_typer(logs_app, name="logs")
 app.add_typer(prefs_app, name="prefs")
 app.add_typer(skills_app, name="skills")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(embeddings_app, name="embeddings")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 

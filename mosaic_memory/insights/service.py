@@ -80,8 +80,15 @@ class InsightService:
         return (await self.create_many(session, principal, [data])).items[0]
 
     async def create_many(
-        self, session: AsyncSession, principal: Principal, items: Sequence[InsightCreate]
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        items: Sequence[InsightCreate],
+        *,
+        before_merge: Callable[[Insight], None] | None = None,
     ) -> InsightBatchOut:
+        """``before_merge`` sees each existing row just before a near-duplicate is merged into it
+        (jobs record its prior state there, to be able to roll the merge back)."""
         if len(items) > self.settings.max_batch_items:
             raise InvalidInput(f"a batch holds at most {self.settings.max_batch_items} items, got {len(items)}")
         for item in items:
@@ -133,6 +140,8 @@ class InsightService:
                 if threshold is not None and item.supersedes is None:
                     target = await self._near_duplicate(repo, owner_id, nearest[slot], vectors, pos, accepted)
                     if target is not None:
+                        if before_merge is not None:
+                            before_merge(target)
                         self._merge(target, item, now)
                         merged_rows[i] = target
                         continue

@@ -1,0 +1,142 @@
+"""A summarizer over any OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``).
+
+It asks for atomic facts as a JSON list of strings, retries transient failures (timeouts,
+connection errors, 429 and 5xx) with backoff, and stops at a per-run budget of calls and tokens.
+One instance serves one run: the budget counts from its creation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import httpx
+
+from mosaic_memory.config import LLMSummarizerSettings
+from mosaic_memory.errors import ConfigurationError, SummarizerBudgetExhausted, SummarizerUnavailable
+from mosaic_memory.summaries.summarizers import SummaryGroup, clean_line, describe_group
+
+__all__ = ["CONTRADICTION_PROMPT", "SYSTEM_PROMPT", "LLMSummarizer", "parse_facts"]
+
+SYSTEM_PROMPT = (
+    "You read the event log of an AI agent's work session and write down what is worth remembering "
+    "later: facts about the user, their projects, systems, decisions, preferences and outcomes. "
+    "Answer with a JSON array of strings and nothing else. Each string is one atomic, self-contained "
+    "fact that makes sense without the log (name the people, systems, versions and dates it is about). "
+    "Leave out chatter, transient steps and anything you are unsure of. At most {max_facts} facts."
+)
+
+CONTRADICTION_PROMPT = (
+    "You compare two statements about the same user, project or system. Answer with one word: "
+    "'yes' if the NEW statement contradicts or replaces the OLD one (both cannot be true now), "
+    "otherwise 'no'."
+)
+
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+
+
+def parse_facts(content: str) -> list[str]:
+    """Facts from a reply: a JSON list of strings (or {"facts": [...]}), else one fact per line."""
+    text = _FENCE.sub("", content.strip()).strip()
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        data = data.get("facts")
+    if isinstance(data, list):
+        facts = [str(x).strip() for x in data if isinstance(x, str | int | float) and str(x).strip()]
+    else:
+        facts = [_BULLET.sub("", line).strip() for line in text.splitlines()]
+        facts = [f for f in facts if f and not f.startswith(("[", "]", "{", "}"))]
+    return list(dict.fromkeys(facts))
+
+
+class LLMSummarizer:
+    """Raises SummarizerUnavailable after the retries are spent or on a reply it cannot use, and
+    SummarizerBudgetExhausted once the run's calls or tokens are spent."""
+
+    name = "llm"
+
+    def __init__(self, settings: LLMSummarizerSettings, *, max_facts: int = 8, max_logs: int = 200) -> None:
+        if not settings.base_url:
+            raise ConfigurationError(
+                "the LLM summarizer needs MOSAIC_JOBS__LLM__BASE_URL (an OpenAI-compatible /v1 URL)"
+            )
+        self.settings = settings
+        self.max_facts = max_facts
+        self.max_logs = max_logs
+        self.calls = 0
+        self.tokens = 0
+
+    def _messages(self, group: SummaryGroup) -> list[dict[str, str]]:
+        lines = group.lines[-self.max_logs :]
+        events = "\n".join(
+            f"- {line.occurred_at:%Y-%m-%d %H:%M} [{line.level}] {clean_line(line.content, 500)}" for line in lines
+        )
+        user = f"{describe_group(group)}. Events, oldest first:\n{events}"
+        return [
+            {"role": "system", "content": SYSTEM_PROMPT.format(max_facts=self.max_facts)},
+            {"role": "user", "content": user},
+        ]
+
+    def _check_budget(self) -> None:
+        s = self.settings
+        if self.calls >= s.max_calls_per_run or self.tokens >= s.max_tokens_per_run:
+            raise SummarizerBudgetExhausted(
+                f"the LLM budget of this run is spent ({self.calls} calls, {self.tokens} tokens; limits "
+                f"{s.max_calls_per_run} calls, {s.max_tokens_per_run} tokens); the rest waits for the next run"
+            )
+
+    async def summarize(self, group: SummaryGroup) -> list[str]:
+        content = await self._chat(self._messages(group), self.settings.max_tokens_per_call)
+        facts = parse_facts(content)[: self.max_facts]
+        if not facts:
+            raise SummarizerUnavailable("the LLM endpoint answered without any fact")
+        return facts
+
+    async def contradicts(self, new: str, old: str) -> bool:
+        """Whether ``new`` contradicts or replaces ``old`` (they cannot both be true now)."""
+        messages = [
+            {"role": "system", "content": CONTRADICTION_PROMPT},
+            {"role": "user", "content": f"OLD: {old}\nNEW: {new}"},
+        ]
+        return (await self._chat(messages, 8)).strip().lower().startswith("yes")
+
+    async def _chat(self, messages: list[dict[str, str]], max_tokens: int) -> str:
+        s = self.settings
+        url = str(s.base_url).rstrip("/") + "/chat/completions"
+        headers = {"Authorization": f"Bearer {s.api_key.get_secret_value()}"} if s.api_key else {}
+        body = {"model": s.model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}
+        last = "no attempt"
+        async with httpx.AsyncClient(timeout=s.timeout_seconds) as client:
+            for attempt in range(s.max_retries + 1):
+                self._check_budget()
+                if attempt:
+                    await asyncio.sleep(min(0.25 * 2 ** (attempt - 1), 5.0))
+                self.calls += 1
+                try:
+                    response = await client.post(url, json=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    last = f"{type(exc).__name__}"
+                    continue
+                if response.status_code == 429 or response.status_code >= 500:
+                    last = f"HTTP {response.status_code}"
+                    continue
+                if response.status_code >= 400:
+                    raise SummarizerUnavailable(f"the LLM endpoint {url} answered HTTP {response.status_code}")
+                return self._content(response)
+        raise SummarizerUnavailable(f"the LLM endpoint {url} failed {s.max_retries + 1} times (last: {last})")
+
+    def _content(self, response: httpx.Response) -> str:
+        try:
+            data = response.json()
+            content = data["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise SummarizerUnavailable("the LLM endpoint sent a reply without choices[0].message.content") from None
+        usage = data.get("usage") or {}
+        self.tokens += int(usage.get("total_tokens") or (len(json.dumps(data)) // 4))
+        return str(content or "")

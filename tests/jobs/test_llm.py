@@ -1,0 +1,178 @@
+"""The LLM summarizer against a small OpenAI-compatible server on 127.0.0.1 (a real socket)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from mosaic_memory.api.state import AppState
+from mosaic_memory.config import LLMSummarizerSettings
+from mosaic_memory.summaries.llm import CONTRADICTION_PROMPT, parse_facts
+from tests.conftest import UserFactory
+from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, runner_for
+from tests.jobs.topics import FONT, TRIP
+
+EVENT = re.compile(r"^- \S+ \S+ \[\w+\] (.*)$", re.MULTILINE)
+
+
+class ChatServer(ThreadingHTTPServer):
+    """Answers /v1/chat/completions with the first two events as facts; 500 when a log says FAIL."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ChatHandler)
+        self.requests: list[dict[str, Any]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class ChatHandler(BaseHTTPRequestHandler):
+    server: ChatServer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        user = body["messages"][-1]["content"]
+        if self.path != "/v1/chat/completions":
+            return self._send(404, {"error": {"message": "not found"}})
+        if body["messages"][0]["content"] == CONTRADICTION_PROMPT:
+            old, new = user.split("\nNEW: ")
+            verdict = "yes" if "Iosevka" in old and "JetBrains" in new else "no"
+            return self._send(200, self._reply(body, verdict))
+        if "FAIL" in user:
+            return self._send(500, {"error": {"message": "model crashed"}})
+        facts = [f"The user: {line.rstrip('.')}" for line in EVENT.findall(user)[:2]]
+        self._send(200, self._reply(body, "```json\n" + json.dumps(facts) + "\n```"))
+
+    @staticmethod
+    def _reply(body: dict[str, Any], content: str) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 90, "completion_tokens": 10, "total_tokens": 100},
+        }
+
+    def _send(self, status: int, data: dict[str, Any]) -> None:
+        raw = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+@pytest.fixture
+def chat() -> Iterator[ChatServer]:
+    server = ChatServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def llm(chat: ChatServer, **overrides: Any) -> LLMSummarizerSettings:
+    return LLMSummarizerSettings(
+        base_url=chat.base_url, model="tiny-chat", api_key="sk-local", max_retries=1, **overrides
+    )  # type: ignore[arg-type]
+
+
+def test_parse_facts_accepts_json_lists_objects_and_lines() -> None:
+    assert parse_facts('["a", "b", "a"]') == ["a", "b"]
+    assert parse_facts('```json\n{"facts": ["x"]}\n```') == ["x"]
+    assert parse_facts("- one\n2. two\n\n") == ["one", "two"]
+
+
+async def test_facts_become_insights_and_a_failing_group_is_recorded_and_skipped(
+    make_user: UserFactory, state: AppState, chat: ChatServer
+) -> None:
+    await runner_for(state).run("summarize", trigger="test")  # nothing else pending
+    name, _ = await make_user()
+    owner = await owner_id(state, name)
+    good = await make_logs(state, owner, session_id="llm-good", contents=TRIP)
+    bad = await make_logs(state, owner, session_id="llm-bad", contents=["FAIL: the disk is full", *FONT[:2]])
+
+    runner = runner_for(state, summarizer="llm", llm=llm(chat))
+    run = await runner.run("summarize", trigger="test")
+    assert run.status == "partial", run
+    assert [e["session_id"] for e in run.errors] == ["llm-bad"]
+    assert run.errors[0]["error"] == "SummarizerUnavailable" and "HTTP 500" in run.errors[0]["detail"]
+    texts = sorted(r["content"] for r in (await insight_rows(state, owner)).values())
+    assert texts == sorted(f"The user: {line}" for line in TRIP[:2])
+    logs = await log_rows(state, owner)
+    assert all(logs[i]["summarized_by_run"] == run.id for i in good)
+    assert all(logs[i]["summarized_at"] is None for i in bad)
+
+    request = chat.requests[0]
+    assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer sk-local"
+    assert request["body"]["model"] == "tiny-chat"
+    assert "JSON array of strings" in request["body"]["messages"][0]["content"]
+    assert sum("FAIL" in r["body"]["messages"][-1]["content"] for r in chat.requests) == 2  # one retry
+
+    # the next run (extractive) finishes the skipped group
+    rest = await runner_for(state).run("summarize", trigger="test")
+    assert rest.status == "succeeded"
+    logs = await log_rows(state, owner)
+    assert all(logs[i]["summarized_at"] is not None for i in bad)
+
+
+async def test_budget_stops_the_run_and_leaves_the_rest_for_the_next(
+    make_user: UserFactory, state: AppState, chat: ChatServer
+) -> None:
+    await runner_for(state).run("summarize", trigger="test")
+    name, _ = await make_user()
+    owner = await owner_id(state, name)
+    await make_logs(state, owner, session_id="budget-1", contents=TRIP)
+    await make_logs(state, owner, session_id="budget-2", contents=FONT)
+
+    runner = runner_for(state, summarizer="llm", llm=llm(chat, max_calls_per_run=1))
+    run = await runner.run("summarize", trigger="test")
+    assert run.status == "partial" and run.message and "budget" in run.message
+    assert len(chat.requests) == 1
+    logs = await log_rows(state, owner)
+    done = {r["session_id"] for r in logs.values() if r["summarized_at"] is not None}
+    assert len(done) == 1
+    assert len(await insight_rows(state, owner)) == 2  # two facts from the one call
+    await runner_for(state).run("summarize", trigger="test")  # leave nothing pending for other tests
+
+
+async def test_a_contradicting_fact_supersedes_the_stored_insight_and_rolls_back(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState, chat: ChatServer
+) -> None:
+    await runner_for(state).run("summarize", trigger="test")
+    name, h = await make_user()
+    owner = await owner_id(state, name)
+    old = await http.post("/v1/insights", json={"content": "The user's editor font is Iosevka"}, headers=h)
+    assert old.status_code == 201
+    before = await insight_rows(state, owner)
+    await make_logs(
+        state,
+        owner,
+        session_id="font-switch",
+        contents=["User switched the editor font from Iosevka to JetBrains Mono", "User wants larger line spacing"],
+    )
+    runner = runner_for(state, summarizer="llm", llm=llm(chat))
+    run = await runner.run("summarize", trigger="test")
+    assert run.status == "succeeded", run
+    assert run.counts["insights_superseded"] == 1
+    stored = (await http.get(f"/v1/insights/{old.json()['id']}", headers=h)).json()
+    new_id = stored["superseded_by"]
+    assert new_id and stored["valid_to"] is not None
+    new = (await http.get(f"/v1/insights/{new_id}", headers=h)).json()
+    assert "JetBrains Mono" in new["content"]
+
+    await runner.rollback(run.id)
+    assert await insight_rows(state, owner) == before

@@ -1,0 +1,73 @@
+"""The scheduler: stable ids, replace-on-conflict, cron in the configured zone, off per process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from jobs import JobSpec, build_registry
+from jobs.scheduler import JobScheduler
+from mosaic_memory.api.app import create_app
+from mosaic_memory.api.state import AppState
+from mosaic_memory.config import JobsSettings, Settings, load_settings
+from tests.jobs.conftest import runner_for
+
+
+async def test_jobs_scheduled_under_stable_ids_in_the_time_zone(state: AppState) -> None:
+    runner = runner_for(state, timezone="Europe/Berlin")
+    scheduler = JobScheduler(runner.registry, runner, timezone="Europe/Berlin")
+    scheduler.start()
+    try:
+        when = scheduler.scheduled()
+        assert set(when) == {"summarize", "expire-decay", "log-tiers"}
+        nightly = when["summarize"]
+        assert nightly is not None
+        local = nightly.astimezone(ZoneInfo("Europe/Berlin"))
+        assert (local.hour, local.minute) == (2, 0)
+
+        spec = runner.registry.get("summarize")
+        assert spec is not None
+        runner.registry.register(JobSpec(spec.id, spec.description, spec.function, trigger="15 4 * * *"))
+        scheduler.add_all()  # the same id again replaces the earlier job
+        again = scheduler.scheduled()
+        assert set(again) == {"summarize", "expire-decay", "log-tiers"}
+        moved = again["summarize"]
+        assert moved is not None and moved.astimezone(ZoneInfo("Europe/Berlin")).hour == 4
+    finally:
+        scheduler.shutdown()
+
+
+def test_cron_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOSAIC_JOBS__SUMMARIZE_CRON", "30 1 * * *")
+    monkeypatch.setenv("MOSAIC_JOBS__ENABLED", "false")
+    settings = load_settings()
+    assert settings.jobs.enabled is False
+    spec = build_registry(settings).get("summarize")
+    assert spec is not None and spec.trigger == "30 1 * * *"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_service_lifespan_starts_the_scheduler_unless_disabled(
+    state: AppState, data_dir: Path, enabled: bool
+) -> None:
+    settings = Settings(
+        tier="standalone",
+        database_url=state.database.url,  # type: ignore[arg-type]
+        data_dir=data_dir,
+        auto_migrate=False,
+        jobs=JobsSettings(enabled=enabled),
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        scheduler = app.state.scheduler
+        assert (scheduler is not None) is enabled
+        if enabled:
+            assert set(scheduler.scheduled()) == {"summarize", "expire-decay", "log-tiers"}
+        assert app.state.mosaic.jobs is not None
+
+
+def test_unknown_time_zone_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        JobsSettings(timezone="Mars/Olympus")
