@@ -3,7 +3,7 @@
 Prints batch throughput (texts/s), single-query p50 latency, their ratios, and the cosine
 agreement between the two providers' vectors for the same texts.
 
-    python benchmarks/embeddings_agreement.py [--texts 2000] [--queries 200] [--cache-dir DIR]
+    python benchmarks/embeddings_agreement.py [--texts 2000] [--queries 200] [--threads N] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -74,11 +74,15 @@ async def _timed_query(embedder: Embedder, text: str) -> float:
     return time.perf_counter() - started
 
 
-async def main(count: int, queries: int, repeats: int, cache_dir: Path | None) -> None:
+async def main(count: int, queries: int, repeats: int, cache_dir: Path | None, threads: int | None) -> None:
     texts = varied_texts(count)
     query_texts = varied_texts(queries, seed=1)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     torch_side = SentenceTransformersEmbedder()
-    onnx_side = OnnxEmbedder(cache_dir=cache_dir)
+    onnx_side = OnnxEmbedder(cache_dir=cache_dir, threads=threads)
     started = time.perf_counter()
     await onnx_side.warm_up()
     onnx_load = time.perf_counter() - started
@@ -103,7 +107,7 @@ async def main(count: int, queries: int, repeats: int, cache_dir: Path | None) -
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"{count} texts (batch), {queries} single queries; {os.cpu_count()} CPUs, "
+        f"{count} texts (batch), {queries} single queries; {os.cpu_count()} CPUs, threads {threads or 'all'}, "
         f"load average {load:.1f}; onnx cache {onnx_side.cache_dir}"
     )
     print(f"{'':24}{'sentence-transformers':>22}{'onnx int8':>12}{'ratio':>8}")
@@ -122,5 +126,6 @@ if __name__ == "__main__":
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2, help="batch runs per provider; the best counts")
     parser.add_argument("--cache-dir", type=Path, default=None, help="onnx model cache (default: the user's)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for both (default: all)")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.texts, arguments.queries, arguments.repeats, arguments.cache_dir))
+    asyncio.run(main(arguments.texts, arguments.queries, arguments.repeats, arguments.cache_dir, arguments.threads))
