@@ -19,8 +19,9 @@ import httpx
 
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
+from mosaic_memory.jobs_ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
-from mosaic_memory.owners.schemas import KeyCreated, KeyOut, TeamOut, UserCreated
+from mosaic_memory.owners.schemas import KeyCreated, KeyOut, OwnerOut, TeamOut, UserCreated
 from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut
 from mosaic_memory.search.schemas import SearchResponse
 from mosaic_memory.skills.schemas import SkillOut
@@ -233,6 +234,31 @@ class AsyncMosaicClient:
     async def add_team_member(self, team: str, user: str, role: str = "member") -> TeamOut:
         data = await self.request("POST", f"/v1/admin/teams/{team}/members", json={"user": user, "role": role})
         return TeamOut.model_validate(data)
+
+    async def list_users(self) -> list[OwnerOut]:
+        return [OwnerOut.model_validate(u) for u in await self.request("GET", "/v1/admin/users")]
+
+    async def list_teams(self) -> list[TeamOut]:
+        return [TeamOut.model_validate(t) for t in await self.request("GET", "/v1/admin/teams")]
+
+    # jobs (admin) --------------------------------------------------------------------------
+    async def list_jobs(self) -> list[JobOut]:
+        return [JobOut.model_validate(j) for j in await self.request("GET", "/v1/jobs")]
+
+    async def run_job(self, job_id: str, *, dry_run: bool = False) -> JobRunOut:
+        """Run a job now and wait for it; the ledger entry comes back."""
+        data = await self.request("POST", f"/v1/jobs/{_seg(job_id)}/runs", json={"dry_run": dry_run})
+        return JobRunOut.model_validate(data)
+
+    async def job_runs(self, *, job_id: str | None = None, limit: int = 50) -> list[JobRunOut]:
+        data = await self.request("GET", "/v1/jobs/runs", params={"job": job_id, "limit": limit})
+        return [JobRunOut.model_validate(r) for r in data]
+
+    async def get_job_run(self, run_id: uuid.UUID | str) -> JobRunOut:
+        return JobRunOut.model_validate(await self.request("GET", f"/v1/jobs/runs/{run_id}"))
+
+    async def rollback_job_run(self, run_id: uuid.UUID | str) -> JobRunOut:
+        return JobRunOut.model_validate(await self.request("POST", f"/v1/jobs/runs/{run_id}/rollback"))
 
     # preferences ---------------------------------------------------------------------------
     async def set_preference(

@@ -55,17 +55,28 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(f"{type(exc).__name__}: {exc.strerror or exc}")
 
 
+async def embedding_dimensions(cfg: Settings) -> int:
+    """The configured embedder's dimension; a remote provider that does not say is asked once."""
+    from embeddings import EmbeddingConfigError, get_embedder
+
+    embedder = get_embedder(cfg.embeddings.provider, **cfg.embeddings.provider_options())
+    try:
+        return embedder.dimensions
+    except EmbeddingConfigError:
+        await embedder.warm_up()
+        return embedder.dimensions
+    finally:
+        await embedder.aclose()
+
+
 @asynccontextmanager
 async def direct_session(cfg: Settings, *, migrate: bool | None = None) -> AsyncIterator[AsyncSession]:
     """A transaction on the configured database, without the API (for admin commands)."""
-    from embeddings import get_embedder
-
     database = open_database(cfg)
     engine = create_engine_for(database.url, pool_size=2, connect_timeout=cfg.db_connect_timeout)
     try:
         if migrate if migrate is not None else cfg.auto_migrate:
-            embedder = get_embedder(cfg.embeddings.provider, **cfg.embeddings.provider_options())
-            await run_migrations(database.url, dimensions=embedder.dimensions)
+            await run_migrations(database.url, dimensions=await embedding_dimensions(cfg))
         async with unit_of_work(create_sessionmaker(engine)) as session:
             yield session
     finally:

@@ -9,10 +9,12 @@ import typer
 from rich.table import Table
 
 from mosaic_memory import __version__
+from mosaic_memory.cli import insights as insights_cli
 from mosaic_memory.cli.common import (
     call_api,
     call_db,
     console,
+    embedding_dimensions,
     fail,
     print_json,
     redacted_settings,
@@ -43,6 +45,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(teams_app, name="teams")
 app.add_typer(logs_app, name="logs")
+app.add_typer(insights_cli.insights_app, name="insights")
 app.add_typer(prefs_app, name="prefs")
 app.add_typer(skills_app, name="skills")
 app.add_typer(jobs_app, name="jobs")
@@ -101,7 +104,6 @@ def config_show(as_json: JsonOpt = False) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default head)."""
-    from embeddings import get_embedder
     from mosaic_memory.db import run_migrations
     from mosaic_memory.tiers import open_database
 
@@ -110,8 +112,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     async def go() -> None:
         database = open_database(cfg)
         try:
-            dims = get_embedder(cfg.embeddings.provider, **cfg.embeddings.provider_options()).dimensions
-            await run_migrations(database.url, revision=revision, dimensions=dims)
+            await run_migrations(database.url, revision=revision, dimensions=await embedding_dimensions(cfg))
         finally:
             database.close()
 
@@ -277,51 +278,9 @@ def teams_list(as_json: JsonOpt = False) -> None:
 
 
 # against a running service -------------------------------------------------------------------
-@app.command()
-def remember(
-    text: str,
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable)")] = None,
-    category: Annotated[str | None, typer.Option(help="a category")] = None,
-    importance: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
-    owner: Annotated[str | None, typer.Option(help="'team:NAME' to write to a team")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Store an insight in the running service."""
-    cfg = settings()
-
-    out = call_api(cfg, lambda mm: mm.remember(text, tags=tag, category=category, importance=importance, owner=owner))
-    if as_json:
-        print_json(out.model_dump(mode="json"))
-        return
-    state = "merged into" if out.merged else "already stored as" if out.deduplicated else "stored"
-    console.print(f"{state} {out.id} ({out.owner})", highlight=False)
-
-
-@app.command()
-def recall(
-    query: str,
-    k: Annotated[int, typer.Option("-k", min=1, max=100, help="how many hits")] = 10,
-    mode: Annotated[str, typer.Option(help="semantic, keyword or hybrid")] = "hybrid",
-    kind: Annotated[list[str] | None, typer.Option("--kind", help="insights, preferences, logs, skills")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="any of these tags")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Search the running service."""
-    cfg = settings()
-    filters = {"tags": tag} if tag else None
-
-    out = call_api(cfg, lambda mm: mm.search(query, k=k, mode=mode, kinds=kind, filters=filters))
-    if as_json:
-        print_json(out.model_dump(mode="json"))
-        return
-    if not out.hits:
-        console.print("no matches")
-        return
-    table = Table("score", "kind", "content", "tags", "owner", "id")
-    for hit in out.hits:
-        content = hit.content if len(hit.content) <= 100 else hit.content[:97] + "..."
-        table.add_row(f"{hit.score:.3f}", hit.kind, content, ",".join(hit.tags), hit.owner, str(hit.id)[:8])
-    console.print(table)
+app.command("remember", help="Store an insight (same as 'insights add').")(insights_cli.add)
+app.command("search")(insights_cli.search)
+app.command("recall", help="Search memory (same as 'search').")(insights_cli.search)
 
 
 @logs_app.command("add")
