@@ -32,16 +32,14 @@ class Sizes:
     @staticmethod
     def parse(size: str | None, quick: bool, ingest: int | None = None) -> Sizes:
         if quick:
-            s = Sizes("quick", rows=20_000, queries=100, ingest=500, quality_filler=200, concurrency_seconds=5)
+            s = Sizes("quick", rows=20_000, queries=60, ingest=300, quality_filler=150, concurrency_seconds=4)
         else:
             label = (size or "100k").lower()
             rows = parse_count(label)
             if rows <= 5_000:
                 s = Sizes(label, rows=rows, queries=20, ingest=60, quality_filler=50, concurrency_seconds=2)
-            elif rows < 1_000_000:
-                s = Sizes(label, rows=rows, queries=300, ingest=10_000, quality_filler=1_000, concurrency_seconds=15)
             else:
-                s = Sizes(label, rows=rows, queries=300, ingest=10_000, quality_filler=1_000, concurrency_seconds=15)
+                s = Sizes(label, rows=rows, queries=200, ingest=10_000, quality_filler=1_000, concurrency_seconds=15)
         if ingest is not None:
             s = Sizes(s.label, s.rows, s.queries, ingest, s.quality_filler, s.concurrency_seconds, s.chroma_max_rows)
         return s

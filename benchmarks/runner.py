@@ -48,6 +48,7 @@ async def run(sizes: Sizes, cases: list[str], out_dir: Path | None = None, resul
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     fns = case_functions()
+    host = machine()  # load average as the run starts
     ctx = await open_context(sizes)
     results: dict[str, Any] = {}
     try:
@@ -75,7 +76,7 @@ async def run(sizes: Sizes, cases: list[str], out_dir: Path | None = None, resul
         "started_at": started.isoformat(timespec="seconds"),
         "total_seconds": round(time.perf_counter() - t_start, 1),
         "sizes": sizes.__dict__,
-        "machine": machine(),
+        "machine": host,
         "versions": versions,
         "settings": {
             "search": ctx.settings.search.model_dump(),

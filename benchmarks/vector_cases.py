@@ -408,7 +408,7 @@ async def case_f(ctx: Context) -> CaseResult:
             m_times, m_found, plan = await _raw_scoped(ctx, data, owners, setting, order, cfg.hnsw_ef_search)
             row[mode] = {
                 **stats(m_times),
-                "recall_at_10": recall(m_found, truth),
+                "recall_at_10": recall(m_found, truth[: len(m_found)]),
                 "min_returned": min(len(f) for f in m_found),
                 "returns_k": all(len(f) == want for f in m_found),
                 "plan": plan,
@@ -452,7 +452,9 @@ async def _raw_scoped(
         for q in data.queries[:5]:
             await conn.execute(sql, {"owners": owners, "q": q})  # type: ignore[arg-type]
         times, found = [], []
-        for q in data.queries:
+        # an exact scan of a large scope is slow and its latency steady: fewer samples suffice
+        queries = data.queries[:50] if "+ 0" in order and len(owners) > 1 else data.queries
+        for q in queries:
             t0 = now_ms()
             rows = await (await conn.execute(sql, {"owners": owners, "q": q})).fetchall()  # type: ignore[arg-type]
             times.append(now_ms() - t0)
