@@ -56,6 +56,12 @@ def render(doc: dict[str, Any]) -> str:
         f"Total {doc['total_seconds']} s. Settings: {doc['settings']['search']}.",
         "",
     ]
+    earlier = sorted(
+        {c["started_at"] for c in doc["cases"].values() if c.get("started_at", doc["started_at"]) != doc["started_at"]}
+    )
+    if earlier:
+        kept = [n for n, c in doc["cases"].items() if c.get("started_at", doc["started_at"]) != doc["started_at"]]
+        lines += [f"Cases {', '.join(kept)} are kept from an earlier run of the same size ({', '.join(earlier)}).", ""]
     for name, case in doc["cases"].items():
         if case.get("status") != "ok":
             lines += [f"**{name}** failed: `{case.get('error')}`", ""]

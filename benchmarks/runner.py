@@ -89,7 +89,25 @@ async def run(sizes: Sizes, cases: list[str], out_dir: Path | None = None, resul
     out_dir = out_dir or RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{doc['date']}-{sizes.label}.json"
+    _keep_cases_not_rerun(doc, path)
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     write_results_md(doc, results_md)
     print(f"[bench] wrote {path} in {doc['total_seconds']} s", flush=True)
     return path
+
+
+def _keep_cases_not_rerun(doc: dict[str, Any], path: Path) -> None:
+    """A run of a few cases keeps the other cases of the same day and size, each with its start time."""
+    for entry in doc["cases"].values():
+        entry.setdefault("started_at", doc["started_at"])
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    kept = {name: entry for name, entry in old.get("cases", {}).items() if name not in doc["cases"]}
+    for entry in kept.values():
+        entry.setdefault("started_at", old.get("started_at"))
+    merged = {**kept, **doc["cases"]}
+    doc["cases"] = {name: merged[name] for name in ALL_CASES if name in merged}
