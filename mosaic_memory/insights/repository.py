@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from embeddings import content_hash
 from mosaic_memory.common.vectors import scope_size, use_iterative_hnsw, vector_literal
+from mosaic_memory.errors import Conflict, InvalidInput
 from mosaic_memory.models import Insight, InsightSource
+
+_BULK_COLUMNS = "owner_id, id, content, content_hash, embedding, embedding_model, source_type"
+
+
+class _BinaryVectorDumper(Dumper):
+    """pgvector's binary wire format (dimension, unused, big-endian float4s) straight from numpy."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        arr = np.asarray(obj, dtype=">f4")
+        return struct.pack(">HH", arr.shape[0], 0) + arr.tobytes()
 
 
 class InsightRepository:
@@ -36,6 +54,54 @@ class InsightRepository:
     async def add_all(self, rows: Sequence[Insight]) -> None:
         self.session.add_all(rows)
         await self.session.flush()
+
+    async def bulk_load(
+        self,
+        owner_id: uuid.UUID,
+        contents: Sequence[str],
+        vectors: np.ndarray,
+        *,
+        embedding_model: str,
+        source_type: str = "import",
+    ) -> int:
+        """Insert rows that come with their embeddings through one binary ``COPY``; returns the count.
+
+        The import path: no embedding, no near-duplicate merge. Other columns take their defaults.
+        Raises InvalidInput when the vectors do not match the contents or the column's dimension,
+        and Conflict when a content is already stored for this owner (or repeats in ``contents``);
+        after a Conflict the transaction is aborted and must be rolled back.
+        """
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(contents):
+            raise InvalidInput(
+                f"bulk load needs one vector per content: {len(contents)} contents, shape {matrix.shape}"
+            )
+        if not contents:
+            return 0
+        conn = await self.session.connection()
+        dims = await conn.scalar(
+            text("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'insights'::regclass AND attname = 'embedding'")
+        )
+        if dims and dims > 0 and matrix.shape[1] != dims:
+            raise InvalidInput(f"the insights table stores {dims}-dimension vectors, got {matrix.shape[1]}")
+        vector_oid = await conn.scalar(text("SELECT 'vector'::regtype::oid"))
+        raw = (await conn.get_raw_connection()).driver_connection
+        try:
+            async with raw.cursor() as cur:
+                # Registered on this cursor only: the pooled connection's adapters stay as they were.
+                dumper = type("VectorDumper", (_BinaryVectorDumper,), {"oid": vector_oid})
+                cur.adapters.register_dumper(np.ndarray, dumper)
+                async with cur.copy(f"COPY insights ({_BULK_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                    copy.set_types(["uuid", "uuid", "text", "varchar", vector_oid, "varchar", "varchar"])
+                    for content, vec in zip(contents, matrix, strict=True):
+                        await copy.write_row(
+                            (owner_id, uuid.uuid4(), content, content_hash(content), vec, embedding_model, source_type)
+                        )
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict(
+                f"bulk load: a content is already stored for owner {owner_id} ({exc.diag.message_detail})"
+            ) from None
+        return len(contents)
 
     async def delete(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> bool:
         stmt = delete(Insight).where(Insight.owner_id.in_(owner_ids), Insight.id == insight_id)
