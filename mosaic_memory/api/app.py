@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from mosaic_memory import __version__
 from mosaic_memory.api.deps import StateDep
+from mosaic_memory.api.docs import HEALTH_RESPONSES, READY_RESPONSES, keep_example_nulls
 from mosaic_memory.api.errors import error_response, install_error_handlers
 from mosaic_memory.api.state import AppState, bootstrap_admin, build_state
 from mosaic_memory.config import Settings
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
         docs_url="/v1/docs",
         redoc_url=None,
     )
+    app.openapi = keep_example_nulls(app.openapi)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(RequireJSON)
     if state is not None:
@@ -134,12 +136,12 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     mcp_http = McpHttp(app, log_level=settings.log_level)
     app.router.routes.append(Route("/mcp", endpoint=mcp_http))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses=HEALTH_RESPONSES)
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.get("/readyz", tags=["health"], response_model=None, responses=READY_RESPONSES)
     async def readyz(state: StateDep) -> JSONResponse | dict[str, Any]:
         """Database reachable, migrations at head, embedder loaded."""
         checks: dict[str, Any] = {}

@@ -25,14 +25,35 @@ class StrictModel(BaseModel):
 
 
 class Source(StrictModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"type": "import", "ref": "wiki/deploys.md"}]}
+    )
+
     type: Literal["api", "log", "import", "job"] = "api"
     ref: str | None = Field(default=None, max_length=1024)
 
 
 T = TypeVar("T")
+CURSOR_EXAMPLE = "WyIyMDI2LTExLTI1VDEwOjAwOjAwKzAwOjAwIiwgIjNmNmMxYTJlLTliNGQtNGU4YS1hMWM3LTJkNWU4ZjBiNmMxNCJd"
+
+
+def item_examples(model: Any) -> list[Any]:
+    """The ``examples`` a pydantic model declares in ``json_schema_extra`` (empty when none)."""
+    extra = getattr(model, "model_config", {}).get("json_schema_extra")
+    return list(extra.get("examples", [])) if isinstance(extra, dict) else []
+
+
+def _page_example(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """Document ``Page[X]`` with X's first example as its one item; the bare ``Page`` gets none."""
+    args = cls.__pydantic_generic_metadata__["args"]
+    examples = item_examples(args[0]) if args else []
+    if examples:
+        schema["examples"] = [{"items": examples[:1], "next_cursor": CURSOR_EXAMPLE}]
 
 
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_example)
+
     items: list[T]
     next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page")
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
+from mosaic_memory.api.docs import ERRORS, example_response
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.insights.schemas import (
     InsightBatch,
@@ -16,8 +17,9 @@ from mosaic_memory.insights.schemas import (
     InsightOut,
     InsightUpdate,
 )
+from mosaic_memory.logs.schemas import OUT_EXAMPLE as LOG_EXAMPLE
 
-router = APIRouter(prefix="/v1/insights", tags=["insights"])
+router = APIRouter(prefix="/v1/insights", tags=["insights"], responses=ERRORS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=InsightOut)
@@ -77,7 +79,11 @@ async def get_insight(insight_id: uuid.UUID, state: StateDep, session: SessionDe
     return out
 
 
-@router.get("/{insight_id}/sources", response_model=list[uuid.UUID])
+@router.get(
+    "/{insight_id}/sources",
+    response_model=list[uuid.UUID],
+    responses={200: example_response([LOG_EXAMPLE["id"]])},
+)
 async def insight_sources(
     insight_id: uuid.UUID, state: StateDep, session: SessionDep, principal: Reader
 ) -> list[uuid.UUID]:

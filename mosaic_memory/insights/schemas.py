@@ -16,6 +16,42 @@ EXAMPLE: dict[str, Any] = {
     "category": "preference",
     "importance": 0.7,
 }
+OUT_EXAMPLE: dict[str, Any] = {
+    "id": "2b9e4f71-6c3a-4d8e-9f12-a7b5c3d1e0f4",
+    "owner": "user:alice",
+    **EXAMPLE,
+    "metadata": {},
+    "confidence": 1.0,
+    "pinned": False,
+    "valid_from": "2026-11-25T10:00:00Z",
+    "valid_to": None,
+    "superseded_by": None,
+    "expires_at": None,
+    "access_count": 3,
+    "last_accessed_at": "2026-11-25T10:20:00Z",
+    "source": {"type": "api", "ref": None},
+    "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
+    "created_at": "2026-11-25T10:00:00Z",
+    "updated_at": "2026-11-25T10:00:00Z",
+    "merged": False,
+    "deduplicated": False,
+}
+SECOND_EXAMPLE: dict[str, Any] = {
+    "content": "Staging deploys go through the platform team's pipeline",
+    "tags": ["deploy"],
+    "category": "process",
+    "owner": "team:platform",
+    "source": {"type": "import", "ref": "wiki/deploys.md"},
+}
+SECOND_OUT_EXAMPLE: dict[str, Any] = {
+    **OUT_EXAMPLE,
+    **SECOND_EXAMPLE,
+    "id": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",
+    "importance": 0.5,
+    "access_count": 0,
+    "last_accessed_at": None,
+}
+UPDATE_EXAMPLE: dict[str, Any] = {"importance": 0.9, "pinned": True, "tags": ["ui", "editor", "theme"]}
 
 
 class InsightCreate(StrictModel):
@@ -44,10 +80,14 @@ class InsightCreate(StrictModel):
 
 
 class InsightBatch(StrictModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"items": [EXAMPLE, SECOND_EXAMPLE]}]})
+
     items: list[InsightCreate] = Field(min_length=1)
 
 
 class InsightUpdate(StrictModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [UPDATE_EXAMPLE]})
+
     content: str | None = Field(default=None, min_length=1)
     tags: Tags | None = None
     category: str | None = Field(default=None, max_length=128)
@@ -69,6 +109,8 @@ class InsightUpdate(StrictModel):
 
 
 class InsightOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [OUT_EXAMPLE]})
+
     id: uuid.UUID
     owner: str
     content: str
@@ -93,6 +135,10 @@ class InsightOut(BaseModel):
 
 
 class InsightBatchOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [OUT_EXAMPLE, SECOND_OUT_EXAMPLE], "created": 2, "merged": 0}]}
+    )
+
     items: list[InsightOut]
     created: int
     merged: int

@@ -9,15 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
 from mosaic_memory.api.deps import Admin, SessionDep, StateDep
+from mosaic_memory.api.docs import ERRORS, list_response
 from mosaic_memory.api.state import AppState
 from mosaic_memory.errors import ConfigurationError
 from mosaic_memory.jobs_ledger.schemas import JobOut, JobRunOut, RunRequest
 from mosaic_memory.jobs_ledger.service import JobControl, JobLedgerService
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 ledger = JobLedgerService()
 
 
@@ -27,13 +28,13 @@ def _control(state: AppState) -> JobControl:
     return state.jobs
 
 
-@router.get("", response_model=list[JobOut])
+@router.get("", response_model=list[JobOut], responses={200: list_response(JobOut)})
 async def list_jobs(state: StateDep, principal: Admin) -> list[JobOut]:
     """Registered jobs, their schedules and their latest run."""
     return await _control(state).list_jobs()
 
 
-@router.get("/runs", response_model=list[JobRunOut])
+@router.get("/runs", response_model=list[JobRunOut], responses={200: list_response(JobRunOut)})
 async def job_history(
     session: SessionDep,
     principal: Admin,
@@ -61,7 +62,12 @@ async def rollback_run(run_id: uuid.UUID, state: StateDep, principal: Admin) -> 
 
 
 @router.post("/{job_id}/runs", response_model=JobRunOut)
-async def run_job(job_id: str, state: StateDep, principal: Admin, body: RunRequest | None = None) -> JobRunOut:
+async def run_job(
+    job_id: str,
+    state: StateDep,
+    principal: Admin,
+    body: Annotated[RunRequest | None, Body(openapi_examples={"dry run": {"value": {"dry_run": True}}})] = None,
+) -> JobRunOut:
     """Run a job once now and answer with its ledger row (status ``skipped`` when another
     process holds the job's lock). ``dry_run`` records the diff without applying it."""
     return await _control(state).run(job_id, trigger="api", dry_run=bool(body and body.dry_run))

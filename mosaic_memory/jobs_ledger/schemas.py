@@ -6,15 +6,48 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mosaic_memory.common.schemas import StrictModel
 
 RunStatus = Literal["running", "succeeded", "partial", "failed", "skipped", "abandoned", "rolled_back"]
 Trigger = Literal["schedule", "cli", "api", "test"]
 
+RUN_EXAMPLE: dict[str, Any] = {
+    "id": "e4f5a6b7-c8d9-4e0f-a1b2-c3d4e5f6a7b8",
+    "job_id": "summarize",
+    "trigger": "schedule",
+    "status": "succeeded",
+    "dry_run": False,
+    "started_at": "2026-11-25T02:00:00Z",
+    "finished_at": "2026-11-25T02:00:42Z",
+    "progress": 1.0,
+    "counts": {
+        "groups": 3,
+        "logs_consumed": 57,
+        "insights_created": 4,
+        "insights_merged": 1,
+        "insights_deduplicated": 0,
+        "insights_superseded": 0,
+    },
+    "errors": [],
+    "changes": {},
+    "rolled_back_at": None,
+    "message": None,
+}
+JOB_EXAMPLE: dict[str, Any] = {
+    "id": "summarize",
+    "description": "summarize unsummarized agent logs into insights (per owner and session, or day)",
+    "schedule": "0 2 * * *",
+    "timezone": "UTC",
+    "supports_rollback": True,
+    "last_run": RUN_EXAMPLE,
+}
+
 
 class JobRunOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [RUN_EXAMPLE]})
+
     id: uuid.UUID
     job_id: str
     trigger: str
@@ -31,6 +64,8 @@ class JobRunOut(BaseModel):
 
 
 class JobOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
+
     id: str
     description: str
     schedule: str | None = Field(description="cron expression in the configured time zone; null: on demand only")
@@ -40,4 +75,6 @@ class JobOut(BaseModel):
 
 
 class RunRequest(StrictModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"dry_run": True}]})
+
     dry_run: bool = Field(default=False, description="record the diff the run would apply, change nothing")

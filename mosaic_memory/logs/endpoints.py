@@ -8,18 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
+from mosaic_memory.api.docs import ERRORS
+from mosaic_memory.api.docs import error_doc as _error
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.logs.schemas import OUT_EXAMPLE, Level, LogBatchIn, LogBatchOut, LogOut
 
-router = APIRouter(prefix="/v1/logs", tags=["logs"])
-
-
-def _error(description: str, error: str, detail: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"example": {"error": error, "detail": detail}}},
-    }
-
+router = APIRouter(prefix="/v1/logs", tags=["logs"], responses=ERRORS)
 
 _INVALID = _error("bad input; nothing is stored", "InvalidInput", "events.0.level: Input should be 'debug', ...")
 _PAGE_EXAMPLE: dict[str, Any] = {

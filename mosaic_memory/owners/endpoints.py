@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from mosaic_memory.api.deps import Admin, Reader, SessionDep, StateDep
+from mosaic_memory.api.docs import ERRORS, example_response, list_response
 from mosaic_memory.owners.schemas import (
     KeyCreate,
     KeyCreated,
@@ -17,8 +18,14 @@ from mosaic_memory.owners.schemas import (
     UserCreated,
 )
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
-me_router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERRORS)
+me_router = APIRouter(prefix="/v1", tags=["admin"], responses=ERRORS)
+ME_EXAMPLE = {
+    "user": "alice",
+    "owners": ["user:alice", "team:platform"],
+    "scopes": ["read", "write"],
+    "agent_id": "coder",
+}
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
@@ -29,7 +36,7 @@ async def create_user(body: UserCreate, state: StateDep, session: SessionDep, _:
     return UserCreated(user=user, api_key=token)
 
 
-@router.get("/users", response_model=list[OwnerOut])
+@router.get("/users", response_model=list[OwnerOut], responses={200: list_response(OwnerOut)})
 async def list_users(state: StateDep, session: SessionDep, _: Admin) -> list[OwnerOut]:
     users = await state.owners.list_users(session)
     await session.commit()
@@ -46,7 +53,7 @@ async def create_key(body: KeyCreate, state: StateDep, session: SessionDep, _: A
     return KeyCreated(key=key, api_key=token)
 
 
-@router.get("/keys", response_model=list[KeyOut])
+@router.get("/keys", response_model=list[KeyOut], responses={200: list_response(KeyOut)})
 async def list_keys(state: StateDep, session: SessionDep, _: Admin, user: str | None = None) -> list[KeyOut]:
     keys = await state.owners.list_keys(session, user)
     await session.commit()
@@ -68,7 +75,7 @@ async def create_team(body: TeamCreate, state: StateDep, session: SessionDep, _:
     return team
 
 
-@router.get("/teams", response_model=list[TeamOut])
+@router.get("/teams", response_model=list[TeamOut], responses={200: list_response(TeamOut)})
 async def list_teams(state: StateDep, session: SessionDep, _: Admin) -> list[TeamOut]:
     teams = await state.owners.list_teams(session)
     await session.commit()
@@ -82,7 +89,7 @@ async def add_member(team: str, body: TeamMemberAdd, state: StateDep, session: S
     return result
 
 
-@me_router.get("/me")
+@me_router.get("/me", responses={200: example_response(ME_EXAMPLE)})
 async def whoami(principal: Reader, session: SessionDep) -> dict[str, object]:
     """The caller: its user, teams, scopes and agent binding."""
     await session.commit()

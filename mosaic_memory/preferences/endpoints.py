@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
+from mosaic_memory.api.docs import ERRORS, list_response
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.preferences.schemas import KEY_PATTERN, SCOPE_PATTERN, PreferenceChange, PreferenceOut, PreferencePut
 
-router = APIRouter(prefix="/v1/preferences", tags=["preferences"])
+router = APIRouter(prefix="/v1/preferences", tags=["preferences"], responses=ERRORS)
 
 KeyPath = Annotated[str, Path(min_length=1, max_length=256, pattern=KEY_PATTERN, description="e.g. code_review_style")]
 ScopeQuery = Annotated[
@@ -92,7 +93,12 @@ async def delete_preference(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{key}/history", response_model=list[PreferenceChange], summary="A preference's changes")
+@router.get(
+    "/{key}/history",
+    response_model=list[PreferenceChange],
+    summary="A preference's changes",
+    responses={200: list_response(PreferenceChange)},
+)
 async def preference_history(
     key: KeyPath,
     state: StateDep,

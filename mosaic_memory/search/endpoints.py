@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep
+from mosaic_memory.api.docs import ERRORS
 from mosaic_memory.search.schemas import SearchRequest, SearchResponse
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], responses=ERRORS)
 
 
 @router.post("/search", response_model=SearchResponse)

@@ -6,14 +6,33 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mosaic_memory.common.schemas import KINDS, Kind, StrictModel, Tags
 
 Mode = Literal["semantic", "keyword", "hybrid"]
 
+# The hit is the insight of insights/schemas.py's example, found by the search request's example.
+HIT_EXAMPLE: dict[str, Any] = {
+    "id": "2b9e4f71-6c3a-4d8e-9f12-a7b5c3d1e0f4",
+    "kind": "insights",
+    "content": "The user prefers dark themes in every editor",
+    "score": 0.83,
+    "scores": {"semantic": 0.71, "keyword": 0.42},
+    "tags": ["ui", "editor"],
+    "metadata": {},
+    "owner": "user:alice",
+    "origin": "local",
+    "created_at": "2026-11-25T10:00:00Z",
+}
+
 
 class SearchFilters(StrictModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tags": ["ui"], "created_after": "2026-11-01T00:00:00Z"}]},
+    )
+
     tags: Tags | None = Field(default=None, description="rows carrying any of these tags")
     tags_all: Tags | None = Field(default=None, description="rows carrying all of these tags")
     category: str | None = Field(default=None, max_length=128)
@@ -56,6 +75,8 @@ class SearchRequest(StrictModel):
 
 
 class Hit(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [HIT_EXAMPLE]})
+
     id: uuid.UUID
     kind: Kind
     content: str
@@ -69,5 +90,7 @@ class Hit(BaseModel):
 
 
 class SearchResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"hits": [HIT_EXAMPLE], "mode": "hybrid"}]})
+
     hits: list[Hit]
     mode: Mode

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
+from mosaic_memory.api.docs import ERRORS
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.skills.schemas import SkillCreate, SkillOut, SkillUpdate
 
-router = APIRouter(prefix="/v1/skills", tags=["skills"])
+router = APIRouter(prefix="/v1/skills", tags=["skills"], responses=ERRORS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SkillOut, summary="Store a skill")

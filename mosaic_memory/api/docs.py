@@ -1,0 +1,112 @@
+"""OpenAPI documentation shared by the routers: the error responses every /v1 route may give."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def error_doc(description: str, error: str, detail: str) -> dict[str, Any]:
+    """One documented error response whose example is the ``{error, detail}`` body the app sends."""
+    return {
+        "description": description,
+        "content": {"application/json": {"example": {"error": error, "detail": detail}}},
+    }
+
+
+INVALID = error_doc("bad input; nothing is stored", "InvalidInput", "content: String should have at least 1 character")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: error_doc(
+        "no key, an unknown key or a revoked key",
+        "AuthenticationFailed",
+        "the API key is not valid",
+    ),
+    403: error_doc(
+        "the key lacks the scope this route needs", "PermissionDenied", "this API key lacks the 'write' scope"
+    ),
+    404: error_doc(
+        "no such row among the caller's owners (another owner's id answers the same); the error names the kind",
+        "InsightNotFound",
+        "insight 2b9e4f71-6c3a-4d8e-9f12-a7b5c3d1e0f4 not found",
+    ),
+    422: INVALID,
+}
+"""Pass as ``APIRouter(responses=ERRORS)``; a route's own ``responses`` override these per status."""
+
+
+def example_response(example: Any, description: str = "Successful Response") -> dict[str, Any]:
+    """A ``responses`` entry documenting a JSON body that has no model of its own (lists, plain dicts)."""
+    return {"description": description, "content": {"application/json": {"example": example}}}
+
+
+def list_response(model: Any) -> dict[str, Any]:
+    """A ``responses`` entry for ``list[model]``: a one-item list of the model's first example."""
+    from mosaic_memory.common.schemas import item_examples
+
+    return example_response(item_examples(model)[:1])
+
+
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {200: example_response({"status": "ok"})}
+_CHECKS = {"database": "ok", "migrations": "ok", "embedder": "sentence-transformers/all-MiniLM-L6-v2"}
+READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: example_response({"status": "ready", "tier": "local", "checks": _CHECKS}),
+    503: example_response(
+        {
+            "error": "NotReady",
+            "detail": "database: ok; migrations: at 0001, head 0002; embedder: sentence-transformers/all-MiniLM-L6-v2",
+            "checks": {**_CHECKS, "migrations": "at 0001, head 0002"},
+        },
+        "the database is unreachable or its migrations are not at head",
+    ),
+}
+
+
+def _accepts_null(schema: dict[str, Any]) -> bool:
+    if schema.get("type") == "null" or any(o.get("type") == "null" for o in schema.get("anyOf", [])):
+        return True
+    return not any(k in schema for k in ("type", "$ref", "anyOf", "allOf", "oneOf", "enum", "const"))
+
+
+def _fill_nulls(example: Any, schema: dict[str, Any], components: dict[str, Any]) -> None:
+    """Put back, as null, the required nullable properties missing from ``example`` (recursively)."""
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    for option in schema.get("anyOf", []):
+        if "$ref" in option and isinstance(example, dict):
+            schema = components.get(option["$ref"].rsplit("/", 1)[-1], {})
+    if isinstance(example, list) and "items" in schema:
+        for item in example:
+            _fill_nulls(item, schema["items"], components)
+    if isinstance(example, dict):
+        required = schema.get("required", [])
+        for name, sub in schema.get("properties", {}).items():
+            if name in example:
+                _fill_nulls(example[name], sub, components)
+            elif name in required and _accepts_null(sub):
+                example[name] = None
+
+
+def fill_example_nulls(doc: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI drops every null from the OpenAPI document, examples included, so ``valid_to: null``
+    would vanish from an example although the field is required. Restore those nulls in place."""
+    components = doc.get("components", {}).get("schemas", {})
+    for schema in components.values():
+        for example in schema.get("examples", []):
+            _fill_nulls(example, schema, components)
+    for operation in (op for ops in doc.get("paths", {}).values() for op in ops.values()):
+        bodies = [operation.get("requestBody", {}), *operation.get("responses", {}).values()]
+        for media in (m for body in bodies for m in body.get("content", {}).values()):
+            values = [media["example"]] if "example" in media else []
+            values += [entry.get("value") for entry in media.get("examples", {}).values()]
+            for value in values:
+                _fill_nulls(value, media.get("schema", {}), components)
+    return doc
+
+
+def keep_example_nulls(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """Wrap ``app.openapi`` so the served document keeps its examples' required nulls."""
+
+    def openapi() -> dict[str, Any]:
+        return fill_example_nulls(build())
+
+    return openapi
