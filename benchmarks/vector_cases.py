@@ -242,7 +242,7 @@ async def ours_search(ctx: Context, owner_ids: list[uuid.UUID], q: np.ndarray) -
             limit=K,
             now=utc_now(),
             include_history=False,
-            exact_threshold=cfg.exact_scan_threshold,
+            scan=cfg.scan_policy(),
             ef_search=cfg.hnsw_ef_search,
         )
     return now_ms() - t0, [row_of(r.content) for r in rows]

@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mosaic_memory.common.vectors import ScanPolicy
+
 __all__ = [
     "EmbeddingSettings",
     "JobsSettings",
@@ -94,9 +96,16 @@ class SearchSettings(BaseModel):
     # Scopes with fewer rows than this are searched exactly (B-tree on the owner, then a sort);
     # larger ones use HNSW with iterative scans. See benchmarks/RESULTS.md for the measurement.
     exact_scan_threshold: int = Field(default=20_000, ge=0)
+    exact_scan_min_rows: int = Field(default=2_000, ge=0)
+    exact_scan_share: float = Field(default=0.05, ge=0.0, le=1.0)
     rrf_k: int = Field(default=60, ge=1)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     candidate_multiplier: int = Field(default=4, ge=1, le=50)
+
+    def scan_policy(self) -> ScanPolicy:
+        return ScanPolicy(
+            max_rows=self.exact_scan_threshold, min_rows=self.exact_scan_min_rows, share=self.exact_scan_share
+        )
 
 
 class LogSettings(BaseModel):

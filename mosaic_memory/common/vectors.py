@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -17,10 +18,49 @@ def vector_literal(vector: Any) -> str:
     return "[" + ",".join(repr(float(x)) for x in arr) + "]"
 
 
-async def scope_size(session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], cap: int) -> int:
-    """Rows owned by ``owner_ids``, counted up to ``cap + 1`` (cheap: an index-only scan)."""
-    inner = select(model.owner_id).where(model.owner_id.in_(owner_ids)).limit(cap + 1).subquery()
-    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+@dataclass(frozen=True)
+class ScanPolicy:
+    """When a scoped vector search scans the scope exactly instead of walking the shared HNSW index.
+
+    HNSW's recall under an owner filter depends on the scope's *share* of the table (measured:
+    1.00 at 10 %, 0.83 at 1 % with iterative scans), while an exact scan's cost grows with the
+    scope's *rows*. So: exact when the scope has at most ``min_rows`` rows, or at most ``max_rows``
+    rows that are under ``share`` of the table; HNSW with iterative scans otherwise.
+    """
+
+    max_rows: int = 20_000
+    min_rows: int = 2_000
+    share: float = 0.05
+
+
+async def prefer_exact_scan(
+    session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], policy: ScanPolicy
+) -> bool:
+    """Decide the plan in one round trip: the table's row estimate, then a capped count of the scope.
+
+    The count is an index-only scan that stops at the cap, so deciding never costs more than
+    reading ``cap + 1`` index entries; for a scope that is most of the table the cap is small.
+    """
+    table = model.__tablename__
+    stmt = text(
+        f"""
+        WITH cap AS (
+            SELECT CASE WHEN c.reltuples <= 0 THEN :max_rows
+                        ELSE greatest(:min_rows, least(:max_rows, (:share * c.reltuples)::bigint)) END AS n
+            FROM pg_class c WHERE c.oid = CAST(:table AS regclass)
+        )
+        SELECT count(*) <= (SELECT n FROM cap)
+        FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners) LIMIT (SELECT n + 1 FROM cap)) AS scope
+        """
+    )
+    params = {
+        "max_rows": policy.max_rows,
+        "min_rows": min(policy.min_rows, policy.max_rows),
+        "share": policy.share,
+        "table": table,
+        "owners": list(owner_ids),
+    }
+    return bool(await session.scalar(stmt, params))
 
 
 async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tuples: int = 50_000) -> None:

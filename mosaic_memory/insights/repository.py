@@ -16,7 +16,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import content_hash
-from mosaic_memory.common.vectors import scope_size, use_iterative_hnsw, vector_literal
+from mosaic_memory.common.vectors import ScanPolicy, prefer_exact_scan, use_iterative_hnsw, vector_literal
 from mosaic_memory.errors import Conflict, InvalidInput
 from mosaic_memory.models import Insight, InsightSource
 
@@ -86,6 +86,7 @@ class InsightRepository:
             raise InvalidInput(f"the insights table stores {dims}-dimension vectors, got {matrix.shape[1]}")
         vector_oid = await conn.scalar(text("SELECT 'vector'::regtype::oid"))
         raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
         try:
             async with raw.cursor() as cur:
                 # Registered on this cursor only: the pooled connection's adapters stay as they were.
@@ -134,12 +135,12 @@ class InsightRepository:
         return (await self.session.scalars(stmt)).all()
 
     async def nearest_current(
-        self, owner_id: uuid.UUID, vectors: np.ndarray, *, exact_threshold: int, ef_search: int
+        self, owner_id: uuid.UUID, vectors: np.ndarray, *, scan: ScanPolicy, ef_search: int
     ) -> list[tuple[uuid.UUID, float] | None]:
         """For each vector, the owner's most similar current insight and its cosine similarity."""
         if len(vectors) == 0:
             return []
-        small = await scope_size(self.session, Insight, [owner_id], exact_threshold) <= exact_threshold
+        small = await prefer_exact_scan(self.session, Insight, [owner_id], scan)
         # "+ 0" hides the distance from the HNSW index, forcing an exact scan of the owner's rows.
         order = "(i.embedding <=> v.vec) + 0" if small else "i.embedding <=> v.vec"
         if not small:

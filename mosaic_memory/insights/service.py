@@ -130,7 +130,7 @@ class InsightService:
                 nearest = await repo.nearest_current(
                     owner_id,
                     vectors[positions],
-                    exact_threshold=self.settings.search.exact_scan_threshold,
+                    scan=self.settings.search.scan_policy(),
                     ef_search=self.settings.search.hnsw_ef_search,
                 )
             accepted: list[tuple[int, Insight]] = []  # (position, row) new in this batch

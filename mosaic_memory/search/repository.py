@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.schemas import Kind
-from mosaic_memory.common.vectors import scope_size, use_iterative_hnsw
+from mosaic_memory.common.vectors import ScanPolicy, prefer_exact_scan, use_iterative_hnsw
 from mosaic_memory.models import AgentLog, Insight, Preference, Skill
 from mosaic_memory.preferences.repository import preference_text
 from mosaic_memory.search.schemas import SearchFilters
@@ -191,7 +191,7 @@ class SearchRepository:
         limit: int,
         now: datetime,
         include_history: bool,
-        exact_threshold: int,
+        scan: ScanPolicy,
         ef_search: int,
         with_embedding: bool = False,
     ) -> list[Row]:
@@ -202,7 +202,7 @@ class SearchRepository:
         model = spec.model
         where.append(model.embedding.is_not(None))
         distance = model.embedding.cosine_distance(vector)
-        small = await scope_size(self.session, model, owner_ids, exact_threshold) <= exact_threshold
+        small = await prefer_exact_scan(self.session, model, owner_ids, scan)
         rows: Sequence[Any] = []
         if not small:
             await use_iterative_hnsw(self.session, max(ef_search, limit))

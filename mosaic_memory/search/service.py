@@ -75,7 +75,7 @@ class SearchService:
                     limit=n,
                     now=now,
                     include_history=req.include_history,
-                    exact_threshold=cfg.exact_scan_threshold,
+                    scan=cfg.scan_policy(),
                     ef_search=cfg.hnsw_ef_search,
                     with_embedding=want_vectors,
                 )

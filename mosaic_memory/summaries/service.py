@@ -149,7 +149,7 @@ class SummarizationService:
         nearest: list[tuple[uuid.UUID, float] | None] = await repo.nearest_current(
             owner_id,
             vectors,
-            exact_threshold=self.settings.search.exact_scan_threshold,
+            scan=self.settings.search.scan_policy(),
             ef_search=self.settings.search.hnsw_ef_search,
         )
         priors: list[dict[str, Any]] = []
