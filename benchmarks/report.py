@@ -204,6 +204,10 @@ def _quality(q: dict[str, Any]) -> list[str]:
         [f"hybrid multiplier={k}", x["recall_at_1"], x["recall_at_5"], x["recall_at_10"], x["mrr"]]
         for k, x in q["hybrid_by_candidate_multiplier"].items()
     ]
+    rows += [
+        [f"hybrid keyword_weight={k}", x["recall_at_1"], x["recall_at_5"], x["recall_at_10"], x["mrr"]]
+        for k, x in q.get("hybrid_by_keyword_weight", {}).items()
+    ]
     for name, x in q["providers_exact_semantic"].items():
         if x.get("skipped"):
             rows.append([f"exact cosine, {name}", None, None, None, f"skipped: {x['reason']}"])

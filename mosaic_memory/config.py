@@ -99,6 +99,9 @@ class SearchSettings(BaseModel):
     exact_scan_min_rows: int = Field(default=2_000, ge=0)
     exact_scan_share: float = Field(default=0.05, ge=0.0, le=1.0)
     rrf_k: int = Field(default=60, ge=1)
+    # Weight of the keyword list in hybrid fusion (the semantic list weighs 1). Chosen with the
+    # retrieval-quality benchmark (benchmarks/quality.py); see benchmarks/RESULTS.md.
+    keyword_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     candidate_multiplier: int = Field(default=4, ge=1, le=50)
 

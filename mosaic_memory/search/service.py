@@ -24,16 +24,17 @@ __all__ = ["SearchService", "fuse_rrf"]
 Key = tuple[str, object]
 
 
-def fuse_rrf(lists: Sequence[Sequence[Row]], k: int) -> list[tuple[Row, float]]:
-    """Reciprocal-rank fusion, normalised so rank 1 in every list scores 1.0."""
+def fuse_rrf(lists: Sequence[Sequence[Row]], k: int, weights: Sequence[float] | None = None) -> list[tuple[Row, float]]:
+    """Weighted reciprocal-rank fusion, normalised so rank 1 in every list scores 1.0."""
+    weights = weights or [1.0] * len(lists)
     scores: dict[Key, float] = {}
     rows: dict[Key, Row] = {}
-    for ranked in lists:
+    for ranked, weight in zip(lists, weights, strict=True):
         for rank, row in enumerate(ranked, start=1):
             key = (row.kind, row.id)
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
             rows.setdefault(key, row)
-    best = len(lists) / (k + 1)
+    best = sum(weights) / (k + 1)
     fused = [(rows[key], score / best) for key, score in scores.items()]
     fused.sort(key=lambda pair: pair[1], reverse=True)
     return fused
@@ -101,7 +102,7 @@ class SearchService:
         elif req.mode == "keyword":
             scored = [(r, r.score) for r in keyword]
         else:
-            scored = fuse_rrf([semantic, keyword], cfg.rrf_k)
+            scored = fuse_rrf([semantic, keyword], cfg.rrf_k, [1.0, cfg.keyword_weight])
         components: dict[Key, dict[str, float]] = {}
         for name, ranked in (("semantic", semantic), ("keyword", keyword)):
             for r in ranked:
