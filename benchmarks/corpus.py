@@ -210,3 +210,29 @@ TOPICS: tuple[Topic, ...] = (
         ("where is she relocating?", "when is her move happening?"),
     ),
 )
+
+
+# Facts an agent finds by an exact token (an error code, a host, a ticket, a flag), asked about
+# with that token and otherwise different words: the queries keyword search exists for.
+IDENTIFIERS: tuple[tuple[str, str], ...] = (
+    ("Error E4711 means the disk quota of the build cache is exhausted", "what does E4711 mean?"),
+    ("The staging database runs on host db-stg-3.internal", "which machine is db-stg-3?"),
+    ("Ticket OPS-2291 tracks the flaky login test", "what is OPS-2291 about?"),
+    ("Set FEATURE_NEWCHECKOUT=1 to enable the new checkout flow", "what does FEATURE_NEWCHECKOUT do?"),
+    ("The nightly export writes to bucket s3://acme-exports-eu", "where does acme-exports-eu get used?"),
+    ("Invoice INV-88213 was paid twice by mistake", "anything odd with INV-88213?"),
+    ("Port 5433 is the read replica of the main PostgreSQL", "what listens on 5433?"),
+    ("The kubectl context prod-fra1 points at the Frankfurt cluster", "which cluster is prod-fra1?"),
+    ("Library libfoo 2.3.1 breaks TLS on Alpine images", "problems with libfoo 2.3.1?"),
+    ("The VPN profile corp-split only routes 10.20.0.0/16", "what does corp-split route?"),
+    ("Cron job reindex-7 rebuilds the search index at 04:10", "when does reindex-7 run?"),
+    ("Customer ACME-4410 is on the enterprise plan with SSO", "which plan is ACME-4410 on?"),
+    ("Alert HighLatencyP99 fires when p99 exceeds 800 ms for 5 minutes", "when does HighLatencyP99 trigger?"),
+    ("Branch release/2026.11 is frozen until the audit ends", "can I merge into release/2026.11?"),
+    ("The GPU node gpu-a100-07 has a failing fan", "is gpu-a100-07 healthy?"),
+    ("Secret rotation for key kms-alias-payments is due in March", "when is kms-alias-payments rotated?"),
+    ("Model checkpoint ckpt-0412 had the best validation loss", "why keep ckpt-0412?"),
+    ("Migration 20261103_add_index locks the orders table for minutes", "is 20261103_add_index safe to run?"),
+    ("The printer PRN-3F-EAST jams with thick paper", "trouble with PRN-3F-EAST?"),
+    ("Endpoint /v2/reports/export times out above 50k rows", "limits of /v2/reports/export?"),
+)

@@ -13,7 +13,7 @@ import numpy as np
 
 from benchmarks.common import CaseResult, Skip, fact_texts, ratio
 from benchmarks.context import Context
-from benchmarks.corpus import TOPICS
+from benchmarks.corpus import IDENTIFIERS, TOPICS
 from benchmarks.service_cases import CachedEmbedder
 from embeddings import Embedder, get_embedder
 from mosaic_memory.insights.schemas import InsightCreate
@@ -41,9 +41,13 @@ async def case_q(ctx: Context) -> CaseResult:
     res = CaseResult("q", f"Retrieval quality: {len(TOPICS)} topics, {2 * len(TOPICS)} questions")
     embedder = ctx.state.embedder
     stored = [t for topic in TOPICS for t in (topic.fact, topic.same[0], topic.other)]
+    stored += [fact for fact, _ in IDENTIFIERS]
     filler = fact_texts(ctx.sizes.quality_filler, seed=31)
-    questions = [q for topic in TOPICS for q in topic.questions]
+    paraphrase_questions = [q for topic in TOPICS for q in topic.questions]
+    questions = paraphrase_questions + [q for _, q in IDENTIFIERS]
     relevant = [{topic.fact, topic.same[0]} for topic in TOPICS for _ in topic.questions]
+    relevant += [{fact} for fact, _ in IDENTIFIERS]
+    n_para = len(paraphrase_questions)
 
     # A user of its own; stored without the near-duplicate merge so every item stays findable.
     no_merge = ctx.settings.model_copy(deep=True)
@@ -60,7 +64,8 @@ async def case_q(ctx: Context) -> CaseResult:
     cache = {q: v for q, v in zip(questions, qvecs, strict=True)}
     cached = CachedEmbedder(embedder, cache)
 
-    async def evaluate(mode: str, **search: Any) -> dict[str, float]:
+    async def evaluate(mode: str, **search: Any) -> dict[str, Any]:
+        """Metrics over all questions, plus the paraphrase and the exact-token subsets."""
         settings = ctx.settings.model_copy(deep=True)
         for key, value in search.items():
             setattr(settings.search, key, value)
@@ -70,13 +75,17 @@ async def case_q(ctx: Context) -> CaseResult:
             async with ctx.state.sessionmaker() as session, session.begin():
                 out = await service.search(session, principal, SearchRequest(query=q, k=10, mode=mode))  # type: ignore[arg-type]
             ranked.append([h.content for h in out.hits])
-        return _metrics(ranked, relevant)
+        return {
+            **_metrics(ranked, relevant),
+            "paraphrase_mrr": _metrics(ranked[:n_para], relevant[:n_para])["mrr"],
+            "identifier_mrr": _metrics(ranked[n_para:], relevant[n_para:])["mrr"],
+        }
 
     cfg = ctx.settings.search
     modes = {mode: await evaluate(mode) for mode in ("semantic", "keyword", "hybrid")}
     rrf = {str(k): await evaluate("hybrid", rrf_k=k) for k in (1, 10, 30, 60, 120)}
     mult = {str(m): await evaluate("hybrid", candidate_multiplier=m) for m in (1, 2, 4, 8)}
-    weights = {str(w): await evaluate("hybrid", keyword_weight=w) for w in (1.0, 0.5, 0.3, 0.2, 0.1, 0.0)}
+    weights = {str(w): await evaluate("hybrid", keyword_weight=w) for w in (1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.0)}
 
     # the same semantic ranking by exact cosine in numpy, per embedding provider
     providers: dict[str, Any] = {

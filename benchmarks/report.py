@@ -193,27 +193,30 @@ def _quality(q: dict[str, Any]) -> list[str]:
         f"{q['config']['candidate_multiplier']})",
         "",
     ]
-    rows = [
-        [f"mode {k}", x["recall_at_1"], x["recall_at_5"], x["recall_at_10"], x["mrr"]] for k, x in q["modes"].items()
-    ]
-    rows += [
-        [f"hybrid rrf_k={k}", x["recall_at_1"], x["recall_at_5"], x["recall_at_10"], x["mrr"]]
-        for k, x in q["hybrid_by_rrf_k"].items()
-    ]
-    rows += [
-        [f"hybrid multiplier={k}", x["recall_at_1"], x["recall_at_5"], x["recall_at_10"], x["mrr"]]
-        for k, x in q["hybrid_by_candidate_multiplier"].items()
-    ]
-    rows += [
-        [f"hybrid keyword_weight={k}", x["recall_at_1"], x["recall_at_5"], x["recall_at_10"], x["mrr"]]
-        for k, x in q.get("hybrid_by_keyword_weight", {}).items()
-    ]
+
+    def metrics(label: str, x: dict[str, Any]) -> list[Any]:
+        return [
+            label,
+            x["recall_at_1"],
+            x["recall_at_5"],
+            x["recall_at_10"],
+            x["mrr"],
+            x.get("paraphrase_mrr"),
+            x.get("identifier_mrr"),
+        ]
+
+    rows = [metrics(f"mode {k}", x) for k, x in q["modes"].items()]
+    rows += [metrics(f"hybrid rrf_k={k}", x) for k, x in q["hybrid_by_rrf_k"].items()]
+    rows += [metrics(f"hybrid multiplier={k}", x) for k, x in q["hybrid_by_candidate_multiplier"].items()]
+    rows += [metrics(f"hybrid keyword_weight={k}", x) for k, x in q.get("hybrid_by_keyword_weight", {}).items()]
     for name, x in q["providers_exact_semantic"].items():
         if x.get("skipped"):
-            rows.append([f"exact cosine, {name}", None, None, None, f"skipped: {x['reason']}"])
+            rows.append([f"exact cosine, {name}", None, None, None, f"skipped: {x['reason']}", None, None])
         else:
-            rows.append([f"exact cosine, {name}", x["recall_at_1"], x["recall_at_5"], x["recall_at_10"], x["mrr"]])
-    lines += _table(["configuration", "recall@1", "recall@5", "recall@10", "MRR"], rows)
+            rows.append(metrics(f"exact cosine, {name}", x))
+    lines += _table(
+        ["configuration", "recall@1", "recall@5", "recall@10", "MRR", "MRR paraphrase", "MRR exact token"], rows
+    )
     rows = []
     summaries = []
     for name, x in q["dedup"].items():

@@ -101,7 +101,7 @@ class SearchSettings(BaseModel):
     rrf_k: int = Field(default=60, ge=1)
     # Weight of the keyword list in hybrid fusion (the semantic list weighs 1). Chosen with the
     # retrieval-quality benchmark (benchmarks/quality.py); see benchmarks/RESULTS.md.
-    keyword_weight: float = Field(default=1.0, ge=0.0, le=1.0)
+    keyword_weight: float = Field(default=0.2, ge=0.0, le=1.0)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     candidate_multiplier: int = Field(default=4, ge=1, le=50)
 
