@@ -44,7 +44,8 @@ class Dataset:
     def scope_mask(self, label: str) -> np.ndarray:
         if label == "100%":
             return np.ones(len(self.vectors), dtype=bool)
-        return self.owner_of_row == self.selective_owner[label]
+        mask: np.ndarray = self.owner_of_row == self.selective_owner[label]
+        return mask
 
     def scope_owner_ids(self, label: str) -> list[uuid.UUID]:
         if label == "100%":
@@ -83,7 +84,7 @@ class Context:
 
     async def execute(self, sql: str) -> None:
         async with await self.raw() as conn:
-            await conn.execute(sql)  # type: ignore[arg-type]
+            await conn.execute(sql)
 
     async def scalar(self, sql: str) -> Any:
         async with self.state.sessionmaker() as session:
@@ -102,7 +103,7 @@ async def open_context(sizes: Sizes) -> Context:
     workdir.chmod(0o755)  # the embedded server runs as another user when we are root
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    settings = Settings(data_dir=workdir, tier="local", admin_key=ADMIN_KEY)  # type: ignore[arg-type]
+    settings = Settings(data_dir=workdir, tier="local", admin_key=ADMIN_KEY)
     state = await build_state(settings)
     await bootstrap_admin(state)
     async with state.sessionmaker() as session, session.begin():

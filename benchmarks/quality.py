@@ -73,7 +73,7 @@ async def case_q(ctx: Context) -> CaseResult:
         ranked = []
         for q in questions:
             async with ctx.state.sessionmaker() as session, session.begin():
-                out = await service.search(session, principal, SearchRequest(query=q, k=10, mode=mode))  # type: ignore[arg-type]
+                out = await service.search(session, principal, SearchRequest(query=q, k=10, mode=mode))
             ranked.append([h.content for h in out.hits])
         return {
             **_metrics(ranked, relevant),
@@ -172,10 +172,10 @@ async def _dedup(embedder: Embedder, current: float | None) -> dict[str, Any]:
 
     same, other = cos(same_pairs), cos(other_pairs)
     best_t, best_acc = 0.0, -1.0
-    for t in np.arange(0.50, 0.995, 0.005):
-        acc = ((same >= t).mean() + (other < t).mean()) / 2  # balanced accuracy
+    for cut in np.arange(0.50, 0.995, 0.005):
+        acc = ((same >= cut).mean() + (other < cut).mean()) / 2  # balanced accuracy
         if acc > best_acc:
-            best_t, best_acc = float(t), float(acc)
+            best_t, best_acc = float(cut), float(acc)
     at_current = None
     if current is not None:
         at_current = {

@@ -171,7 +171,7 @@ async def case_b(ctx: Context) -> CaseResult:
         for i, qtext in enumerate([*questions[:5], *questions]):
             t0 = now_ms()
             async with ctx.state.sessionmaker() as session, session.begin():
-                await service.search(session, principal, SearchRequest(query=qtext, k=K, mode=mode))  # type: ignore[arg-type]
+                await service.search(session, principal, SearchRequest(query=qtext, k=K, mode=mode))
             if i >= 5:
                 times.append(now_ms() - t0)
         inproc[mode] = stats(times)

@@ -47,9 +47,9 @@ async def build_index(ctx: Context, maintenance_work_mem: str = "512MB") -> dict
         await conn.execute("DROP INDEX IF EXISTS ix_insights_embedding_hnsw")
         default_mwm = (await (await conn.execute("SHOW maintenance_work_mem")).fetchone())[0]  # type: ignore[index]
         workers = (await (await conn.execute("SHOW max_parallel_maintenance_workers")).fetchone())[0]  # type: ignore[index]
-        await conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")  # type: ignore[arg-type]
+        await conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
         t0 = time.perf_counter()
-        await conn.execute(HNSW_DDL)  # type: ignore[arg-type]
+        await conn.execute(HNSW_DDL)
         seconds = time.perf_counter() - t0
         await conn.execute("ANALYZE insights")
     ctx.indexed = True
@@ -100,7 +100,7 @@ async def load_plain(ctx: Context, data: Dataset, rows: Sequence[int]) -> float:
         await register_vector_async(conn)
         async with (
             conn.cursor() as cur,
-            cur.copy(f"COPY insights ({COLUMNS}) FROM STDIN WITH (FORMAT BINARY)") as copy,  # type: ignore[arg-type]
+            cur.copy(f"COPY insights ({COLUMNS}) FROM STDIN WITH (FORMAT BINARY)") as copy,
         ):
             copy.set_types(["uuid", "uuid", "text", "varchar", "vector", "varchar", "varchar"])
             for row in prepared:
@@ -293,14 +293,14 @@ async def case_a(ctx: Context) -> CaseResult:
 async def _raw_sql(ctx: Context, data: Dataset, ef_search: int) -> tuple[list[float], list[list[int]]]:
     async with await ctx.raw() as conn:
         await register_vector_async(conn)
-        await conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")  # type: ignore[arg-type]
+        await conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")
         sql = "SELECT content FROM insights ORDER BY embedding <=> %s LIMIT 10"
         for q in data.queries[:10]:
-            await conn.execute(sql, (q,))  # type: ignore[arg-type]
+            await conn.execute(sql, (q,))
         times, found = [], []
         for q in data.queries:
             t0 = now_ms()
-            rows = await (await conn.execute(sql, (q,))).fetchall()  # type: ignore[arg-type]
+            rows = await (await conn.execute(sql, (q,))).fetchall()
             times.append(now_ms() - t0)
             found.append([row_of(r[0]) for r in rows])
     return times, found
@@ -443,20 +443,20 @@ async def _raw_scoped(
     )
     async with await ctx.raw() as conn:
         await register_vector_async(conn)
-        await conn.execute(setting)  # type: ignore[arg-type]
-        await conn.execute(f"SET hnsw.ef_search = {int(ef)}")  # type: ignore[arg-type]
+        await conn.execute(setting)
+        await conn.execute(f"SET hnsw.ef_search = {int(ef)}")
         await conn.execute("SET hnsw.max_scan_tuples = 50000")
         params = {"owners": owners, "q": data.queries[0]}
-        plan_rows = await (await conn.execute("EXPLAIN (COSTS OFF) " + sql, params)).fetchall()  # type: ignore[arg-type]
+        plan_rows = await (await conn.execute("EXPLAIN (COSTS OFF) " + sql, params)).fetchall()
         plan = re.sub(r"'\[[^']*\]'", "q", " / ".join(str(r[0]).strip() for r in plan_rows[:4]))
         for q in data.queries[:5]:
-            await conn.execute(sql, {"owners": owners, "q": q})  # type: ignore[arg-type]
+            await conn.execute(sql, {"owners": owners, "q": q})
         times, found = [], []
         # an exact scan of a large scope is slow and its latency steady: fewer samples suffice
         queries = data.queries[:50] if "+ 0" in order and len(owners) > 1 else data.queries
         for q in queries:
             t0 = now_ms()
-            rows = await (await conn.execute(sql, {"owners": owners, "q": q})).fetchall()  # type: ignore[arg-type]
+            rows = await (await conn.execute(sql, {"owners": owners, "q": q})).fetchall()
             times.append(now_ms() - t0)
             found.append([row_of(r[0]) for r in rows])
     return times, found, plan

@@ -86,7 +86,7 @@ class InsightRepository:
             raise InvalidInput(f"the insights table stores {dims}-dimension vectors, got {matrix.shape[1]}")
         vector_oid = await conn.scalar(text("SELECT 'vector'::regtype::oid"))
         raw = (await conn.get_raw_connection()).driver_connection
-        assert raw is not None
+        assert raw is not None  # a checked-out connection always has its psycopg connection
         try:
             async with raw.cursor() as cur:
                 # Registered on this cursor only: the pooled connection's adapters stay as they were.
