@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import text
@@ -33,9 +33,9 @@ class ScanPolicy:
     share: float = 0.05
 
 
-async def prefer_exact_scan(
+async def scan_plan(
     session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], policy: ScanPolicy
-) -> bool:
+) -> Literal["empty", "exact", "hnsw"]:
     """Decide the plan in one round trip: the table's row estimate, then a capped count of the scope.
 
     The count is an index-only scan that stops at the cap, so deciding never costs more than
@@ -49,7 +49,7 @@ async def prefer_exact_scan(
                         ELSE greatest(:min_rows, least(:max_rows, (:share * c.reltuples)::bigint)) END AS n
             FROM pg_class c WHERE c.oid = CAST(:table AS regclass)
         )
-        SELECT count(*) <= (SELECT n FROM cap)
+        SELECT count(*) AS rows, (SELECT n FROM cap) AS cap
         FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners) LIMIT (SELECT n + 1 FROM cap)) AS scope
         """
     )
@@ -60,7 +60,17 @@ async def prefer_exact_scan(
         "table": table,
         "owners": list(owner_ids),
     }
-    return bool(await session.scalar(stmt, params))
+    rows, cap = (await session.execute(stmt, params)).one()
+    if rows == 0:
+        return "empty"
+    return "exact" if rows <= cap else "hnsw"
+
+
+async def prefer_exact_scan(
+    session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], policy: ScanPolicy
+) -> bool:
+    """True unless the scope is large enough, in rows and share of the table, for HNSW."""
+    return await scan_plan(session, model, owner_ids, policy) != "hnsw"
 
 
 async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tuples: int = 50_000) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.schemas import Kind
-from mosaic_memory.common.vectors import ScanPolicy, prefer_exact_scan, use_iterative_hnsw
+from mosaic_memory.common.vectors import ScanPolicy, scan_plan, use_iterative_hnsw
 from mosaic_memory.models import AgentLog, Insight, Preference, Skill
 from mosaic_memory.preferences.repository import preference_text
 from mosaic_memory.search.schemas import SearchFilters
@@ -202,7 +202,10 @@ class SearchRepository:
         model = spec.model
         where.append(model.embedding.is_not(None))
         distance = model.embedding.cosine_distance(vector)
-        small = await prefer_exact_scan(self.session, model, owner_ids, scan)
+        plan = await scan_plan(self.session, model, owner_ids, scan)
+        if plan == "empty":
+            return []  # the caller owns no rows of this kind: no vector query at all
+        small = plan == "exact"
         rows: Sequence[Any] = []
         if not small:
             await use_iterative_hnsw(self.session, max(ef_search, limit))
