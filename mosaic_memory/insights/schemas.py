@@ -66,7 +66,10 @@ class InsightCreate(StrictModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     owner: str | None = Field(default=None, description="'team:NAME' to write to a team; default the key's user")
     expires_at: datetime | None = None
-    ttl_seconds: float | None = Field(default=None, gt=0, description="alternative to expires_at")
+    # Bounded (100 years) so that now + ttl stays a representable datetime instead of overflowing.
+    ttl_seconds: float | None = Field(
+        default=None, gt=0, le=100 * 365 * 86400, description="alternative to expires_at (at most 100 years)"
+    )
     source: Source = Field(default_factory=Source)
     supersedes: uuid.UUID | None = Field(default=None, description="id of an insight this one replaces")
 
