@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import EmbeddingError
@@ -53,6 +54,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc))
     except OSError as exc:
         fail(f"{type(exc).__name__}: {exc.strerror or exc}")
+    except OperationalError as exc:
+        # libpq's first line names host, port and user, never the password.
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        fail(f"the database is unreachable: {reason}")
 
 
 async def embedding_dimensions(cfg: Settings) -> int:
