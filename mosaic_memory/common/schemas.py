@@ -7,13 +7,27 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from mosaic_memory.errors import InvalidInput
 
+
+def _utc(value: datetime) -> datetime:
+    """Naive means UTC (never the database session's zone); the instant must exist in UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Stored, PostgreSQL would keep it, but no later read of the row could load it.
+        raise ValueError("datetime out of range: it must fall within years 1 to 9999 in UTC") from None
+
+
+# A request datetime: time zone aware, in UTC, and representable when read back.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Tags = Annotated[list[Tag], Field(max_length=64)]
 Kind = Literal["insights", "preferences", "logs", "skills"]

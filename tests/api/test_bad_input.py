@@ -142,3 +142,36 @@ async def test_non_finite_metadata_and_huge_ttl_are_refused(http: httpx.AsyncCli
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "InvalidInput"
     assert await _count(http, h) == 0
+
+
+async def test_datetimes_are_utc_and_representable(http: httpx.AsyncClient, make_user: UserFactory) -> None:
+    """Naive datetimes mean UTC everywhere (not the database session's zone); instants outside
+    years 1..9999 in UTC are refused (stored, they would break every later read of the kind)."""
+    _, h = await make_user()
+    r = await http.post(
+        "/v1/insights", json={"content": "naive expiry", "expires_at": "2030-01-01T00:00:00"}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["expires_at"] in ("2030-01-01T00:00:00Z", "2030-01-01T00:00:00+00:00")
+    iid = r.json()["id"]
+    r = await http.patch(f"/v1/insights/{iid}", json={"valid_to": "2031-01-01T00:00:00"}, headers=h)
+    assert r.status_code == 200 and r.json()["valid_to"] in ("2031-01-01T00:00:00Z", "2031-01-01T00:00:00+00:00")
+    filters = {"created_after": "2020-01-01T00:00:00", "created_before": "2099-01-01T00:00:00Z"}
+    r = await http.post("/v1/search", json={"query": "expiry", "filters": filters, "include_history": True}, headers=h)
+    assert r.status_code == 200, r.text
+    assert [hit["id"] for hit in r.json()["hits"]] == [iid]
+
+    too_early, too_late = "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"
+    for when in (too_early, too_late):
+        r = await http.post("/v1/insights", json={"content": f"expiry {when}", "expires_at": when}, headers=h)
+        assert r.status_code == 422, r.text
+        r = await http.patch(f"/v1/insights/{iid}", json={"expires_at": when}, headers=h)
+        assert r.status_code == 422, r.text
+        event = {"session_id": "s", "content": "edge of time", "occurred_at": when}
+        r = await http.post("/v1/logs", json={"events": [event]}, headers=h)
+        assert r.status_code == 422, r.text
+        r = await http.post("/v1/search", json={"query": "x", "filters": {"created_after": when}}, headers=h)
+        assert r.status_code == 422, r.text
+    assert (await http.get("/v1/logs", headers=h)).status_code == 200
+    assert (await http.get(f"/v1/insights/{iid}", headers=h)).status_code == 200
+    assert await _count(http, h) == 1
