@@ -96,7 +96,32 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidInput("cursor is malformed; pass the next_cursor of a previous page") from None
 
 
+# Deep enough for any real document; far under what a response can serialize (pydantic stops
+# near 255 levels, counted from the response's root), so a stored value can always be read back.
+MAX_JSON_DEPTH = 64
+
+
+def _json_depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            break
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return depth
+
+
 def check_json_size(value: Any, limit: int, what: str) -> None:
+    """Raises InvalidInput when ``value`` is over ``limit`` bytes as JSON or nested deeper than
+    MAX_JSON_DEPTH levels."""
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise InvalidInput(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
     size = len(json.dumps(value, default=str).encode())
     if size > limit:
         raise InvalidInput(f"{what} is {size} bytes as JSON; the limit is {limit} bytes")

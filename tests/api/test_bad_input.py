@@ -175,3 +175,36 @@ async def test_datetimes_are_utc_and_representable(http: httpx.AsyncClient, make
     assert (await http.get("/v1/logs", headers=h)).status_code == 200
     assert (await http.get(f"/v1/insights/{iid}", headers=h)).status_code == 200
     assert await _count(http, h) == 1
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+async def test_deeply_nested_json_is_refused_before_it_is_stored(
+    http: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    """JSON nested past what a response can serialize was stored, then every list and search
+    of its owner (a whole team, for team rows) answered 500."""
+    _, h = await make_user()
+    deep, fine = _nested(300), _nested(20)
+    writes = [
+        ("POST", "/v1/insights", lambda m: {"content": "nested insight", "metadata": m}),
+        ("POST", "/v1/logs", lambda m: {"events": [{"session_id": "s", "content": "nested log", "metadata": m}]}),
+        ("POST", "/v1/skills", lambda m: {"name": f"nested-{len(str(m))}", "description": "d", "metadata": m}),
+        ("PUT", "/v1/preferences/nested", lambda m: {"value": m}),
+    ]
+    for method, url, body in writes:
+        r = await http.request(method, url, json=body(deep), headers=h)
+        assert r.status_code == 422, (url, r.status_code, r.text[:300])
+        assert r.json()["error"] == "InvalidInput"
+        r = await http.request(method, url, json=body(fine), headers=h)
+        assert r.status_code in (200, 201), (url, r.text[:300])
+    for url in ("/v1/insights", "/v1/logs", "/v1/skills", "/v1/preferences"):
+        r = await http.get(url, headers=h)
+        assert r.status_code == 200 and len(r.json()["items"]) == 1, (url, r.text[:300])
+    r = await http.post("/v1/search", json={"query": "nested", "mode": "keyword"}, headers=h)
+    assert r.status_code == 200, r.text[:300]
