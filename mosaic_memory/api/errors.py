@@ -29,8 +29,8 @@ _STATUS_NAMES = {
 }
 
 DATA_ERROR_DETAIL = (
-    "a value in the request cannot be stored or matched: text and JSON must not contain NUL "
-    "(\\u0000) characters, and JSON numbers must be finite"
+    "a value in the request cannot be stored or matched: text and JSON must be valid Unicode "
+    "without NUL (\\u0000) characters, and JSON numbers must be finite"
 )
 
 
