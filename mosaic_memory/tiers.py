@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import StorageTierError
@@ -34,7 +35,13 @@ def redact_url(url: str | URL) -> str:
 
 
 def _with_driver(url: str, driver: str) -> URL:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # The message would quote the URL, password included: say what is wrong, not what it is.
+        raise StorageTierError(
+            "MOSAIC_DATABASE_URL is not a valid URL; expected postgresql://user:pass@host:port/db"
+        ) from None
     if parsed.get_backend_name() != "postgresql":
         raise StorageTierError(
             f"MOSAIC_DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {redact_url(parsed)}"
@@ -55,7 +62,7 @@ class Database:
     """A resolved database: its URL and, for the local tier, the embedded server handle."""
 
     tier: str
-    url: str
+    url: str = field(repr=False)  # may carry the password (MOSAIC_DATABASE_URL)
     server: Any = field(default=None, repr=False)
 
     def close(self) -> None:

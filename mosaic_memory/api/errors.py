@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from embeddings import EmbeddingError
@@ -27,6 +27,11 @@ _STATUS_NAMES = {
     415: "UnsupportedMediaType",
     422: "InvalidInput",
 }
+
+DATA_ERROR_DETAIL = (
+    "a value in the request cannot be stored or matched: text and JSON must be valid Unicode "
+    "without NUL (\\u0000) characters, and JSON numbers must be finite"
+)
 
 
 def error_response(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
@@ -71,6 +76,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if is_connection_error(exc):
             err = DatabaseUnavailable()
             return error_response(err.status_code, err.error, err.detail)
+        if isinstance(exc, DataError):
+            # A value PostgreSQL cannot hold or compare (a NUL character in text or jsonb, NaN in
+            # JSON): the client's input, refused before the route commits, so nothing is stored.
+            log.info("database refused a value: %s", type(exc.orig).__name__)
+            return error_response(422, "InvalidInput", DATA_ERROR_DETAIL)
         log.exception("database error")
         return error_response(500, "InternalError", "the database rejected the operation; see the server log")
 

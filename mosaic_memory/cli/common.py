@@ -8,9 +8,11 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import EmbeddingError
@@ -53,6 +55,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc))
     except OSError as exc:
         fail(f"{type(exc).__name__}: {exc.strerror or exc}")
+    except OperationalError as exc:
+        # libpq's first line names host, port and user, never the password.
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        fail(f"the database is unreachable: {reason}")
 
 
 async def embedding_dimensions(cfg: Settings) -> int:
@@ -115,9 +121,28 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def redact_http_url(url: str) -> str:
+    """``url`` with its password and every query value replaced by ``***`` (either may be a key)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    query = "&".join(f"{k}=***" if v else k for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def redacted_settings(cfg: Settings) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
     if cfg.database_url is not None:
         data["database_url"] = redact_url(cfg.database_url.get_secret_value())
+    data["url"] = redact_http_url(cfg.url)
+    for group in (data["embeddings"], data["jobs"]["llm"]):
+        if group.get("base_url"):
+            group["base_url"] = redact_http_url(group["base_url"])
     data["effective_tier"] = cfg.effective_tier
     return data

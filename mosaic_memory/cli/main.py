@@ -72,6 +72,14 @@ def serve(
     from mosaic_memory.api import create_app
 
     cfg = settings()
+    if cfg.effective_tier == "standalone":
+        from mosaic_memory.errors import StorageTierError
+        from mosaic_memory.tiers import open_database
+
+        try:  # a bad MOSAIC_DATABASE_URL: one line now, not a traceback from the lifespan
+            open_database(cfg).close()
+        except StorageTierError as exc:
+            fail(exc.detail)
     if not migrate:
         cfg = cfg.model_copy(update={"auto_migrate": False})
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -7,13 +7,27 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from mosaic_memory.errors import InvalidInput
 
+
+def _utc(value: datetime) -> datetime:
+    """Naive means UTC (never the database session's zone); the instant must exist in UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Stored, PostgreSQL would keep it, but no later read of the row could load it.
+        raise ValueError("datetime out of range: it must fall within years 1 to 9999 in UTC") from None
+
+
+# A request datetime: time zone aware, in UTC, and representable when read back.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Tags = Annotated[list[Tag], Field(max_length=64)]
 Kind = Literal["insights", "preferences", "logs", "skills"]
@@ -82,7 +96,32 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidInput("cursor is malformed; pass the next_cursor of a previous page") from None
 
 
+# Deep enough for any real document; far under what a response can serialize (pydantic stops
+# near 255 levels, counted from the response's root), so a stored value can always be read back.
+MAX_JSON_DEPTH = 64
+
+
+def _json_depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            break
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return depth
+
+
 def check_json_size(value: Any, limit: int, what: str) -> None:
+    """Raises InvalidInput when ``value`` is over ``limit`` bytes as JSON or nested deeper than
+    MAX_JSON_DEPTH levels."""
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise InvalidInput(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
     size = len(json.dumps(value, default=str).encode())
     if size > limit:
         raise InvalidInput(f"{what} is {size} bytes as JSON; the limit is {limit} bytes")

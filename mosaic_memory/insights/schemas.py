@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mosaic_memory.common.schemas import Source, StrictModel, Tags
+from mosaic_memory.common.schemas import Source, StrictModel, Tags, UtcDatetime
 
 EXAMPLE: dict[str, Any] = {
     "content": "The user prefers dark themes in every editor",
@@ -65,8 +65,11 @@ class InsightCreate(StrictModel):
     pinned: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
     owner: str | None = Field(default=None, description="'team:NAME' to write to a team; default the key's user")
-    expires_at: datetime | None = None
-    ttl_seconds: float | None = Field(default=None, gt=0, description="alternative to expires_at")
+    expires_at: UtcDatetime | None = None
+    # Bounded (100 years) so that now + ttl stays a representable datetime instead of overflowing.
+    ttl_seconds: float | None = Field(
+        default=None, gt=0, le=100 * 365 * 86400, description="alternative to expires_at (at most 100 years)"
+    )
     source: Source = Field(default_factory=Source)
     supersedes: uuid.UUID | None = Field(default=None, description="id of an insight this one replaces")
 
@@ -95,8 +98,8 @@ class InsightUpdate(StrictModel):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     pinned: bool | None = None
     metadata: dict[str, Any] | None = None
-    expires_at: datetime | None = None
-    valid_to: datetime | None = None
+    expires_at: UtcDatetime | None = None
+    valid_to: UtcDatetime | None = None
     superseded_by: uuid.UUID | None = None
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mosaic_memory.common.schemas import StrictModel
+from mosaic_memory.common.schemas import StrictModel, UtcDatetime
 
 Level = Literal["debug", "info", "warning", "error"]
 LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error")
@@ -48,7 +48,9 @@ class LogEventIn(StrictModel):
     level: Level = "info"
     content: str = Field(min_length=1, description="what happened, in plain text")
     metadata: dict[str, Any] = Field(default_factory=dict)
-    occurred_at: datetime | None = Field(default=None, description="default: when the service received it; naive = UTC")
+    occurred_at: UtcDatetime | None = Field(
+        default=None, description="default: when the service received it; naive = UTC"
+    )
 
     @field_validator("content")
     @classmethod

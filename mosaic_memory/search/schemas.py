@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mosaic_memory.common.schemas import KINDS, Kind, StrictModel, Tags
+from mosaic_memory.common.schemas import KINDS, Kind, StrictModel, Tags, UtcDatetime
 
 Mode = Literal["semantic", "keyword", "hybrid"]
 
@@ -39,8 +39,8 @@ class SearchFilters(StrictModel):
     metadata: dict[str, Any] | None = Field(default=None, description="JSON containment (@>) on metadata")
     agent_id: str | None = Field(default=None, max_length=256)
     session_id: str | None = Field(default=None, max_length=256)
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    created_after: UtcDatetime | None = None
+    created_before: UtcDatetime | None = None
 
     @model_validator(mode="after")
     def _range(self) -> SearchFilters:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -53,6 +54,21 @@ def parse_facts(content: str) -> list[str]:
         facts = [_BULLET.sub("", line).strip() for line in text.splitlines()]
         facts = [f for f in facts if f and not f.startswith(("[", "]", "{", "}"))]
     return list(dict.fromkeys(facts))
+
+
+def _chat_urls(base_url: str) -> tuple[str, str]:
+    """The chat completions URL (the path extended, any query kept after it) and the same URL
+    without user info or query, safe for messages: both may carry credentials."""
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/") + "/chat/completions"
+    url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    try:
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return url, "(unparseable URL)"
+    netloc = f"[{host}]" if ":" in host else host
+    return url, urlunsplit((parts.scheme, f"{netloc}:{port}" if port else netloc, path, "", ""))
 
 
 class LLMSummarizer:
@@ -108,7 +124,7 @@ class LLMSummarizer:
 
     async def _chat(self, messages: list[dict[str, str]], max_tokens: int) -> str:
         s = self.settings
-        url = str(s.base_url).rstrip("/") + "/chat/completions"
+        url, shown = _chat_urls(str(s.base_url))
         headers = {"Authorization": f"Bearer {s.api_key.get_secret_value()}"} if s.api_key else {}
         body = {"model": s.model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}
         last = "no attempt"
@@ -127,9 +143,9 @@ class LLMSummarizer:
                     last = f"HTTP {response.status_code}"
                     continue
                 if response.status_code >= 400:
-                    raise SummarizerUnavailable(f"the LLM endpoint {url} answered HTTP {response.status_code}")
+                    raise SummarizerUnavailable(f"the LLM endpoint {shown} answered HTTP {response.status_code}")
                 return self._content(response)
-        raise SummarizerUnavailable(f"the LLM endpoint {url} failed {s.max_retries + 1} times (last: {last})")
+        raise SummarizerUnavailable(f"the LLM endpoint {shown} failed {s.max_retries + 1} times (last: {last})")
 
     def _content(self, response: httpx.Response) -> str:
         try:

@@ -44,7 +44,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         user = body["messages"][-1]["content"]
-        if self.path != "/v1/chat/completions":
+        if self.path.split("?")[0] != "/v1/chat/completions":
             return self._send(404, {"error": {"message": "not found"}})
         if body["messages"][0]["content"] == CONTRADICTION_PROMPT:
             old, new = user.split("\nNEW: ")
@@ -176,3 +176,33 @@ async def test_a_contradicting_fact_supersedes_the_stored_insight_and_rolls_back
 
     await runner.rollback(run.id)
     assert await insight_rows(state, owner) == before
+
+
+@pytest.mark.parametrize("reachable", [False, True])
+async def test_llm_errors_never_carry_credentials_of_the_base_url(reachable: bool) -> None:
+    """A base URL may hold a password or a key in its query (Azure-style): errors go to the
+    job ledger and the log, so they name the endpoint without them."""
+    from mosaic_memory.errors import SummarizerUnavailable
+    from mosaic_memory.summaries.llm import LLMSummarizer
+
+    server = ChatServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1] if reachable else 1
+        base = f"http://bob:Pa55-word@127.0.0.1:{port}/nowhere?api-key=Qu3ry-key"
+        settings = LLMSummarizerSettings(base_url=base, api_key="sk-h3ader", max_retries=0)
+        with pytest.raises(SummarizerUnavailable) as caught:
+            await LLMSummarizer(settings).contradicts("new", "old")
+        # The same URL with the right path works: the query stays a query, after the path.
+        settings = settings.model_copy(update={"base_url": base.replace("/nowhere", "/v1")})
+        if reachable:
+            assert await LLMSummarizer(settings).contradicts("new", "old") is False
+            assert server.requests[-1]["path"] == "/v1/chat/completions?api-key=Qu3ry-key"
+    finally:
+        server.shutdown()
+        thread.join()
+    message = str(caught.value)
+    assert "127.0.0.1" in message
+    for secret in ("Pa55-word", "Qu3ry-key", "sk-h3ader", "bob"):
+        assert secret not in message, message
