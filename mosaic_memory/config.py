@@ -102,6 +102,8 @@ class SearchSettings(BaseModel):
     # Weight of the keyword list in hybrid fusion (the semantic list weighs 1). Chosen with the
     # retrieval-quality benchmark (benchmarks/quality.py); see benchmarks/RESULTS.md.
     keyword_weight: float = Field(default=0.2, ge=0.0, le=1.0)
+    # Matches ranked per keyword pass; bounds the cost of a word most rows contain.
+    keyword_candidate_cap: int = Field(default=1_000, ge=10)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     candidate_multiplier: int = Field(default=4, ge=1, le=50)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Text, cast, func, literal, literal_column, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -239,36 +239,71 @@ class SearchRepository:
         now: datetime,
         include_history: bool,
         with_embedding: bool = False,
+        candidate_cap: int = 1_000,
     ) -> list[Row]:
+        """Rows matching the words, best first: every word first, then any of them.
+
+        Ranking is the cost (``ts_rank_cd`` reads each matching row), so each pass ranks at most
+        ``candidate_cap`` matches: a question sharing a common word with most rows stays cheap.
+        Rows that match every word come before rows that match only some, across kinds too: their
+        score is ``0.5 + rank / 2``, the others' ``rank / 2`` (rank in 0..1).
+        """
         spec = KIND_SPECS[kind]
         where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
         if where is None:
             return []
+        rows: list[Row] = []
+        passes = keyword_tsqueries(query)
+        for number, tsquery in enumerate(passes):
+            seen = {r.id for r in rows}
+            found = await self._ranked(spec, kind, where, tsquery, limit, candidate_cap, with_embedding)
+            floor = 0.5 if number == 0 and len(passes) > 1 else 0.0
+            scale = 0.5 if len(passes) > 1 else 1.0
+            for row in found:
+                if row.id not in seen:
+                    row.score = floor + scale * row.score
+                    rows.append(row)
+            if len(rows) >= limit:
+                break
+        return rows[:limit]
+
+    async def _ranked(
+        self,
+        spec: KindSpec,
+        kind: Kind,
+        where: list[ColumnElement[bool]],
+        tsquery: Any,
+        limit: int,
+        cap: int,
+        with_embedding: bool,
+    ) -> list[Row]:
         model = spec.model
-        tsquery = keyword_tsquery(query)
-        # Normalisation 32 maps the rank into 0..1 (rank / (rank + 1)).
-        rank = func.ts_rank_cd(model.search_tsv, tsquery, 32)
-        stmt = (
-            select(*self._columns(spec, with_embedding), rank.label("rank"))
+        matches = (
+            select(*self._columns(spec, with_embedding), model.search_tsv.label("tsv"))
             .where(*where, model.search_tsv.op("@@")(tsquery))
-            .order_by(rank.desc(), model.id)
-            .limit(limit)
+            .limit(cap)
+            .subquery()
         )
-        rows = (await self.session.execute(stmt)).all()
-        return [self._row(kind, r, float(r.rank)) for r in rows]
+        # Normalisation 32 maps the rank into 0..1 (rank / (rank + 1)).
+        rank = func.ts_rank_cd(matches.c.tsv, tsquery, 32)
+        stmt = select(matches, rank.label("rank")).order_by(rank.desc(), matches.c.id).limit(limit)
+        return [self._row(kind, r, float(r.rank)) for r in (await self.session.execute(stmt)).all()]
 
 
-def keyword_tsquery(query: str) -> Any:
-    """Full-text query: web-search syntax when the caller uses operators, else any of the words.
+def keyword_tsqueries(query: str) -> list[Any]:
+    """The full-text queries to try in turn: web-search syntax as written, then any of the words.
 
-    Plain questions ("what colour scheme does she prefer?") would otherwise need every word to
-    match; OR-ing the lexemes and ranking by cover density keeps recall and still rewards rows
-    that match more of them.
+    A plain question ("what colour scheme does she prefer?") rarely has every word in one row,
+    so after the all-words pass comes an any-word pass, ranked by cover density so rows matching
+    more of the words still come first. A query with operators (quotes, ``-``, ``or``) means
+    exactly what it says and gets no second pass.
     """
     web = func.websearch_to_tsquery("english", query)
     if any(ch in query for ch in '"-') or " or " in query.lower():
-        return web
-    return func.to_tsquery("english", func.replace(cast(web, Text), " & ", " | "))
+        return [web]
+    # Cast, not to_tsquery(): the lexemes are already stemmed, and stemming them again would
+    # turn 'databas' into something no document contains.
+    return [web, cast(func.replace(cast(web, Text), " & ", " | "), TSQUERY)]
 
 
-__all__ = ["KIND_SPECS", "KindSpec", "Row", "SearchRepository", "keyword_tsquery"]
+__all__ = ["KIND_SPECS", "KindSpec", "Row", "SearchRepository", "keyword_tsqueries"]

@@ -93,6 +93,7 @@ class SearchService:
                     now=now,
                     include_history=req.include_history,
                     with_embedding=want_vectors,
+                    candidate_cap=cfg.keyword_candidate_cap,
                 )
             keyword.sort(key=lambda r: r.score, reverse=True)
             keyword = keyword[:n]

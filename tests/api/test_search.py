@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import httpx
+from datetime import UTC, datetime
 
+import httpx
+import numpy as np
+
+from mosaic_memory.api.state import AppState
+from mosaic_memory.insights.repository import InsightRepository
+from mosaic_memory.owners.repository import OwnerRepository
+from mosaic_memory.search.repository import SearchRepository
+from mosaic_memory.search.schemas import SearchFilters
 from tests.conftest import UserFactory
 
 UNRELATED = [
@@ -100,3 +108,41 @@ async def test_search_counts_recalls(http: httpx.AsyncClient, make_user: UserFac
     again = (await http.get(f"/v1/insights/{ins['id']}", headers=h)).json()
     assert again["access_count"] == 1
     assert again["last_accessed_at"] is not None
+
+
+async def test_keyword_all_words_first_and_candidates_capped(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState
+) -> None:
+    name, h = await make_user()
+    async with state.sessionmaker() as session, session.begin():
+        owner = await OwnerRepository(session).get_by_name("user", name)
+        assert owner is not None
+        notes = [f"Note {i} about the database schema" for i in range(30)]
+        # keyword search reads no vectors; loaded directly so no near-duplicate merge applies
+        vectors = np.eye(30, 384, dtype=np.float32)
+        await InsightRepository(session).bulk_load(owner.id, notes, vectors, embedding_model=state.embedder.model_id)
+    target = (
+        await http.post(
+            "/v1/insights", json={"content": "Alarm: database replication lag above ten seconds"}, headers=h
+        )
+    ).json()["id"]
+    hits = (
+        await http.post("/v1/search", json={"query": "database replication lag", "mode": "keyword", "k": 10}, headers=h)
+    ).json()["hits"]
+    assert hits[0]["id"] == target
+    assert len(hits) == 10, "the any-word pass fills up to k"
+    assert hits[0]["score"] > 0.5 > hits[1]["score"]
+
+    async with state.sessionmaker() as session:
+        rows = await SearchRepository(session).keyword(
+            "insights",
+            [owner.id],
+            "database replication lag",
+            SearchFilters(),
+            limit=20,
+            now=datetime.now(UTC),
+            include_history=False,
+            candidate_cap=5,
+        )
+    assert str(rows[0].id) == target
+    assert 5 <= len(rows) <= 1 + 5, "each pass ranks at most candidate_cap matches"
