@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -115,6 +115,23 @@ def client(cfg: Settings) -> AsyncMosaicClient:
     if not key:
         fail("no API key: set MOSAIC_API_KEY (or api_key in the config file)")
     return AsyncMosaicClient(cfg.url, key)
+
+
+def shorten(text: str, width: int = 100) -> str:
+    """One line of at most ``width`` characters for a table cell."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def shown_as_json_or_empty(result: Any, items: Sequence[Any], as_json: bool, empty: str) -> bool:
+    """Print ``result`` as JSON, or ``empty`` when there is nothing; True when the command is done."""
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return True
+    if not items:
+        console.print(empty)
+        return True
+    return False
 
 
 def print_json(data: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import call_api, console, fail, print_json, settings
+from mosaic_memory.cli.common import call_api, console, fail, print_json, settings, shorten, shown_as_json_or_empty
 from mosaic_memory.insights.schemas import InsightOut
 from mosaic_memory.search.schemas import SearchResponse
 
@@ -18,10 +18,6 @@ insights_app = typer.Typer(help="Insights: learned facts.", no_args_is_help=True
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable)")]
 OwnerOpt = Annotated[str | None, typer.Option(help="'team:NAME' for a team's memory")]
-
-
-def _short(text: str, width: int = 100) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _print_insight(out: InsightOut, as_json: bool) -> None:
@@ -100,17 +96,13 @@ def list_(
             include_history=None if not current else False,
         ),
     )
-    if as_json:
-        print_json(page.model_dump(mode="json"))
-        return
-    if not page.items:
-        console.print("no insights")
+    if shown_as_json_or_empty(page, page.items, as_json, "no insights"):
         return
     table = Table("id", "content", "tags", "importance", "owner", "created")
     for i in page.items:
         table.add_row(
             str(i.id)[:8],
-            _short(i.content, 80),
+            shorten(i.content, 80),
             ",".join(i.tags),
             f"{i.importance:.2f}",
             i.owner,
@@ -221,13 +213,11 @@ def search(
             query, k=k, mode=mode, kinds=kind, filters={k_: v for k_, v in filters.items() if v} or None, **options
         ),
     )
-    if as_json:
-        print_json(out.model_dump(mode="json"))
-        return
-    if not out.hits:
-        console.print("no matches")
+    if shown_as_json_or_empty(out, out.hits, as_json, "no matches"):
         return
     table = Table("score", "kind", "content", "tags", "owner", "id")
     for hit in out.hits:
-        table.add_row(f"{hit.score:.3f}", hit.kind, _short(hit.content), ",".join(hit.tags), hit.owner, str(hit.id)[:8])
+        table.add_row(
+            f"{hit.score:.3f}", hit.kind, shorten(hit.content), ",".join(hit.tags), hit.owner, str(hit.id)[:8]
+        )
     console.print(table)

@@ -20,6 +20,8 @@ from mosaic_memory.cli.common import (
     redacted_settings,
     run,
     settings,
+    shorten,
+    shown_as_json_or_empty,
 )
 from mosaic_memory.cli.embeddings_cmd import embeddings_app
 from mosaic_memory.cli.jobs import jobs_app
@@ -327,15 +329,11 @@ def logs_list(
     page = call_api(
         cfg, lambda mm: mm.list_logs(session_id=session, agent_id=agent, level=level, limit=limit, cursor=cursor)
     )
-    if as_json:
-        print_json(page.model_dump(mode="json"))
-        return
-    if not page.items:
-        console.print("no events")
+    if shown_as_json_or_empty(page, page.items, as_json, "no events"):
         return
     table = Table("occurred", "session", "agent", "level", "content", "id")
     for e in page.items:
-        content = e.content if len(e.content) <= 100 else e.content[:97] + "..."
+        content = shorten(e.content)
         table.add_row(
             e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
             e.session_id or "",
@@ -362,15 +360,11 @@ def logs_search(
     cfg = settings()
 
     out = call_api(cfg, lambda mm: mm.search_logs(query, session_id=session, agent_id=agent, k=k, mode=mode))
-    if as_json:
-        print_json(out.model_dump(mode="json"))
-        return
-    if not out.hits:
-        console.print("no matches")
+    if shown_as_json_or_empty(out, out.hits, as_json, "no matches"):
         return
     table = Table("score", "occurred", "content", "owner", "id")
     for hit in out.hits:
-        content = hit.content if len(hit.content) <= 100 else hit.content[:97] + "..."
+        content = shorten(hit.content)
         table.add_row(
             f"{hit.score:.3f}", hit.created_at.strftime("%Y-%m-%d %H:%M:%S"), content, hit.owner, str(hit.id)[:8]
         )

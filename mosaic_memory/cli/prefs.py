@@ -8,7 +8,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import call_api, client, console, fail, print_json, run, settings
+from mosaic_memory.cli.common import (
+    call_api,
+    client,
+    console,
+    fail,
+    print_json,
+    run,
+    settings,
+    shorten,
+    shown_as_json_or_empty,
+)
 
 prefs_app = typer.Typer(help="Preferences: key -> value, optionally per agent or project.", no_args_is_help=True)
 
@@ -20,10 +30,6 @@ OwnerOpt = Annotated[str | None, typer.Option("--owner", help="'team:NAME' for a
 def render_value(value: Any) -> str:
     """Strings bare, other JSON compact: how a value reads in a table."""
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _short(text: str, width: int = 80) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @prefs_app.command("set")
@@ -89,17 +95,13 @@ def prefs_list(
     page = call_api(
         cfg, lambda mm: mm.list_preferences(scope=scope, owner=owner, prefix=prefix, limit=limit, cursor=cursor)
     )
-    if as_json:
-        print_json(page.model_dump(mode="json"))
-        return
-    if not page.items:
-        console.print("no preferences")
+    if shown_as_json_or_empty(page, page.items, as_json, "no preferences"):
         return
     table = Table("key", "value", "scope", "mutable", "source", "owner", "updated")
     for p in page.items:
         table.add_row(
             p.key,
-            _short(render_value(p.value)),
+            shorten(render_value(p.value), 80),
             p.scope,
             "yes" if p.mutable else "no",
             p.source,
@@ -144,8 +146,8 @@ def prefs_history(
         table.add_row(
             c.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
             c.action,
-            "" if c.action == "create" else _short(render_value(c.old_value), 40),
-            "" if c.action == "delete" else _short(render_value(c.new_value), 40),
+            "" if c.action == "create" else shorten(render_value(c.old_value), 40),
+            "" if c.action == "delete" else shorten(render_value(c.new_value), 40),
             c.changed_by or "",
             c.source,
         )

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import call_api, client, console, fail, print_json, run, settings
+from mosaic_memory.cli.common import (
+    call_api,
+    client,
+    console,
+    fail,
+    print_json,
+    run,
+    settings,
+    shorten,
+    shown_as_json_or_empty,
+)
 
 skills_app = typer.Typer(help="Skills: named procedures, found by the task at hand.", no_args_is_help=True)
 
@@ -24,11 +34,6 @@ def _instructions(text: str | None, path: Path | None) -> str | None:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {path}: {exc}")
-
-
-def _short(text: str, width: int = 70) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @skills_app.command("add")
@@ -66,15 +71,11 @@ def skills_list(
     cfg = settings()
 
     page = call_api(cfg, lambda mm: mm.list_skills(owner=owner, tag=tag, limit=limit, cursor=cursor))
-    if as_json:
-        print_json(page.model_dump(mode="json"))
-        return
-    if not page.items:
-        console.print("no skills")
+    if shown_as_json_or_empty(page, page.items, as_json, "no skills"):
         return
     table = Table("name", "description", "tags", "owner", "id")
     for s in page.items:
-        table.add_row(s.name, _short(s.description), ",".join(s.tags), s.owner, str(s.id))
+        table.add_row(s.name, shorten(s.description, 70), ",".join(s.tags), s.owner, str(s.id))
     console.print(table)
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}", highlight=False)
@@ -121,13 +122,9 @@ def skills_find(
     cfg = settings()
 
     out = call_api(cfg, lambda mm: mm.find_skills(task, k=k, mode=mode))
-    if as_json:
-        print_json(out.model_dump(mode="json"))
-        return
-    if not out.hits:
-        console.print("no matching skills")
+    if shown_as_json_or_empty(out, out.hits, as_json, "no matching skills"):
         return
     table = Table("score", "skill", "owner", "id")
     for hit in out.hits:
-        table.add_row(f"{hit.score:.3f}", _short(hit.content, 90), hit.owner, str(hit.id))
+        table.add_row(f"{hit.score:.3f}", shorten(hit.content, 90), hit.owner, str(hit.id))
     console.print(table)
