@@ -16,8 +16,8 @@ import psycopg
 from sqlalchemy import text
 
 from benchmarks.common import DIM, Sizes, clustered_vectors, fact_texts
-from mosaic_memory.api.state import AppState, bootstrap_admin, build_state
 from mosaic_memory.config import Settings
+from mosaic_memory.container import AppState, bootstrap_admin, build_state
 from mosaic_memory.tiers import to_sync_url
 
 ADMIN_KEY = "mm_0bench00_benchmark-admin-key-local-only"

@@ -30,8 +30,8 @@ def line(i: int) -> str:
 
 async def main(events: int, small: int) -> None:
     from mosaic_memory.api.app import create_app
-    from mosaic_memory.api.state import bootstrap_admin, build_state
     from mosaic_memory.config import Settings
+    from mosaic_memory.container import bootstrap_admin, build_state
     from mosaic_memory.logs.worker import LogEmbeddingWorker
 
     data = Path(tempfile.mkdtemp(prefix="mosaic-bench-", dir="/tmp"))

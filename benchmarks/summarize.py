@@ -33,8 +33,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MOSAIC_CONFIG_FILE", "")
 
 from jobs import build_runner
-from mosaic_memory.api.state import build_state
 from mosaic_memory.config import Settings
+from mosaic_memory.container import build_state
 from mosaic_memory.models import AgentLog, Insight, Owner, utc_now
 
 TOPICS = {

@@ -15,7 +15,7 @@ from jobs.summarize import rollback_summarize, summarize
 from mosaic_memory.config import Settings
 
 if TYPE_CHECKING:
-    from mosaic_memory.api.state import AppState
+    from mosaic_memory.container import AppState
 
 __all__ = [
     "SKIPPED_LOCKED",

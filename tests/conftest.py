@@ -27,8 +27,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["MOSAIC_CONFIG_FILE"] = ""
 
 from mosaic_memory.api.app import create_app
-from mosaic_memory.api.state import AppState, bootstrap_admin, build_state
 from mosaic_memory.config import Settings
+from mosaic_memory.container import AppState, bootstrap_admin, build_state
 
 ADMIN_KEY = "mm_0badc0de_test-admin-key-for-the-suite-only"
 

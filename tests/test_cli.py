@@ -100,22 +100,34 @@ def test_users_remember_recall(service: Service) -> None:
 def test_insights_group_and_search_filters(service: Service) -> None:
     key = json.loads(service.cli("users", "create", "erin", "--json").stdout)["api_key"]
     first = json.loads(
-        service.cli("insights", "add", "Erin's laptop runs Debian testing", "--tag", "hw", "--category", "setup",
-                    "--json", MOSAIC_API_KEY=key).stdout
+        service.cli(
+            "insights",
+            "add",
+            "Erin's laptop runs Debian testing",
+            "--tag",
+            "hw",
+            "--category",
+            "setup",
+            "--json",
+            MOSAIC_API_KEY=key,
+        ).stdout
     )
     service.cli("insights", "add", "Erin's phone is a Pixel", "--tag", "hw", MOSAIC_API_KEY=key)
     listed = json.loads(service.cli("insights", "list", "--json", MOSAIC_API_KEY=key).stdout)
     assert len(listed["items"]) == 2
     got = service.cli("insights", "get", first["id"], MOSAIC_API_KEY=key)
     assert "Debian testing" in got.stdout
-    updated = service.cli("insights", "update", first["id"], "--importance", "0.9", "--pinned", "--json",
-                          MOSAIC_API_KEY=key)
+    updated = service.cli(
+        "insights", "update", first["id"], "--importance", "0.9", "--pinned", "--json", MOSAIC_API_KEY=key
+    )
     assert json.loads(updated.stdout)["pinned"] is True
-    hits = json.loads(service.cli("search", "operating system", "--category", "setup", "--json",
-                                  MOSAIC_API_KEY=key).stdout)["hits"]
+    hits = json.loads(
+        service.cli("search", "operating system", "--category", "setup", "--json", MOSAIC_API_KEY=key).stdout
+    )["hits"]
     assert [h["id"] for h in hits] == [first["id"]]
-    none = json.loads(service.cli("search", "operating system", "--before", "2001-01-01", "--json",
-                                  MOSAIC_API_KEY=key).stdout)["hits"]
+    none = json.loads(
+        service.cli("search", "operating system", "--before", "2001-01-01", "--json", MOSAIC_API_KEY=key).stdout
+    )["hits"]
     assert none == []
     bad = service.cli("search", "x", "--meta", "novalue", MOSAIC_API_KEY=key)
     assert bad.returncode == 1 and "KEY=VALUE" in bad.stderr

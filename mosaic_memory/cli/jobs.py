@@ -27,7 +27,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 async def with_runner(work: Callable[[JobControl], Awaitable[T]]) -> T:
     """Open the database and model as the service does, and hand ``work`` a job runner."""
     from jobs import build_runner
-    from mosaic_memory.api.state import build_state
+    from mosaic_memory.container import build_state
 
     state = await build_state(settings())
     try:

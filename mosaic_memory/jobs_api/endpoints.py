@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Query
 
 from mosaic_memory.api.deps import Admin, SessionDep, StateDep
 from mosaic_memory.api.docs import ERRORS, list_response
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from mosaic_memory.errors import ConfigurationError
 from mosaic_memory.jobs_ledger.schemas import JobOut, JobRunOut, RunRequest
 from mosaic_memory.jobs_ledger.service import JobControl, JobLedgerService

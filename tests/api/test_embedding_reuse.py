@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from embeddings import Embedder, FloatArray
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from mosaic_memory.owners.schemas import Principal
 from mosaic_memory.preferences.schemas import PreferencePut
 from mosaic_memory.preferences.service import PreferenceService

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mosaic_memory.api.state import AppState
 from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
 from mosaic_memory.config import LogSettings, Settings
+from mosaic_memory.container import AppState
 from mosaic_memory.logs.repository import LogRepository
 from mosaic_memory.logs.schemas import LogBatchIn
 from mosaic_memory.logs.service import LogService

@@ -17,9 +17,9 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from mosaic_memory.api.app import create_app
-from mosaic_memory.api.state import AppState
 from mosaic_memory.cli.main import app as cli
 from mosaic_memory.config import LogSettings, Settings
+from mosaic_memory.container import AppState
 from tests.conftest import ADMIN_KEY
 
 

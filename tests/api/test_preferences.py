@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from embeddings import content_hash
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from mosaic_memory.models import Preference
 from tests.conftest import UserFactory, auth
 

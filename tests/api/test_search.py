@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import numpy as np
 
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.owners.repository import OwnerRepository
 from mosaic_memory.search.repository import SearchRepository

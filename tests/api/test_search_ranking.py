@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import text
 
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from tests.conftest import UserFactory
 
 

@@ -23,10 +23,10 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 from mosaic_memory.api.app import create_app
-from mosaic_memory.api.state import AppState
 from mosaic_memory.cli.main import app as cli
 from mosaic_memory.client import MosaicClient
 from mosaic_memory.config import Settings
+from mosaic_memory.container import AppState
 from mosaic_memory.db import create_sessionmaker
 from mosaic_memory.tiers import to_async_url
 from tests.conftest import ADMIN_KEY

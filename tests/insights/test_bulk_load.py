@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from embeddings import content_hash
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from mosaic_memory.errors import Conflict, InvalidInput
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.owners.repository import OwnerRepository

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from jobs import JobRunner, build_registry
-from mosaic_memory.api.state import AppState
 from mosaic_memory.config import Settings
+from mosaic_memory.container import AppState
 from mosaic_memory.models import AgentLog, Insight, InsightSource, Owner, utc_now
 
 

@@ -19,8 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from jobs import build_runner
-from mosaic_memory.api.state import build_state
 from mosaic_memory.config import JobsSettings, Settings
+from mosaic_memory.container import build_state
 
 
 async def main(url: str, job: str, barrier: str | None, pause: float) -> None:

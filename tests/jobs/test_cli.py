@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mosaic_memory.api.state import AppState
 from mosaic_memory.cli.main import app
+from mosaic_memory.container import AppState
 from mosaic_memory.models import utc_now
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mosaic_memory.api.state import AppState
 from mosaic_memory.config import LLMSummarizerSettings
+from mosaic_memory.container import AppState
 from mosaic_memory.summaries.llm import CONTRADICTION_PROMPT, parse_facts
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, runner_for

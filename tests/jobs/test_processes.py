@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from jobs import SKIPPED_LOCKED, JobRunner
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from mosaic_memory.models import JobRun
 from tests.conftest import UserFactory, scratch_dir
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, source_rows

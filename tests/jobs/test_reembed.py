@@ -15,9 +15,9 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from jobs import build_runner
-from mosaic_memory.api.state import AppState, build_state, check_embedding_space
 from mosaic_memory.cli.main import app as cli_app
 from mosaic_memory.config import EmbeddingSettings, JobsSettings, Settings
+from mosaic_memory.container import AppState, build_state, check_embedding_space
 from mosaic_memory.errors import EmbeddingMismatch
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.models import AgentLog, Insight

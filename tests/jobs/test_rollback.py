@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 
 from jobs import JobRunner
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from mosaic_memory.models import utc_now
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, source_rows

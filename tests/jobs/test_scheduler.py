@@ -10,8 +10,8 @@ import pytest
 from jobs import JobSpec, build_registry
 from jobs.scheduler import JobScheduler
 from mosaic_memory.api.app import create_app
-from mosaic_memory.api.state import AppState
 from mosaic_memory.config import JobsSettings, Settings, load_settings
+from mosaic_memory.container import AppState
 from tests.jobs.conftest import runner_for
 
 

@@ -10,7 +10,7 @@ import httpx
 from jobs import JobContext, JobRunner
 from jobs.registry import RunReport
 from jobs.summarize import summarize
-from mosaic_memory.api.state import AppState
+from mosaic_memory.container import AppState
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id
 from tests.jobs.topics import FONT, REPLICA, TRIP

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from mosaic_memory.api.state import AppState
 from mosaic_memory.common.vectors import use_iterative_hnsw
+from mosaic_memory.container import AppState
 
 
 async def test_iterative_scan_settings_hold_for_the_transaction_only(state: AppState) -> None:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import numpy as np
 from sqlalchemy import text
 
-from mosaic_memory.api.state import AppState
 from mosaic_memory.common.vectors import ScanPolicy, prefer_exact_scan
+from mosaic_memory.container import AppState
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.models import Insight
 from mosaic_memory.owners.repository import OwnerRepository

@@ -1,10 +1,13 @@
-"""Everything one service process builds at start: database, embedder, services."""
+"""The application container: what one process builds at start (settings, database, embedder, services).
+
+Every composition root builds from here (the HTTP app, the CLI, jobs, the benchmarks); it imports
+no transport library.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -46,7 +49,6 @@ class AppState:
     logs: LogService
     preferences: PreferenceService
     skills: SkillService
-    extras: dict[str, Any] = field(default_factory=dict)
     log_embedder: LogEmbeddingWorker | None = None
 
     def start_background(self) -> None:
