@@ -57,7 +57,7 @@ class LogEmbeddingWorker:
         total = 0
         while n := await self.run_once():
             total += n
-        self.embedded_total += total
+            self.embedded_total += n  # per batch: a stop between batches loses no count
         return total
 
     async def run(self) -> None:
