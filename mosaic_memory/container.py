@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,7 +22,6 @@ from mosaic_memory.db import (
     run_migrations,
 )
 from mosaic_memory.insights.service import InsightService
-from mosaic_memory.jobs_ledger.service import JobControl
 from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
 from mosaic_memory.owners.service import OwnerService
@@ -30,6 +30,10 @@ from mosaic_memory.reembed.service import check_embedding_space as reembed_check
 from mosaic_memory.search.service import SearchService
 from mosaic_memory.skills.service import SkillService
 from mosaic_memory.tiers import Database, open_database
+
+if TYPE_CHECKING:
+    # Typing only: the container must not load the jobs package (only composition roots do).
+    from jobs.ledger.service import JobControl
 
 log = logging.getLogger("mosaic_memory")
 

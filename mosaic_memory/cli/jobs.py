@@ -14,9 +14,9 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from jobs.ledger.schemas import JobRunOut
+from jobs.ledger.service import JobControl, JobLedgerService
 from mosaic_memory.cli.common import console, direct_session, err_console, print_json, run, settings
-from mosaic_memory.jobs_ledger.schemas import JobRunOut
-from mosaic_memory.jobs_ledger.service import JobControl, JobLedgerService
 
 T = TypeVar("T")
 
