@@ -16,12 +16,11 @@ from rich.table import Table
 
 from jobs.ledger.schemas import JobRunOut
 from jobs.ledger.service import JobControl, JobLedgerService
-from mosaic_memory.cli.common import console, direct_session, err_console, print_json, run, settings
+from mosaic_memory.cli.common import JsonOpt, console, direct_session, err_console, print_json, run, settings
 
 T = TypeVar("T")
 
 jobs_app = typer.Typer(help="Scheduled jobs: run once, list, history, rollback.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
 async def with_runner(work: Callable[[JobControl], Awaitable[T]]) -> T:

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Text, and_, bindparam, cast, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mosaic_memory.common.repository import try_add
 from mosaic_memory.models import ApiKey, Preference, PreferenceHistory
 from mosaic_memory.preferences.spec import preference_text
 
@@ -44,13 +44,7 @@ class PreferenceRepository:
 
     async def try_add(self, row: Preference) -> bool:
         """Insert ``row``; False (and nothing written) when a concurrent writer created the same key."""
-        try:
-            async with self.session.begin_nested():
-                self.session.add(row)
-                await self.session.flush()
-        except IntegrityError:
-            return False
-        return True
+        return await try_add(self.session, row)
 
     async def delete(self, row: Preference) -> None:
         await self.session.execute(
