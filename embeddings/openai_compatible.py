@@ -12,6 +12,7 @@ import numpy as np
 
 from embeddings._shared import l2_normalize, require_positive
 from embeddings.base import EmbeddingConfigError, EmbeddingProviderUnavailable, FloatArray
+from embeddings.urls import redact_url
 
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _BACKOFF_SECONDS = 0.25
@@ -51,7 +52,7 @@ class OpenAICompatibleEmbedder:
         except ValueError:  # e.g. a non-numeric port
             valid = False
         if not valid:
-            raise EmbeddingConfigError(f"base_url must be an http(s) URL, got {_public_url(base_url)!r}")
+            raise EmbeddingConfigError(f"base_url must be an http(s) URL, got {redact_url(base_url, strip=True)!r}")
         if not model:
             raise EmbeddingConfigError("model must name the server's embedding model")
         require_positive("timeout", timeout)
@@ -63,7 +64,7 @@ class OpenAICompatibleEmbedder:
         self.model_id = f"openai-compatible/{model}"
         self._model = model
         self._url = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/embeddings"))
-        self._public_url = _public_url(self._url)
+        self._public_url = redact_url(self._url, strip=True)
         self._api_key = api_key or None
         self._dimensions = dimensions
         self._timeout = timeout
@@ -186,17 +187,3 @@ class OpenAICompatibleEmbedder:
     def _redact(self, text: str) -> str:
         # Servers may echo the key back (e.g. in a 401 body); it must never reach a message or log.
         return text.replace(self._api_key, "***") if self._api_key else text
-
-
-def _public_url(url: str) -> str:
-    """`url` without user info, query or fragment: safe to show in messages."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "(unparseable URL)"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

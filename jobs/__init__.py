@@ -1,25 +1,31 @@
-"""Scheduled jobs: summarization, expiry and decay, log tiers, re-embedding.
+"""Jobs in one room: the registry, the runner, the scheduler, the ledger and the job routes.
 
-Only composition roots (the app factory, the CLI) import this package.
+Layout: ``registry.py`` (JobSpec, JobContext) · ``runner.py`` (advisory lock, ledger row) ·
+``scheduler.py`` (the only APScheduler import) · ``ledger/`` (the ``job_runs`` repository, schemas,
+the read service and the :class:`~jobs.ledger.service.JobControl` protocol edges use) ·
+``endpoints.py`` (the ``/v1/jobs`` routes) · one module per job (``summarize``, ``maintenance``,
+``reembed``), each a thin function over a domain service (``mosaic_memory.summaries``,
+``maintenance``, ``reembed``), which never imports this package.
+
+Importing ``jobs.ledger.schemas`` (the client does) must not pull the runner, the jobs and their
+domain services in: so this module loads its public names on first use (PEP 562), and only
+composition roots (the app factory, the CLI, benchmarks) touch them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from jobs.maintenance import expire_and_decay, tier_logs
-from jobs.reembed import reembed
-from jobs.registry import JobContext, JobRegistry, JobSpec
-from jobs.runner import SKIPPED_LOCKED, JobRunner
-from jobs.summarize import rollback_summarize, summarize
-from mosaic_memory.config import Settings
+import importlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mosaic_memory.container import AppState
+    from jobs.registry import JobContext, JobRegistry, JobSpec
+    from jobs.runner import SKIPPED_LOCKED, JobRunner
+    from jobs.wiring import JobDeps, build_registry, build_runner
 
 __all__ = [
     "SKIPPED_LOCKED",
     "JobContext",
+    "JobDeps",
     "JobRegistry",
     "JobRunner",
     "JobSpec",
@@ -27,53 +33,20 @@ __all__ = [
     "build_runner",
 ]
 
-
-def build_registry(settings: Settings) -> JobRegistry:
-    """The built-in jobs with the triggers configured in ``settings.jobs``."""
-    cfg = settings.jobs
-    registry = JobRegistry()
-    registry.register(
-        JobSpec(
-            "summarize",
-            "summarize unsummarized agent logs into insights (per owner and session, or day)",
-            summarize,
-            trigger=cfg.summarize_cron,
-            rollback=rollback_summarize,
-        )
-    )
-    registry.register(
-        JobSpec(
-            "expire-decay",
-            "expire insights past expires_at; decay the importance of insights nobody recalls",
-            expire_and_decay,
-            trigger=cfg.maintenance_cron,
-        )
-    )
-    registry.register(
-        JobSpec(
-            "log-tiers",
-            "move old warm logs to cold; delete cold logs past policy.logs.retention_days when set",
-            tier_logs,
-            trigger=cfg.log_tiers_cron,
-        )
-    )
-    registry.register(
-        JobSpec(
-            "reembed",
-            "re-embed every row with the configured model in batches, then switch atomically",
-            reembed,
-            trigger=cfg.reembed_cron,
-        )
-    )
-    return registry
+_WHERE = {
+    "SKIPPED_LOCKED": "jobs.runner",
+    "JobRunner": "jobs.runner",
+    "JobContext": "jobs.registry",
+    "JobRegistry": "jobs.registry",
+    "JobSpec": "jobs.registry",
+    "JobDeps": "jobs.wiring",
+    "build_registry": "jobs.wiring",
+    "build_runner": "jobs.wiring",
+}
 
 
-def build_runner(state: AppState, registry: JobRegistry | None = None) -> JobRunner:
-    return JobRunner(
-        registry=registry or build_registry(state.settings),
-        settings=state.settings,
-        engine=state.engine,
-        sessionmaker=state.sessionmaker,
-        embedder=state.embedder,
-        insights=state.insights,
-    )
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jobs' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

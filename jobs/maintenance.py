@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from jobs.ledger.repository import JobRunRepository
 from jobs.registry import JobContext
-from mosaic_memory.jobs_ledger.repository import JobRunRepository
 from mosaic_memory.maintenance.service import MaintenanceService
 
 __all__ = ["expire_and_decay", "tier_logs"]

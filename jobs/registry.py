@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from embeddings import Embedder
+from jobs.ledger.repository import JobRunRepository
+from jobs.ledger.service import ProgressCallback
 from mosaic_memory.config import Settings
 from mosaic_memory.insights.service import InsightService
-from mosaic_memory.jobs_ledger.repository import JobRunRepository
-from mosaic_memory.jobs_ledger.service import ProgressCallback
 
 __all__ = ["JobContext", "JobFunction", "JobRegistry", "JobSpec", "RollbackFunction", "RunReport"]
 

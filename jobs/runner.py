@@ -17,13 +17,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from embeddings import Embedder
+from jobs.ledger.repository import AdvisoryLockRepository, JobRunRepository
+from jobs.ledger.schemas import JobOut, JobRunOut
+from jobs.ledger.service import ProgressCallback, run_out
 from jobs.registry import JobContext, JobRegistry, JobSpec, RunReport
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, JobNotFound, JobRunNotFound
 from mosaic_memory.insights.service import InsightService
-from mosaic_memory.jobs_ledger.repository import AdvisoryLockRepository, JobRunRepository
-from mosaic_memory.jobs_ledger.schemas import JobOut, JobRunOut
-from mosaic_memory.jobs_ledger.service import ProgressCallback, run_out
 from mosaic_memory.models import JobRun, utc_now
 
 __all__ = ["SKIPPED_LOCKED", "JobRunner", "lock_key"]
@@ -40,7 +40,7 @@ def lock_key(job_id: str) -> int:
 
 
 class JobRunner:
-    """Implements :class:`mosaic_memory.jobs_ledger.service.JobControl`.
+    """Implements :class:`jobs.ledger.service.JobControl`.
 
     Raises JobNotFound for an unknown id, JobRunNotFound, and Conflict when a rollback is not
     possible. A failing job does not raise: its run is recorded with status ``failed``.

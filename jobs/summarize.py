@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from jobs.ledger.repository import JobRunRepository
 from jobs.registry import JobContext
 from mosaic_memory.db import unit_of_work
 from mosaic_memory.errors import SummarizerBudgetExhausted
@@ -84,7 +85,11 @@ async def _one_group(
             finally:
                 await session.rollback()
     async with unit_of_work(ctx.sessionmaker) as session:
-        return await service.summarize_group(session, key, **kwargs)
+        result = await service.summarize_group(session, key, **kwargs)
+        if result.logs:
+            # In the group's own transaction: the ledger holds a group's change iff it applied.
+            await JobRunRepository(session).append_change(ctx.run_id, "groups", result.change)
+        return result
 
 
 async def rollback_summarize(ctx: JobContext, session: AsyncSession, changes: dict[str, Any]) -> dict[str, int]:

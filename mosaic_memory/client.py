@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import httpx
 
+from jobs.ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
-from mosaic_memory.jobs_ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, OwnerOut, TeamOut, UserCreated
 from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut

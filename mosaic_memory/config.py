@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from mosaic_memory.common.vectors import ScanPolicy
+from mosaic_memory.common.scan_policy import ScanPolicy
 
 __all__ = [
     "EmbeddingSettings",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from embeddings import Embedder, get_embedder
@@ -21,17 +21,19 @@ from mosaic_memory.db import (
     head_revision,
     run_migrations,
 )
-from mosaic_memory.errors import EmbeddingMismatch
 from mosaic_memory.insights.service import InsightService
-from mosaic_memory.jobs_ledger.service import JobControl
 from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
-from mosaic_memory.models import InstanceMeta
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.preferences.service import PreferenceService
+from mosaic_memory.reembed.service import check_embedding_space as reembed_check
 from mosaic_memory.search.service import SearchService
 from mosaic_memory.skills.service import SkillService
 from mosaic_memory.tiers import Database, open_database
+
+if TYPE_CHECKING:
+    # Typing only: the container must not load the jobs package (only composition roots do).
+    from jobs.ledger.service import JobControl
 
 log = logging.getLogger("mosaic_memory")
 
@@ -75,34 +77,13 @@ def build_embedder(settings: Settings) -> Embedder:
 async def check_embedding_space(
     sessionmaker: async_sessionmaker[AsyncSession], embedder: Embedder, *, record: bool = True
 ) -> None:
-    """Refuse to run against vectors of another model or dimension; record ours on first start."""
+    """Refuse to run against vectors of another model or dimension; record ours on first start.
+
+    The rule is :func:`mosaic_memory.reembed.service.check_embedding_space`; this runs it in a
+    transaction of its own. Raises EmbeddingMismatch.
+    """
     async with sessionmaker() as session, session.begin():
-        meta = await session.get(InstanceMeta, "embedding")
-        column_dims = await session.scalar(
-            text("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'insights'::regclass AND attname = 'embedding'")
-        )
-        if column_dims and column_dims > 0 and column_dims != embedder.dimensions:
-            raise EmbeddingMismatch(
-                f"the database stores {column_dims}-dimension vectors but the configured embedder "
-                f"{embedder.model_id!r} produces {embedder.dimensions}. Configure the model the data was "
-                f"embedded with, or re-embed into a new database with 'mosaic-memory export' / 'import'"
-            )
-        if meta is None:
-            if record:
-                session.add(
-                    InstanceMeta(
-                        key="embedding", value={"model_id": embedder.model_id, "dimensions": embedder.dimensions}
-                    )
-                )
-            return
-        stored = meta.value.get("model_id")
-        if stored != embedder.model_id:
-            raise EmbeddingMismatch(
-                f"stored vectors come from {stored!r} but the configured embedder is {embedder.model_id!r}; "
-                f"mixing them would corrupt search. Set MOSAIC_EMBEDDINGS__PROVIDER / MOSAIC_EMBEDDINGS__MODEL "
-                f"back to the model of the stored vectors, or re-embed every row with "
-                f"'mosaic-memory embeddings reembed'"
-            )
+        await reembed_check(session, embedder, record=record)
 
 
 async def build_state(settings: Settings, *, check_embeddings: bool = True) -> AppState:

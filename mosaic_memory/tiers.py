@@ -17,21 +17,22 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from embeddings.urls import redact_url
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import StorageTierError
 
-__all__ = ["Database", "open_database", "redact_url", "to_async_url", "to_sync_url"]
+__all__ = ["Database", "open_database", "redact_database_url", "to_async_url", "to_sync_url"]
 
 log = logging.getLogger(__name__)
 
 
-def redact_url(url: str | URL) -> str:
-    """The URL with any password replaced by ``***``; safe for logs, errors and doctor output."""
+def redact_database_url(url: str | URL) -> str:
+    """:func:`embeddings.urls.redact_url` for a database URL (a string or SQLAlchemy's ``URL``)."""
     try:
         parsed = make_url(str(url)) if not isinstance(url, URL) else url
     except Exception:
         return "<unparseable database URL>"
-    return parsed.render_as_string(hide_password=True)
+    return redact_url(parsed.render_as_string(hide_password=False))
 
 
 def _with_driver(url: str, driver: str) -> URL:
@@ -44,7 +45,7 @@ def _with_driver(url: str, driver: str) -> URL:
         ) from None
     if parsed.get_backend_name() != "postgresql":
         raise StorageTierError(
-            f"MOSAIC_DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {redact_url(parsed)}"
+            f"MOSAIC_DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {redact_database_url(parsed)}"
         )
     return parsed.set(drivername=f"postgresql+{driver}")
 

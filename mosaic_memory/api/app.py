@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.routing import Route
 
+from jobs.endpoints import router as jobs_router
 from mosaic_memory import __version__
 from mosaic_memory.api.deps import StateDep
 from mosaic_memory.api.docs import HEALTH_RESPONSES, READY_RESPONSES, keep_example_nulls
@@ -21,7 +22,6 @@ from mosaic_memory.config import Settings
 from mosaic_memory.container import AppState, bootstrap_admin, build_state
 from mosaic_memory.db import head_revision
 from mosaic_memory.insights.endpoints import router as insights_router
-from mosaic_memory.jobs_api.endpoints import router as jobs_router
 from mosaic_memory.logs.endpoints import router as logs_router
 from mosaic_memory.mcp_server import McpHttp
 from mosaic_memory.owners.endpoints import me_router

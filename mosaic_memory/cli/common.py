@@ -7,8 +7,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn, TypeVar
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,11 +15,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import EmbeddingError
+from embeddings.urls import redact_url
 from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
 from mosaic_memory.config import Settings, load_settings
 from mosaic_memory.db import create_engine_for, create_sessionmaker, run_migrations, unit_of_work
 from mosaic_memory.errors import MosaicError
-from mosaic_memory.tiers import open_database, redact_url
+from mosaic_memory.tiers import open_database, redact_database_url
 
 T = TypeVar("T")
 console = Console()
@@ -134,32 +134,21 @@ def shown_as_json_or_empty(result: Any, items: Sequence[Any], as_json: bool, emp
     return False
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+"""The ``--json`` flag every listing and show command takes."""
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def redact_http_url(url: str) -> str:
-    """``url`` with its password and every query value replaced by ``***`` (either may be a key)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    if password is not None:
-        userinfo, _, hostport = netloc.rpartition("@")
-        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
-    query = "&".join(f"{k}=***" if v else k for k, v in parse_qsl(parts.query, keep_blank_values=True))
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def redacted_settings(cfg: Settings) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
     if cfg.database_url is not None:
-        data["database_url"] = redact_url(cfg.database_url.get_secret_value())
-    data["url"] = redact_http_url(cfg.url)
+        data["database_url"] = redact_database_url(cfg.database_url.get_secret_value())
+    data["url"] = redact_url(cfg.url)
     for group in (data["embeddings"], data["jobs"]["llm"]):
         if group.get("base_url"):
-            group["base_url"] = redact_http_url(group["base_url"])
+            group["base_url"] = redact_url(group["base_url"])
     data["effective_tier"] = cfg.effective_tier
     return data

@@ -9,12 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import console, print_json, run, settings
+from jobs.ledger.schemas import JobRunOut
+from mosaic_memory.cli.common import JsonOpt, console, print_json, run, settings
 from mosaic_memory.cli.jobs import progress_bar, show_run
-from mosaic_memory.jobs_ledger.schemas import JobRunOut
 
 embeddings_app = typer.Typer(help="Embedding model status and re-embedding.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
 @embeddings_app.command("status")

@@ -9,13 +9,21 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import call_api, console, fail, print_json, settings, shorten, shown_as_json_or_empty
+from mosaic_memory.cli.common import (
+    JsonOpt,
+    call_api,
+    console,
+    fail,
+    print_json,
+    settings,
+    shorten,
+    shown_as_json_or_empty,
+)
 from mosaic_memory.insights.schemas import InsightOut
 from mosaic_memory.search.schemas import SearchResponse
 
 insights_app = typer.Typer(help="Insights: learned facts.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="a tag (repeatable)")]
 OwnerOpt = Annotated[str | None, typer.Option(help="'team:NAME' for a team's memory")]
 

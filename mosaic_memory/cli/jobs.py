@@ -14,14 +14,13 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mosaic_memory.cli.common import console, direct_session, err_console, print_json, run, settings
-from mosaic_memory.jobs_ledger.schemas import JobRunOut
-from mosaic_memory.jobs_ledger.service import JobControl, JobLedgerService
+from jobs.ledger.schemas import JobRunOut
+from jobs.ledger.service import JobControl, JobLedgerService
+from mosaic_memory.cli.common import JsonOpt, console, direct_session, err_console, print_json, run, settings
 
 T = TypeVar("T")
 
 jobs_app = typer.Typer(help="Scheduled jobs: run once, list, history, rollback.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
 async def with_runner(work: Callable[[JobControl], Awaitable[T]]) -> T:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mosaic_memory.cli.common import (
+    JsonOpt,
     call_api,
     client,
     console,
@@ -22,7 +23,6 @@ from mosaic_memory.cli.common import (
 
 prefs_app = typer.Typer(help="Preferences: key -> value, optionally per agent or project.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 ScopeOpt = Annotated[str | None, typer.Option("--scope", help="'agent:ID' or 'project:ID'; default everywhere")]
 OwnerOpt = Annotated[str | None, typer.Option("--owner", help="'team:NAME' for a team's preference")]
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mosaic_memory.cli.common import (
+    JsonOpt,
     call_api,
     client,
     console,
@@ -21,8 +22,6 @@ from mosaic_memory.cli.common import (
 )
 
 skills_app = typer.Typer(help="Skills: named procedures, found by the task at hand.", no_args_is_help=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
 def _instructions(text: str | None, path: Path | None) -> str | None:

@@ -1,15 +1,41 @@
-"""SQL helpers shared by the repositories of embedded kinds."""
+"""SQL helpers shared by the repositories of embedded kinds: the one way to search vectors in a scope.
+
+A scoped nearest-neighbour query goes through three steps, the same for search and for the insight
+write path's near-duplicate lookup: :func:`plan_vector_search` picks exact scan or HNSW for the
+scope (and, for HNSW, turns on pgvector's iterative scans); :func:`by_distance` (or
+:func:`by_distance_sql` for hand-written SQL) writes the ORDER BY that makes the planner follow
+that choice; :func:`nearest_rows` runs it and falls back to an exact scan when HNSW comes back
+short, so a search for k returns k whenever k rows match.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, literal_column, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from mosaic_memory.common.scan_policy import ScanPolicy
+
+__all__ = [
+    "ScanPlan",
+    "ScanPolicy",
+    "by_distance",
+    "by_distance_sql",
+    "nearest_rows",
+    "plan_vector_search",
+    "prefer_exact_scan",
+    "scan_plan",
+    "use_iterative_hnsw",
+    "vector_dimensions",
+    "vector_literal",
+]
+
+ScanPlan = Literal["empty", "exact", "hnsw"]
 
 
 def vector_literal(vector: Any) -> str:
@@ -18,24 +44,7 @@ def vector_literal(vector: Any) -> str:
     return "[" + ",".join(repr(float(x)) for x in arr) + "]"
 
 
-@dataclass(frozen=True)
-class ScanPolicy:
-    """When a scoped vector search scans the scope exactly instead of walking the shared HNSW index.
-
-    HNSW's recall under an owner filter depends on the scope's *share* of the table (measured:
-    1.00 at 10 %, 0.83 at 1 % with iterative scans), while an exact scan's cost grows with the
-    scope's *rows*. So: exact when the scope has at most ``min_rows`` rows, or at most ``max_rows``
-    rows that are under ``share`` of the table; HNSW with iterative scans otherwise.
-    """
-
-    max_rows: int = 20_000
-    min_rows: int = 2_000
-    share: float = 0.05
-
-
-async def scan_plan(
-    session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], policy: ScanPolicy
-) -> Literal["empty", "exact", "hnsw"]:
+async def scan_plan(session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], policy: ScanPolicy) -> ScanPlan:
     """Decide the plan in one round trip: the table's row estimate, then a capped count of the scope.
 
     The count is an index-only scan that stops at the cap, so deciding never costs more than
@@ -87,3 +96,66 @@ async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tup
         ),
         {"ef": str(int(ef_search)), "tuples": str(int(max_scan_tuples))},
     )
+
+
+async def plan_vector_search(
+    session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], policy: ScanPolicy, *, ef_search: int
+) -> ScanPlan:
+    """:func:`scan_plan`, and for an HNSW plan the iterative-scan settings for this transaction.
+
+    ``empty``: the scope owns no rows of this table, so the caller runs no vector query at all.
+    """
+    plan = await scan_plan(session, model, owner_ids, policy)
+    if plan == "hnsw":
+        await use_iterative_hnsw(session, ef_search)
+    return plan
+
+
+def by_distance(distance: ColumnElement[Any], plan: ScanPlan) -> ColumnElement[Any]:
+    """The ORDER BY expression for ``plan``.
+
+    For an exact plan the distance is written as ``distance + 0``: the planner cannot match that
+    expression to the HNSW index, so it cannot walk the shared index and post-filter it by owner
+    (which loses recall); it reads the scope through the B-tree on the owner and sorts instead.
+    """
+    return distance if plan == "hnsw" else distance + literal_column("0")
+
+
+def by_distance_sql(distance: str, plan: ScanPlan) -> str:
+    """:func:`by_distance` for SQL written as text (``distance`` is a SQL expression)."""
+    return distance if plan == "hnsw" else f"({distance}) + 0"
+
+
+async def nearest_rows(
+    session: AsyncSession,
+    plan: ScanPlan,
+    query: Callable[[ScanPlan], Select[Any]],
+    *,
+    limit: int,
+) -> Sequence[Any]:
+    """Run ``query(plan)`` (a SELECT with a ``distance`` column, ordered by :func:`by_distance`,
+    limited to ``limit``), nearest first.
+
+    HNSW with ``relaxed_order`` may return rows slightly out of order, so they are re-sorted; when
+    it comes back with fewer than ``limit`` rows (the filter rejected too many of the rows it
+    visited), ``query("exact")`` runs instead. ``plan == "empty"`` returns no rows and runs nothing.
+    """
+    if plan == "empty":
+        return []
+    rows: Sequence[Any] = []
+    if plan == "hnsw":
+        inner = query("hnsw").subquery()
+        rows = (await session.execute(select(inner).order_by(inner.c.distance))).all()
+        if len(rows) >= limit:
+            return rows
+    exact: Sequence[Any] = (await session.execute(query("exact"))).all()
+    return exact
+
+
+async def vector_dimensions(conn: AsyncSession | AsyncConnection, table: str) -> int:
+    """The dimension of ``table``'s ``embedding`` column as the schema declares it (-1 if untyped)."""
+    value = await conn.scalar(
+        text("SELECT atttypmod FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attname = 'embedding'"),
+        {"t": table},
+    )
+    return int(value or -1)

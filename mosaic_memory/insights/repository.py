@@ -16,7 +16,14 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import content_hash
-from mosaic_memory.common.vectors import ScanPolicy, prefer_exact_scan, use_iterative_hnsw, vector_literal
+from mosaic_memory.common.vectors import (
+    ScanPlan,
+    ScanPolicy,
+    by_distance_sql,
+    plan_vector_search,
+    vector_dimensions,
+    vector_literal,
+)
 from mosaic_memory.errors import Conflict, InvalidInput
 from mosaic_memory.models import Insight, InsightSource
 
@@ -79,10 +86,8 @@ class InsightRepository:
         if not contents:
             return 0
         conn = await self.session.connection()
-        dims = await conn.scalar(
-            text("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'insights'::regclass AND attname = 'embedding'")
-        )
-        if dims and dims > 0 and matrix.shape[1] != dims:
+        dims = await vector_dimensions(conn, "insights")
+        if dims > 0 and matrix.shape[1] != dims:
             raise InvalidInput(f"the insights table stores {dims}-dimension vectors, got {matrix.shape[1]}")
         vector_oid = await conn.scalar(text("SELECT 'vector'::regtype::oid"))
         raw = (await conn.get_raw_connection()).driver_connection
@@ -137,14 +142,28 @@ class InsightRepository:
     async def nearest_current(
         self, owner_id: uuid.UUID, vectors: np.ndarray, *, scan: ScanPolicy, ef_search: int
     ) -> list[tuple[uuid.UUID, float] | None]:
-        """For each vector, the owner's most similar current insight and its cosine similarity."""
+        """For each vector, the owner's most similar current insight and its cosine similarity.
+
+        The plan is the shared one (``common/vectors.py``): exact scan or HNSW with iterative
+        scans by the owner's share of the table, and an exact scan for any vector HNSW found
+        nothing for.
+        """
         if len(vectors) == 0:
             return []
-        small = await prefer_exact_scan(self.session, Insight, [owner_id], scan)
-        # "+ 0" hides the distance from the HNSW index, forcing an exact scan of the owner's rows.
-        order = "(i.embedding <=> v.vec) + 0" if small else "i.embedding <=> v.vec"
-        if not small:
-            await use_iterative_hnsw(self.session, ef_search)
+        plan = await plan_vector_search(self.session, Insight, [owner_id], scan, ef_search=ef_search)
+        if plan == "empty":
+            return [None] * len(vectors)
+        found = await self._nearest_current(owner_id, vectors, plan)
+        missing = [i for i in range(len(vectors)) if i not in found]
+        if plan == "hnsw" and missing:
+            again = await self._nearest_current(owner_id, vectors[missing], "exact")
+            found.update({missing[j]: hit for j, hit in again.items()})
+        return [found.get(i) for i in range(len(vectors))]
+
+    async def _nearest_current(
+        self, owner_id: uuid.UUID, vectors: np.ndarray, plan: ScanPlan
+    ) -> dict[int, tuple[uuid.UUID, float]]:
+        # One round trip for the whole batch: unnest the vectors, one LATERAL nearest each.
         stmt = text(
             f"""
             SELECT v.ord, n.id, n.sim
@@ -154,14 +173,13 @@ class InsightRepository:
                 FROM insights i
                 WHERE i.owner_id = :owner AND i.superseded_by IS NULL AND i.valid_to IS NULL
                   AND i.embedding IS NOT NULL
-                ORDER BY {order}
+                ORDER BY {by_distance_sql("i.embedding <=> v.vec", plan)}
                 LIMIT 1
             ) n
             """
         ).bindparams(bindparam("vecs"), bindparam("owner"))
         rows = await self.session.execute(stmt, {"vecs": [vector_literal(v) for v in vectors], "owner": owner_id})
-        found: dict[int, tuple[uuid.UUID, float]] = {int(r.ord): (r.id, float(r.sim)) for r in rows}
-        return [found.get(i + 1) for i in range(len(vectors))]
+        return {int(r.ord) - 1: (r.id, float(r.sim)) for r in rows}
 
     async def bump_access(self, keys: Sequence[tuple[uuid.UUID, uuid.UUID]], when: datetime) -> None:
         """Count a recall: ``keys`` are ``(owner_id, id)`` pairs the caller was allowed to see."""

@@ -16,6 +16,7 @@ from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ContentTooLarge, InsightNotFound, InvalidInput
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightCreate, InsightOut, InsightUpdate
+from mosaic_memory.insights.spec import insight_text
 from mosaic_memory.models import Insight, utc_now
 from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.owners.service import OwnerService
@@ -99,7 +100,7 @@ class InsightService:
         results: list[InsightOut | None] = [None] * len(items)
 
         # 1. identical content: the existing row answers (within the batch too).
-        hashes = [content_hash(item.content) for item in items]
+        hashes = [content_hash(insight_text(item.content)) for item in items]
         pending: dict[tuple[uuid.UUID, str], list[int]] = {}
         for owner in {o.id: o for o in owners}.values():
             existing = await repo.by_hashes(owner.id, [h for h, o in zip(hashes, owners, strict=True) if o == owner])
@@ -114,7 +115,7 @@ class InsightService:
 
         # 2. embed each distinct new text once.
         firsts = [idx[0] for idx in pending.values()]
-        vectors = await self.embedder.embed_documents([items[i].content for i in firsts])
+        vectors = await self.embedder.embed_documents([insight_text(items[i].content) for i in firsts])
 
         # 3. near-duplicates merge into the closest current insight of the same owner.
         created: list[Insight] = []
@@ -299,13 +300,13 @@ class InsightService:
         now = self.clock()
         fields = data.model_fields_set
         if "content" in fields and data.content is not None and data.content != row.content:
-            h = content_hash(data.content)
+            h = content_hash(insight_text(data.content))
             clash = (await repo.by_hashes(row.owner_id, [h])).get(h)
             if clash is not None and clash.id != row.id:
                 raise Conflict(f"insight {clash.id} already holds this content")
             row.content = data.content
             row.content_hash = h
-            row.embedding = (await self.embedder.embed_documents([data.content]))[0]
+            row.embedding = (await self.embedder.embed_documents([insight_text(data.content)]))[0]
             row.embedding_model = self.embedder.model_id
         if "tags" in fields and data.tags is not None:
             row.tags = sorted(set(data.tags))

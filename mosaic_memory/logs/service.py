@@ -21,6 +21,7 @@ from mosaic_memory.config import Settings
 from mosaic_memory.errors import ContentTooLarge, InvalidInput, LogNotFound, PermissionDenied
 from mosaic_memory.logs.repository import LogRepository
 from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut, LogOut
+from mosaic_memory.logs.spec import log_text
 from mosaic_memory.models import AgentLog, utc_now
 from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.owners.service import OwnerService
@@ -140,7 +141,7 @@ class LogService:
         self._validate(principal, batch)
         owner = OwnerService.resolve_owner(principal, batch.owner)
         now = self.clock()
-        texts = [e.content for e in batch.events]
+        texts = [log_text(e.content) for e in batch.events]
         vectors = await self._embed_within_budget(texts)
         rows: list[dict[str, Any]] = []
         for i, event in enumerate(batch.events):
@@ -152,7 +153,7 @@ class LogService:
                     "agent_id": event.agent_id or principal.agent_id,
                     "level": event.level,
                     "content": event.content,
-                    "content_hash": content_hash(event.content),
+                    "content_hash": content_hash(texts[i]),
                     "metadata_": event.metadata,
                     "occurred_at": event.occurred_at or now,
                     "created_at": now,
@@ -201,9 +202,9 @@ class LogService:
         pending = await repo.claim_unembedded(limit or self.settings.logs.embed_batch_size, owner_ids)
         if not pending:
             return 0
-        distinct = list(dict.fromkeys(content for _, _, content in pending))
+        distinct = list(dict.fromkeys(log_text(content) for _, _, content in pending))
         vectors = dict(zip(distinct, await self._timed_embed(distinct), strict=True))
-        await repo.set_embeddings([(o, i, vectors[c]) for o, i, c in pending], self.embedder.model_id)
+        await repo.set_embeddings([(o, i, vectors[log_text(c)]) for o, i, c in pending], self.embedder.model_id)
         return len(pending)
 
     async def pending_count(self, session: AsyncSession, principal: Principal) -> int:

@@ -18,8 +18,8 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.responses import JSONResponse
 
+from mosaic_memory.api.errors import error_response
 from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
 from mosaic_memory.mcp_server.tools import build_server
 
@@ -41,11 +41,6 @@ def bearer_key(authorization: str | None) -> str | None:
     scheme, _, key = authorization.partition(" ")
     key = key.strip()
     return key if scheme.lower() == "bearer" and key else None
-
-
-def _error_response(status: int, error: str, detail: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
 class McpHttp:
@@ -86,7 +81,7 @@ class McpHttp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         key = bearer_key(headers.get("authorization"))
         if key is None:
-            response = _error_response(
+            response = error_response(
                 401, "AuthenticationFailed", "a valid API key is required: send 'Authorization: Bearer <key>'"
             )
             await response(scope, receive, send)
@@ -100,7 +95,7 @@ class McpHttp:
         except MosaicClientError as exc:
             # 403 is a valid key without the read scope: let it in, each tool call is checked.
             if exc.status != 403:
-                await _error_response(exc.status or 503, exc.error, exc.detail)(scope, receive, send)
+                await error_response(exc.status or 503, exc.error, exc.detail)(scope, receive, send)
                 return
         # Bind the MCP session to this key: the SDK answers 404 to a session used with another one.
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]

@@ -6,28 +6,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, case, cast, delete, func, literal, literal_column, or_, select
+from sqlalchemy import Text, and_, bindparam, cast, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mosaic_memory.common.repository import try_add
 from mosaic_memory.models import ApiKey, Preference, PreferenceHistory
+from mosaic_memory.preferences.spec import preference_text
 
-__all__ = ["PreferenceRepository", "preference_text"]
-
-
-def preference_text(key: Any, value: Any) -> Any:
-    """The text a preference is embedded as and shown as in search: ``key: value``.
-
-    Strings render bare, every other JSON value as PostgreSQL prints jsonb (one line). The
-    search kind spec and the write path both use this expression, so what is embedded is
-    exactly what a hit shows.
-    """
-    value_text = case(
-        (func.jsonb_typeof(value) == "string", value.op("#>>")(literal_column("'{}'::text[]"))),
-        else_=cast(value, Text),
-    )
-    return key + literal(": ") + value_text
+__all__ = ["PreferenceRepository"]
 
 
 class PreferenceRepository:
@@ -57,13 +44,7 @@ class PreferenceRepository:
 
     async def try_add(self, row: Preference) -> bool:
         """Insert ``row``; False (and nothing written) when a concurrent writer created the same key."""
-        try:
-            async with self.session.begin_nested():
-                self.session.add(row)
-                await self.session.flush()
-        except IntegrityError:
-            return False
-        return True
+        return await try_add(self.session, row)
 
     async def delete(self, row: Preference) -> None:
         await self.session.execute(

@@ -13,20 +13,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mosaic_memory.common.vectors import vector_literal
+from mosaic_memory.common.indexes import create_hnsw_index, hnsw_index_name
+from mosaic_memory.common.vectors import vector_dimensions, vector_literal
+from mosaic_memory.kinds import EMBEDDED_TABLES, spec_for_table
 
-# The text each kind is embedded from (the same text search shows as a hit's content).
-TEXT_OF: dict[str, str] = {
-    "insights": "content",
-    "agent_logs": "content",
-    "preferences": (
-        "key || ': ' || CASE WHEN jsonb_typeof(value) = 'string' THEN value #>> '{}' ELSE coalesce(value::text, '') END"
-    ),
-    "skills": "name || ': ' || description",
-}
-TABLES = tuple(TEXT_OF)
+# The tables re-embedding walks, in order; each kind's embedded text comes from its spec.
+TABLES = EMBEDDED_TABLES
+
+
+def _text_sql(table: str) -> str:
+    """The kind's embedded text (``KindSpec.text_sql``) as SQL text, for the hand-written batch query."""
+    compiled = spec_for_table(table).text_sql.compile(
+        dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+        compile_kwargs={"literal_binds": True},
+    )
+    return str(compiled)
 
 
 def _pending(table: str) -> str:
@@ -73,7 +77,7 @@ class ReembedRepository:
             params.update(after_owner=after[0], after_id=after[1])
         rows = await self.session.execute(
             text(
-                f"SELECT owner_id, id, content_hash, {TEXT_OF[table]} AS text FROM {table} "
+                f"SELECT owner_id, id, content_hash, {_text_sql(table)} AS text FROM {table} "
                 f"WHERE {where} ORDER BY owner_id, id LIMIT :limit FOR UPDATE SKIP LOCKED"
             ),
             params,
@@ -105,17 +109,13 @@ class ReembedRepository:
         await self.session.execute(text(f"LOCK TABLE {', '.join(TABLES)} IN SHARE ROW EXCLUSIVE MODE"))
 
     async def column_dimensions(self, table: str) -> int:
-        value = await self.session.scalar(
-            text("SELECT atttypmod FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attname = 'embedding'"),
-            {"t": table},
-        )
-        return int(value or -1)
+        return await vector_dimensions(self.session, table)
 
     async def swap(self, table: str, model: str, dimensions: int) -> int:
         """Move the shadow vectors into ``embedding``; retype the column (and rebuild its HNSW index)
         when the new model has another dimension."""
         if await self.column_dimensions(table) != dimensions:
-            await self.session.execute(text(f"DROP INDEX IF EXISTS ix_{table}_embedding_hnsw"))
+            await self.session.execute(text(f"DROP INDEX IF EXISTS {hnsw_index_name(table)}"))
             await self.session.execute(
                 text(
                     f"ALTER TABLE {table} ALTER COLUMN embedding TYPE vector({int(dimensions)}) "
@@ -123,12 +123,7 @@ class ReembedRepository:
                     f"THEN CAST(embedding_next AS vector({int(dimensions)})) END"
                 )
             )
-            await self.session.execute(
-                text(
-                    f"CREATE INDEX ix_{table}_embedding_hnsw ON {table} "
-                    "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
-                )
-            )
+            await self.session.execute(text(create_hnsw_index(table)))
             moved: Any = await self.session.execute(
                 text(
                     f"UPDATE {table} SET embedding_model = embedding_next_model, embedding_next = NULL, "

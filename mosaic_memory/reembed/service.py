@@ -15,9 +15,43 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder
+from mosaic_memory.errors import EmbeddingMismatch
 from mosaic_memory.reembed.repository import TABLES, ReembedRepository
 
-__all__ = ["TABLES", "ReembedService"]
+__all__ = ["TABLES", "ReembedService", "check_embedding_space"]
+
+
+async def check_embedding_space(session: AsyncSession, embedder: Embedder, *, record: bool = True) -> None:
+    """Refuse to run against vectors of another model or dimension; record ours on first start.
+
+    The one statement of the rule: the start-up check (``container.check_embedding_space``) and
+    re-embedding's status (``matches``) both read the stored space through here. Raises
+    EmbeddingMismatch with the remedy. The caller owns the transaction (``record`` writes the row).
+    """
+    repo = ReembedRepository(session)
+    column_dims = await repo.column_dimensions("insights")
+    if column_dims > 0 and column_dims != embedder.dimensions:
+        raise EmbeddingMismatch(
+            f"the database stores {column_dims}-dimension vectors but the configured embedder "
+            f"{embedder.model_id!r} produces {embedder.dimensions}. Configure the model the data was "
+            f"embedded with, or re-embed into a new database with 'mosaic-memory export' / 'import'"
+        )
+    stored = await repo.stored_model()
+    if stored is None:
+        if record:
+            await repo.set_embedding_meta(embedder.model_id, embedder.dimensions)
+        return
+    if not _same_model(stored, embedder):
+        raise EmbeddingMismatch(
+            f"stored vectors come from {stored.get('model_id')!r} but the configured embedder is "
+            f"{embedder.model_id!r}; mixing them would corrupt search. Set MOSAIC_EMBEDDINGS__PROVIDER / "
+            f"MOSAIC_EMBEDDINGS__MODEL back to the model of the stored vectors, or re-embed every row with "
+            f"'mosaic-memory embeddings reembed'"
+        )
+
+
+def _same_model(stored: dict[str, Any] | None, embedder: Embedder) -> bool:
+    return bool(stored) and stored.get("model_id") == embedder.model_id  # type: ignore[union-attr]
 
 
 class ReembedService:
@@ -35,7 +69,7 @@ class ReembedService:
         return {
             "stored": stored,
             "configured": {"model_id": self.model, "dimensions": self.embedder.dimensions},
-            "matches": bool(stored) and stored.get("model_id") == self.model,  # type: ignore[union-attr]
+            "matches": _same_model(stored, self.embedder),
             "pending": sum(t["pending"] for t in tables.values()),
             "tables": tables,
         }

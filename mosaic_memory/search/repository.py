@@ -15,69 +15,16 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Text, cast, func, literal, literal_column, or_, select
+from sqlalchemy import Select, Text, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from mosaic_memory.common.kinds import KindSpec
 from mosaic_memory.common.schemas import Kind
-from mosaic_memory.common.vectors import ScanPolicy, scan_plan, use_iterative_hnsw
-from mosaic_memory.models import AgentLog, Insight, Preference, Skill
-from mosaic_memory.preferences.repository import preference_text
+from mosaic_memory.common.vectors import ScanPlan, ScanPolicy, by_distance, nearest_rows, plan_vector_search
+from mosaic_memory.kinds import KIND_SPECS
 from mosaic_memory.search.schemas import SearchFilters
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    """How one memory kind maps onto the common search shape."""
-
-    name: Kind
-    model: Any
-    content: Any
-    created: Any
-    tags: Any = None
-    category: Any = None
-    metadata: Any = None
-    agent: Any = None
-    session: Any = None
-    importance: Any = None
-
-
-def _pref_content() -> Any:
-    # The same expression the preference write path embeds, so hits show the embedded text.
-    return preference_text(Preference.key, Preference.value)
-
-
-KIND_SPECS: dict[str, KindSpec] = {
-    "insights": KindSpec(
-        "insights",
-        Insight,
-        Insight.content,
-        Insight.created_at,
-        tags=Insight.tags,
-        category=Insight.category,
-        metadata=Insight.metadata_,
-        importance=Insight.importance,
-    ),
-    "preferences": KindSpec("preferences", Preference, _pref_content(), Preference.updated_at),
-    "logs": KindSpec(
-        "logs",
-        AgentLog,
-        AgentLog.content,
-        AgentLog.occurred_at,
-        metadata=AgentLog.metadata_,
-        agent=AgentLog.agent_id,
-        session=AgentLog.session_id,
-    ),
-    "skills": KindSpec(
-        "skills",
-        Skill,
-        Skill.name + literal(": ") + Skill.description,
-        Skill.created_at,
-        tags=Skill.tags,
-        metadata=Skill.metadata_,
-    ),
-}
 
 
 @dataclass
@@ -142,12 +89,8 @@ class SearchRepository:
             clauses.append(spec.created >= filters.created_after)
         if filters.created_before is not None:
             clauses.append(spec.created < filters.created_before)
-        if spec.name == "insights" and not include_history:
-            clauses += [
-                Insight.superseded_by.is_(None),
-                Insight.valid_to.is_(None),
-                or_(Insight.expires_at.is_(None), Insight.expires_at > now),
-            ]
+        if spec.current is not None and not include_history:
+            clauses += spec.current(now)
         return clauses
 
     def _columns(self, spec: KindSpec, with_embedding: bool) -> list[Any]:
@@ -155,7 +98,7 @@ class SearchRepository:
         cols = [
             model.id.label("id"),
             model.owner_id.label("owner_id"),
-            spec.content.label("content"),
+            spec.text_sql.label("content"),
             (spec.tags if spec.tags is not None else literal(None)).label("tags"),
             (spec.metadata if spec.metadata is not None else literal(None)).label("metadata"),
             spec.created.label("created_at"),
@@ -202,30 +145,13 @@ class SearchRepository:
         model = spec.model
         where.append(model.embedding.is_not(None))
         distance = model.embedding.cosine_distance(vector)
-        plan = await scan_plan(self.session, model, owner_ids, scan)
-        if plan == "empty":
-            return []  # the caller owns no rows of this kind: no vector query at all
-        small = plan == "exact"
-        rows: Sequence[Any] = []
-        if not small:
-            await use_iterative_hnsw(self.session, max(ef_search, limit))
-            inner = (
-                select(*self._columns(spec, with_embedding), distance.label("distance"))
-                .where(*where)
-                .order_by(distance)
-                .limit(limit)
-                .subquery()
-            )
-            rows = (await self.session.execute(select(inner).order_by(inner.c.distance))).all()
-        if small or len(rows) < limit:
-            # "+ 0" hides the distance from the HNSW index: an exact scan of the scoped rows.
-            stmt = (
-                select(*self._columns(spec, with_embedding), distance.label("distance"))
-                .where(*where)
-                .order_by(distance + literal_column("0"))
-                .limit(limit)
-            )
-            rows = (await self.session.execute(stmt)).all()
+        plan = await plan_vector_search(self.session, model, owner_ids, scan, ef_search=max(ef_search, limit))
+        columns = [*self._columns(spec, with_embedding), distance.label("distance")]
+
+        def query(plan: ScanPlan) -> Select[Any]:
+            return select(*columns).where(*where).order_by(by_distance(distance, plan)).limit(limit)
+
+        rows = await nearest_rows(self.session, plan, query, limit=limit)
         return [self._row(kind, r, 1.0 - float(r.distance)) for r in rows]
 
     async def keyword(

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mosaic_memory.common.repository import try_add, try_flush
 from mosaic_memory.models import Skill
 
 __all__ = ["SkillRepository"]
@@ -32,22 +32,11 @@ class SkillRepository:
 
     async def try_add(self, row: Skill) -> bool:
         """Insert ``row``; False (nothing written) when the owner already has a skill of that name."""
-        try:
-            async with self.session.begin_nested():
-                self.session.add(row)
-                await self.session.flush()
-        except IntegrityError:
-            return False
-        return True
+        return await try_add(self.session, row)
 
     async def try_flush(self) -> bool:
         """Flush pending changes; False (changes rolled back to the savepoint) on a name clash."""
-        try:
-            async with self.session.begin_nested():
-                await self.session.flush()
-        except IntegrityError:
-            return False
-        return True
+        return await try_flush(self.session)
 
     async def delete(self, owner_ids: Sequence[uuid.UUID], skill_id: uuid.UUID) -> bool:
         result: Any = await self.session.execute(

@@ -17,19 +17,9 @@ from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.skills.repository import SkillRepository
 from mosaic_memory.skills.schemas import SkillCreate, SkillOut, SkillUpdate
+from mosaic_memory.skills.spec import skill_text
 
 __all__ = ["SkillService", "skill_out", "skill_text"]
-
-
-def skill_text(name: str, description: str) -> str:
-    """What a skill is embedded as (and shown as in search hits).
-
-    Instructions are left out on purpose: on a trial of 14 skills and 20 task phrasings with
-    all-MiniLM-L6-v2 (scripts/skill_embedding_trial.py), "name: description" put the right skill
-    first for 17 of 20 tasks (MRR 0.900) against 15 of 20 (MRR 0.858) with the instructions
-    appended; the steps dilute what the skill is for. Instructions stay searchable by keyword.
-    """
-    return f"{name}: {description}"
 
 
 def skill_out(row: Skill, owner: OwnerRef) -> SkillOut:

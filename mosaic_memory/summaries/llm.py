@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from embeddings.urls import redact_url
 from mosaic_memory.config import LLMSummarizerSettings
 from mosaic_memory.errors import ConfigurationError, SummarizerBudgetExhausted, SummarizerUnavailable
 from mosaic_memory.summaries.summarizers import SummaryGroup, clean_line, describe_group
@@ -62,13 +63,7 @@ def _chat_urls(base_url: str) -> tuple[str, str]:
     parts = urlsplit(base_url)
     path = parts.path.rstrip("/") + "/chat/completions"
     url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-    try:
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return url, "(unparseable URL)"
-    netloc = f"[{host}]" if ":" in host else host
-    return url, urlunsplit((parts.scheme, f"{netloc}:{port}" if port else netloc, path, "", ""))
+    return url, redact_url(url, strip=True)
 
 
 class LLMSummarizer:

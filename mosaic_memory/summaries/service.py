@@ -22,7 +22,6 @@ from mosaic_memory.errors import OwnerNotFound
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.insights.service import InsightService
-from mosaic_memory.jobs_ledger.repository import JobRunRepository
 from mosaic_memory.models import AgentLog, Insight, utc_now
 from mosaic_memory.owners.repository import OwnerRepository
 from mosaic_memory.owners.schemas import OwnerRef, Principal
@@ -43,6 +42,8 @@ class GroupResult:
     merged: list[uuid.UUID] = field(default_factory=list)
     deduplicated: list[uuid.UUID] = field(default_factory=list)
     superseded: list[uuid.UUID] = field(default_factory=list)
+    # What the run's ledger records for this group (rollback reads it back); the job stores it.
+    change: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -176,7 +177,8 @@ class SummarizationService:
         now: datetime,
         cutoff: datetime,
     ) -> GroupResult:
-        """Summarize one group in ``session``'s transaction and record it in the run's ``changes``."""
+        """Summarize one group in ``session``'s transaction; ``result.change`` is what the caller
+        must record in the run's ``changes["groups"]`` in the same transaction (rollback needs it)."""
         repo = SummaryRepository(session)
         result = GroupResult(key)
         logs = await repo.lock_group(key, cutoff=cutoff, tz=self.tz)
@@ -234,7 +236,7 @@ class SummarizationService:
         # Compact (no texts): this list is appended once per group and rewritten each time.
         change = {k: v for k, v in result.to_json().items() if k != "insights"}
         change.update(merged_prior=priors, superseded_prior=superseded, log_prior=log_prior)
-        await JobRunRepository(session).append_change(run_id, "groups", change)
+        result.change = change
         return result
 
     async def rollback(self, session: AsyncSession, run_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, int]:

@@ -80,7 +80,8 @@ def _app_models() -> dict[str, type[BaseModel]]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if cls.__module__.startswith(mosaic_memory.__name__):
+        # The job ledger's schemas live in the jobs package (jobs/ledger/schemas.py).
+        if cls.__module__.startswith((mosaic_memory.__name__, "jobs.")):
             models[re.sub(r"[^a-zA-Z0-9.\-_]", "_", cls.__name__)] = cls
             models[re.sub(r"[^a-zA-Z0-9_]", "__", f"{cls.__module__}.{cls.__qualname__}")] = cls
     return models

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import select, update
 
+from jobs.ledger.repository import JobRunRepository
 from mosaic_memory.config import KindPolicy
 from mosaic_memory.container import AppState
-from mosaic_memory.jobs_ledger.repository import JobRunRepository
 from mosaic_memory.models import Insight, utc_now
 from tests.conftest import UserFactory
 from tests.jobs.conftest import log_rows, make_logs, owner_id, runner_for

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import numpy as np
 from sqlalchemy import text
 
-from mosaic_memory.common.vectors import ScanPolicy, prefer_exact_scan
+from mosaic_memory.common.scan_policy import ScanPolicy
+from mosaic_memory.common.vectors import prefer_exact_scan
 from mosaic_memory.container import AppState
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.models import Insight

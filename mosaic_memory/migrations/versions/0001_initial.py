@@ -14,6 +14,8 @@ from alembic import context, op
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql as pg
 
+from mosaic_memory.common.indexes import create_hnsw_index
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -50,10 +52,7 @@ def _owner_pk_table(name: str, *columns: sa.Column[Any], embedded: bool, tsv: st
     if embedded:
         # HNSW cannot lead with the owner; scoped queries use iterative scans or an exact scan
         # through the B-tree indexes below (see search/repository.py).
-        op.execute(
-            f"CREATE INDEX ix_{name}_embedding_hnsw ON {name} "
-            "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
-        )
+        op.execute(create_hnsw_index(name))
     if tsv is not None:
         op.execute(f"CREATE INDEX ix_{name}_search_tsv ON {name} USING gin (search_tsv)")
 

@@ -12,9 +12,9 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from jobs.ledger.repository import JobRunRepository
+from jobs.ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.errors import JobRunNotFound
-from mosaic_memory.jobs_ledger.repository import JobRunRepository
-from mosaic_memory.jobs_ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.models import JobRun
 
 __all__ = ["JobControl", "JobLedgerService", "ProgressCallback", "run_out"]

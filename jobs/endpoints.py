@@ -11,12 +11,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
+from jobs.ledger.schemas import JobOut, JobRunOut, RunRequest
+from jobs.ledger.service import JobControl, JobLedgerService
 from mosaic_memory.api.deps import Admin, SessionDep, StateDep
 from mosaic_memory.api.docs import ERRORS, list_response
 from mosaic_memory.container import AppState
 from mosaic_memory.errors import ConfigurationError
-from mosaic_memory.jobs_ledger.schemas import JobOut, JobRunOut, RunRequest
-from mosaic_memory.jobs_ledger.service import JobControl, JobLedgerService
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 ledger = JobLedgerService()
