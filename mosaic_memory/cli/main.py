@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mosaic_memory import __version__
+from mosaic_memory.cli import embedded_cmd
 from mosaic_memory.cli import insights as insights_cli
 from mosaic_memory.cli.common import (
     JsonOpt,
@@ -37,7 +38,7 @@ app = typer.Typer(
     add_completion=False,
 )
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations and the embedded server.", no_args_is_help=True)
 users_app = typer.Typer(help="Users (admin).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (admin).", no_args_is_help=True)
 teams_app = typer.Typer(help="Teams (admin).", no_args_is_help=True)
@@ -87,7 +88,11 @@ def serve(
     bind_host = host or cfg.host
     bind_port = port or cfg.port
     console.print(f"Mosaic Memory {__version__}: tier {cfg.effective_tier}, data in {cfg.data_dir}", highlight=False)
-    uvicorn.run(create_app(cfg), host=bind_host, port=bind_port, log_level=cfg.log_level.lower(), access_log=False)
+    embedded_cmd.claim_serve_port(cfg, bind_host, bind_port)  # a second serve on the same port: one line
+    try:
+        uvicorn.run(create_app(cfg), host=bind_host, port=bind_port, log_level=cfg.log_level.lower(), access_log=False)
+    finally:
+        embedded_cmd.release_serve_port(cfg)
 
 
 @config_app.command("show")
@@ -164,6 +169,10 @@ def db_current() -> None:
             database.close()
 
     console.print(f"current: {run(go()) or 'none'}  head: {head_revision()}")
+
+
+db_app.command("status")(embedded_cmd.db_status)
+db_app.command("stop")(embedded_cmd.db_stop)
 
 
 # admin: users, keys, teams (straight to the database, like a manage command) -----------------
