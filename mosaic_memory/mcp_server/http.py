@@ -9,6 +9,7 @@ sees exactly what it sees over REST, with no serialization or HTTP hop in betwee
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -25,6 +26,8 @@ from mosaic_memory.mcp_server.tools import build_server
 from mosaic_memory.owners.schemas import Principal
 
 __all__ = ["McpHttp", "bearer_key"]
+
+log = logging.getLogger("mosaic_memory.mcp")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
@@ -78,7 +81,10 @@ class McpHttp:
                 raise AuthenticationFailed()
             principal = await self._authenticate(key)
         except Exception as exc:
-            failure = failure_of(exc) or Failure(500, "InternalError", "authentication failed; see the server log")
+            failure = failure_of(exc)
+            if failure is None:
+                log.exception("MCP authentication failed")
+                failure = Failure(500, "InternalError", "authentication failed; see the server log")
             await error_response(failure.status, failure.error, failure.detail)(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
