@@ -82,9 +82,7 @@ async def main(n_logs: int, n_sessions: int, per_topic: int, seed: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-", dir="/tmp"))
     tmp.chmod(0o755)
     settings = (
-        Settings(tier="standalone", database_url=url, data_dir=tmp)  # type: ignore[arg-type]
-        if url
-        else Settings(tier="local", data_dir=tmp)
+        Settings(tier="standalone", database_url=url, data_dir=tmp) if url else Settings(tier="local", data_dir=tmp)
     )
     t0 = time.perf_counter()
     state = await build_state(settings)

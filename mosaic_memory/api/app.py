@@ -132,8 +132,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(preferences_router)
     app.include_router(skills_router)
-    # MCP over streamable HTTP: an adapter onto the routes above, served by the lifespan's session manager.
-    mcp_http = McpHttp(app, log_level=settings.log_level)
+    # MCP over streamable HTTP: tools on the same services, served by the lifespan's session manager.
+    mcp_http = McpHttp(lambda: app.state.mosaic, log_level=settings.log_level)
     app.router.routes.append(Route("/mcp", endpoint=mcp_http))
 
     @app.get("/healthz", tags=["health"], responses=HEALTH_RESPONSES)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-from mcp.server.mcpserver import Context
-
 from mosaic_memory.client import AsyncMosaicClient
+from mosaic_memory.mcp_server.rest import RestBackend
 from mosaic_memory.mcp_server.tools import build_server
 
 __all__ = ["run_stdio"]
@@ -18,9 +14,4 @@ async def run_stdio(url: str, api_key: str, *, log_level: str = "WARNING") -> No
     to the REST API at ``url`` with ``api_key``. The service need not be up yet: a call made
     while it is down is a tool error (ServiceUnreachable), not a crash."""
     async with AsyncMosaicClient(url, api_key) as client:
-
-        @asynccontextmanager
-        async def shared(_: Context) -> AsyncIterator[AsyncMosaicClient]:
-            yield client
-
-        await build_server(shared, log_level=log_level).run_stdio_async()
+        await build_server(RestBackend(client), log_level=log_level).run_stdio_async()

@@ -1,34 +1,76 @@
-"""The MCP tools: each one is a thin call onto the REST API through :class:`AsyncMosaicClient`.
+"""The MCP tools, defined once for both transports.
 
-Authentication, scopes, owner isolation and validation live in the REST layer only; a tool
-forwards its arguments, and a REST error ``{error, detail}`` comes back as a ``ToolError``
-whose text is ``"<error>: <detail>"``.
+Each tool checks the key's scope, validates its arguments with the REST API's own request
+schemas, and calls a :class:`Backend`: over streamable HTTP the services in-process
+(``services.ServiceBackend``), over stdio the REST API of a running service
+(``rest.RestBackend``). Every failure is a ``ToolError`` whose text is ``"<error>: <detail>"``,
+the error and detail REST answers for the same failure (one mapping, ``common/failures.py``).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any, Literal, NotRequired
-from urllib.parse import quote
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal, NotRequired, Protocol
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from mosaic_memory import __version__
-from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
+from mosaic_memory.common.failures import Failure, failure_of
+from mosaic_memory.common.schemas import StrictModel
+from mosaic_memory.insights.schemas import InsightCreate, InsightOut
+from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut
+from mosaic_memory.preferences.schemas import PreferenceKey, PreferenceOut, PreferencePut, PreferenceScope
+from mosaic_memory.search.schemas import Hit, SearchRequest, SearchResponse
+from mosaic_memory.skills.schemas import SkillOut
 
-__all__ = ["TOOL_NAMES", "ClientSource", "build_server"]
+__all__ = ["TOOL_NAMES", "Backend", "build_server", "tool_error"]
 
-ClientSource = Callable[[Context], AbstractAsyncContextManager[AsyncMosaicClient]]
-"""Gives the REST client a tool call should use: the caller's key, in-process or remote."""
+log = logging.getLogger("mosaic_memory.mcp")
 
 Kind = Literal["insights", "preferences", "logs", "skills"]
 Mode = Literal["semantic", "keyword", "hybrid"]
+KeyScope = Literal["read", "write"]
+
+# get_preferences reads every preference in one call; REST's page limit is the same.
+PREFERENCE_LIST_LIMIT = 500
+
+
+class Backend(Protocol):
+    """What the tools need from the service: one method per operation, each its own unit of work.
+
+    Methods raise the service's errors (``MosaicError``, ``EmbeddingError``, database errors) or
+    a ``ToolError``; the tools translate the former once, with :func:`tool_error`.
+    """
+
+    async def authorize(self, ctx: Context, scope: KeyScope) -> None:
+        """Raise unless the caller's key carries ``scope`` (checked before the arguments, as REST does)."""
+
+    async def create_insight(self, ctx: Context, data: InsightCreate) -> InsightOut: ...
+
+    async def delete_insight(self, ctx: Context, insight_id: uuid.UUID) -> None: ...
+
+    async def search(self, ctx: Context, request: SearchRequest) -> SearchResponse: ...
+
+    async def get_preference(self, ctx: Context, key: str, scope: str) -> PreferenceOut: ...
+
+    async def list_preferences(self, ctx: Context, scope: str | None, limit: int) -> list[PreferenceOut]: ...
+
+    async def put_preference(self, ctx: Context, key: str, data: PreferencePut) -> PreferenceOut: ...
+
+    async def append_logs(self, ctx: Context, batch: LogBatchIn) -> LogBatchOut: ...
+
+    async def find_skills(self, ctx: Context, request: SearchRequest) -> list[tuple[Hit, SkillOut]]:
+        """The skill hits of ``request`` (kinds ["skills"]), each with its skill, best first."""
+        ...
+
 
 INSTRUCTIONS = """\
 Mosaic Memory is this user's long-term memory. Use it to remember durable facts and decisions
@@ -42,29 +84,65 @@ Everything is private to the API key's user and their teams."""
 _HIT_FIELDS = ("id", "kind", "content", "score", "tags", "metadata", "owner", "created_at")
 
 
+class _InsightId(StrictModel):
+    id: uuid.UUID
+
+
+class _PreferenceAddress(StrictModel):
+    """The key and scope REST takes from the path and query, checked by the same constraints."""
+
+    key: PreferenceKey | None = None
+    scope: PreferenceScope | None = None
+
+
+def tool_error(exc: Exception) -> ToolError:
+    """The ``ToolError`` for ``exc``: ``"<error>: <detail>"`` as REST would name it; an unexpected
+    exception is logged and reported without its message (it may hold internals)."""
+    if isinstance(exc, ToolError):
+        return exc
+    failure = failure_of(exc)
+    if failure is None:
+        log.exception("MCP tool failed")
+        failure = Failure(500, "InternalError", "the tool call failed; see the server log")
+    return ToolError(failure.text)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn whatever a tool body raises into its ``ToolError``, once."""
+    try:
+        yield
+    except Exception as exc:
+        raise tool_error(exc) from None
+
+
 def _compact(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None and v != [] and v != {}}
 
 
-def _segment(value: str) -> str:
-    """One URL path segment: a '/' in a key or id must not reach another route."""
-    return quote(value, safe="")
+def _json(model: BaseModel) -> dict[str, Any]:
+    """A response model as REST serializes it."""
+    return model.model_dump(mode="json")
 
 
-def _preference(out: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in out.items() if k not in ("embedding_model", "created")}
+def _preference(out: PreferenceOut) -> dict[str, Any]:
+    return {k: v for k, v in _json(out).items() if k not in ("embedding_model", "created")}
 
 
-def _hits(response: dict[str, Any]) -> dict[str, Any]:
-    hits = [_compact({k: hit.get(k) for k in _HIT_FIELDS}) for hit in response.get("hits", [])]
+def _hit(hit: Hit) -> dict[str, Any]:
+    body = _json(hit)
+    return _compact({k: body.get(k) for k in _HIT_FIELDS})
+
+
+def _hits(response: SearchResponse) -> dict[str, Any]:
+    hits = [_hit(hit) for hit in response.hits]
     return {"hits": hits, "count": len(hits)}
 
 
-def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer:
-    """An MCPServer with the memory tools, each calling the REST API through ``clients(ctx)``.
+def build_server(backend: Backend, *, log_level: str = "INFO") -> MCPServer:
+    """An MCPServer with the memory tools, each one validating its arguments and calling ``backend``.
 
-    Every REST error becomes a ``ToolError`` (an ``is_error`` result the model can read);
-    nothing is validated or stored here.
+    Every failure becomes a ``ToolError`` (an ``is_error`` result the model can read).
     """
     server: MCPServer = MCPServer(
         "mosaic-memory",
@@ -73,13 +151,6 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
         version=__version__,
         log_level=log_level.upper(),  # type: ignore[arg-type]
     )
-
-    async def call(ctx: Context, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
-        try:
-            async with clients(ctx) as client:
-                return await client.request(method, path, json=json, params=params)
-        except MosaicClientError as exc:
-            raise ToolError(f"{exc.error}: {exc.detail}" if exc.status else exc.detail) from None
 
     def tool(*, read_only: bool = False, destructive: bool = False, idempotent: bool = False) -> Callable[[Any], Any]:
         def register(fn: Any) -> Any:
@@ -117,17 +188,14 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
         Returns {id, status, owner, content, tags, category, importance}; status is "stored",
         "merged" (folded into the existing insight `id`) or "duplicate" (already stored as `id`).
         """
-        out = await call(
-            ctx,
-            "POST",
-            "/v1/insights",
-            json=_compact(
-                {"content": content, "tags": tags, "category": category, "importance": importance, "owner": owner}
-            ),
-        )
-        status = "merged" if out.get("merged") else "duplicate" if out.get("deduplicated") else "stored"
+        with _reported():
+            await backend.authorize(ctx, "write")
+            body = {"content": content, "tags": tags, "category": category, "importance": importance, "owner": owner}
+            out = await backend.create_insight(ctx, InsightCreate.model_validate(_compact(body)))
+        status = "merged" if out.merged else "duplicate" if out.deduplicated else "stored"
+        stored = _json(out)
         keep = ("id", "owner", "content", "tags", "category", "importance")
-        return {"status": status, **_compact({k: out.get(k) for k in keep})}
+        return {"status": status, **_compact({k: stored.get(k) for k in keep})}
 
     @tool(read_only=True)
     async def recall(
@@ -153,9 +221,11 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
         Returns {hits: [{id, kind, content, score, tags, metadata, owner, created_at}], count},
         best first; score is relevance in 0..1. An empty list means nothing relevant is stored.
         """
-        filters = _compact({"tags": tags, "category": category})
-        body = _compact({"query": query, "k": k, "kinds": kinds, "mode": mode, "filters": filters})
-        return _hits(await call(ctx, "POST", "/v1/search", json=body))
+        with _reported():
+            await backend.authorize(ctx, "read")
+            filters = _compact({"tags": tags, "category": category})
+            body = _compact({"query": query, "k": k, "kinds": kinds, "mode": mode, "filters": filters})
+            return _hits(await backend.search(ctx, SearchRequest.model_validate(body)))
 
     @tool(destructive=True, idempotent=True)
     async def forget(
@@ -169,7 +239,9 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
 
         Returns {id, deleted: true}; an unknown id is an error (InsightNotFound).
         """
-        await call(ctx, "DELETE", f"/v1/insights/{_segment(id)}")
+        with _reported():
+            await backend.authorize(ctx, "write")
+            await backend.delete_insight(ctx, _InsightId.model_validate({"id": id}).id)
         return {"id": id, "deleted": True}
 
     # preferences ---------------------------------------------------------------------------
@@ -196,10 +268,12 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
         Returns one preference {key, value, scope, mutable, owner, ...} when `key` is given (an
         unknown key is an error, PreferenceNotFound), else {items: [...]} with every preference.
         """
-        if key is not None:
-            return _preference(await call(ctx, "GET", f"/v1/preferences/{_segment(key)}", params={"scope": scope}))
-        page = await call(ctx, "GET", "/v1/preferences", params={"scope": scope, "limit": 500})
-        items = page.get("items", []) if isinstance(page, dict) else page
+        with _reported():
+            await backend.authorize(ctx, "read")
+            address = _PreferenceAddress.model_validate({"key": key, "scope": scope})
+            if address.key is not None:
+                return _preference(await backend.get_preference(ctx, address.key, address.scope or ""))
+            items = await backend.list_preferences(ctx, address.scope, PREFERENCE_LIST_LIMIT)
         return {"items": [_preference(p) for p in items]}
 
     @tool(idempotent=True)
@@ -221,8 +295,11 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
 
         Returns the stored preference {key, value, scope, mutable, owner, ...}.
         """
-        body = {"value": value} if scope is None else {"value": value, "scope": scope}
-        return _preference(await call(ctx, "PUT", f"/v1/preferences/{_segment(key)}", json=body))
+        with _reported():
+            await backend.authorize(ctx, "write")
+            _PreferenceAddress.model_validate({"key": key})
+            body = {"value": value} if scope is None else {"value": value, "scope": scope}
+            return _preference(await backend.put_preference(ctx, key, PreferencePut.model_validate(body)))
 
     # agent logs ----------------------------------------------------------------------------
     @tool()
@@ -239,7 +316,10 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
 
         Returns {ids, count}: the ids of the stored events, in order.
         """
-        return dict(await call(ctx, "POST", "/v1/logs", json={"events": [_compact(dict(e)) for e in events]}))
+        with _reported():
+            await backend.authorize(ctx, "write")
+            batch = LogBatchIn.model_validate({"events": [_compact(dict(e)) for e in events]})
+            return _json(await backend.append_logs(ctx, batch))
 
     @tool(read_only=True)
     async def search_logs(
@@ -257,9 +337,11 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
 
         Returns {hits: [{id, kind, content, score, metadata, owner, created_at}], count}, best first.
         """
-        filters = _compact({"session_id": session_id, "agent_id": agent_id})
-        body = _compact({"query": query, "k": k, "kinds": ["logs"], "mode": mode, "filters": filters})
-        return _hits(await call(ctx, "POST", "/v1/search", json=body))
+        with _reported():
+            await backend.authorize(ctx, "read")
+            filters = _compact({"session_id": session_id, "agent_id": agent_id})
+            body = _compact({"query": query, "k": k, "kinds": ["logs"], "mode": mode, "filters": filters})
+            return _hits(await backend.search(ctx, SearchRequest.model_validate(body)))
 
     # skills --------------------------------------------------------------------------------
     @tool(read_only=True)
@@ -276,12 +358,12 @@ def build_server(clients: ClientSource, *, log_level: str = "INFO") -> MCPServer
         Returns {hits: [{id, content ("name: description"), score, tags, instructions, ...}], count},
         best first; an empty list means no skill fits.
         """
-        found = _hits(await call(ctx, "POST", "/v1/search", json={"query": task, "k": k, "kinds": ["skills"]}))
-        for hit in found["hits"]:
-            skill = await call(ctx, "GET", f"/v1/skills/{_segment(hit['id'])}")
-            hit["name"] = skill.get("name")
-            hit["instructions"] = skill.get("instructions", "")
-        return found
+        with _reported():
+            await backend.authorize(ctx, "read")
+            request = SearchRequest.model_validate({"query": task, "k": k, "kinds": ["skills"]})
+            found = await backend.find_skills(ctx, request)
+        hits = [_hit(hit) | {"name": skill.name, "instructions": skill.instructions} for hit, skill in found]
+        return {"hits": hits, "count": len(hits)}
 
     return server
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 
@@ -26,7 +29,9 @@ async def _count(http: httpx.AsyncClient, h: dict[str, str]) -> int:
         ({}, 422),
     ],
 )
-async def test_bad_insight_bodies(http: httpx.AsyncClient, make_user: UserFactory, body: dict, status: int) -> None:
+async def test_bad_insight_bodies(
+    http: httpx.AsyncClient, make_user: UserFactory, body: dict[str, Any], status: int
+) -> None:
     _, h = await make_user()
     await http.post("/v1/insights", json={"content": "baseline"}, headers=h)
     r = await http.post("/v1/insights", json=body, headers=h)
@@ -50,7 +55,7 @@ async def test_bad_insight_bodies(http: httpx.AsyncClient, make_user: UserFactor
         {"k": 5},
     ],
 )
-async def test_bad_search_bodies(http: httpx.AsyncClient, make_user: UserFactory, body: dict) -> None:
+async def test_bad_search_bodies(http: httpx.AsyncClient, make_user: UserFactory, body: dict[str, Any]) -> None:
     _, h = await make_user()
     r = await http.post("/v1/search", json=body, headers=h)
     assert r.status_code == 422, r.text
@@ -77,7 +82,7 @@ async def test_transport_level_errors(http: httpx.AsyncClient, make_user: UserFa
 NUL = "nul \u0000 inside"
 
 
-async def _insight_state(http: httpx.AsyncClient, h: dict[str, str]) -> list[dict]:
+async def _insight_state(http: httpx.AsyncClient, h: dict[str, str]) -> list[dict[str, Any]]:
     r = await http.get("/v1/insights", params={"limit": 500}, headers=h)
     return [{k: v for k, v in i.items() if k not in ("access_count", "last_accessed_at")} for i in r.json()["items"]]
 
@@ -92,7 +97,7 @@ async def test_nul_characters_are_refused_on_every_route(http: httpx.AsyncClient
     sid = r.json()["id"]
     before = await _insight_state(http, h)
     skills_before = (await http.get("/v1/skills", headers=h)).json()["items"]
-    requests: list[tuple[str, str, dict]] = [
+    requests: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/v1/insights", {"json": {"content": NUL}}),
         ("POST", "/v1/insights", {"json": {"content": "t", "tags": [NUL]}}),
         ("POST", "/v1/insights", {"json": {"content": "c", "category": NUL}}),
@@ -177,8 +182,8 @@ async def test_datetimes_are_utc_and_representable(http: httpx.AsyncClient, make
     assert await _count(http, h) == 1
 
 
-def _nested(depth: int) -> dict:
-    value: dict = {"leaf": 1}
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
     for _ in range(depth - 1):
         value = {"a": value}
     return value
@@ -191,7 +196,7 @@ async def test_deeply_nested_json_is_refused_before_it_is_stored(
     of its owner (a whole team, for team rows) answered 500."""
     _, h = await make_user()
     deep, fine = _nested(300), _nested(20)
-    writes = [
+    writes: list[tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
         ("POST", "/v1/insights", lambda m: {"content": "nested insight", "metadata": m}),
         ("POST", "/v1/logs", lambda m: {"events": [{"session_id": "s", "content": "nested log", "metadata": m}]}),
         ("POST", "/v1/skills", lambda m: {"name": f"nested-{len(str(m))}", "description": "d", "metadata": m}),

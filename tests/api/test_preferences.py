@@ -19,7 +19,9 @@ from tests.conftest import UserFactory, auth
 TeamFactory = Callable[..., Awaitable[str]]
 
 
-async def agent_key(http: httpx.AsyncClient, admin_headers: dict[str, str], user: str, agent: str = "bot-1") -> dict:
+async def agent_key(
+    http: httpx.AsyncClient, admin_headers: dict[str, str], user: str, agent: str = "bot-1"
+) -> dict[str, str]:
     r = await http.post("/v1/admin/keys", json={"user": user, "agent_id": agent}, headers=admin_headers)
     assert r.status_code == 201, r.text
     return auth(r.json()["api_key"])
@@ -29,10 +31,11 @@ async def put(http: httpx.AsyncClient, h: dict[str, str], key: str, **body: Any)
     return await http.put(f"/v1/preferences/{key}", json=body, headers=h)
 
 
-async def history(http: httpx.AsyncClient, h: dict[str, str], key: str, **params: Any) -> list[dict]:
+async def history(http: httpx.AsyncClient, h: dict[str, str], key: str, **params: Any) -> list[dict[str, Any]]:
     r = await http.get(f"/v1/preferences/{key}/history", params=params, headers=h)
     assert r.status_code == 200, r.text
-    return r.json()
+    changes: list[dict[str, Any]] = r.json()
+    return changes
 
 
 @pytest.mark.parametrize(
@@ -280,7 +283,7 @@ BASELINE = "baseline_pref"
     ],
 )
 async def test_bad_put_changes_nothing(
-    http: httpx.AsyncClient, make_user: UserFactory, key: str, body: dict, status: int
+    http: httpx.AsyncClient, make_user: UserFactory, key: str, body: dict[str, Any], status: int
 ) -> None:
     _, h = await make_user()
     await put(http, h, BASELINE, value="original")
@@ -296,7 +299,7 @@ async def test_bad_put_changes_nothing(
 async def test_bad_reads_and_transport_errors(http: httpx.AsyncClient, make_user: UserFactory) -> None:
     _, h = await make_user()
     await put(http, h, BASELINE, value="original")
-    for method, path, params in [
+    bad: list[tuple[str, str, dict[str, str | int]]] = [
         ("GET", f"/v1/preferences/{BASELINE}", {"scope": "everywhere"}),
         ("DELETE", f"/v1/preferences/{BASELINE}", {"scope": "agent:"}),
         ("GET", f"/v1/preferences/{BASELINE}/history", {"limit": 0}),
@@ -304,7 +307,8 @@ async def test_bad_reads_and_transport_errors(http: httpx.AsyncClient, make_user
         ("GET", "/v1/preferences", {"cursor": "garbage!!"}),
         ("GET", "/v1/preferences", {"scope": "nope"}),
         ("GET", "/v1/preferences/has%20space", {}),
-    ]:
+    ]
+    for method, path, params in bad:
         r = await http.request(method, path, params=params, headers=h)
         assert r.status_code == 422, (method, path, params, r.text)
         assert r.json()["error"] == "InvalidInput"
@@ -354,7 +358,11 @@ async def test_semantic_recall_finds_the_preference(http: httpx.AsyncClient, mak
         assert (await put(http, h, key, value=value)).status_code == 201
     target = (await put(http, h, "code_review_style", value="small PRs, tests first")).json()
     for mode in ("semantic", "hybrid"):
-        body = {"query": "how does the user like their code reviewed?", "kinds": ["preferences"], "mode": mode}
+        body: dict[str, Any] = {
+            "query": "how does the user like their code reviewed?",
+            "kinds": ["preferences"],
+            "mode": mode,
+        }
         hits = (await http.post("/v1/search", json=body, headers=h)).json()["hits"]
         assert hits[0]["id"] == target["id"], (mode, [x["content"] for x in hits[:3]])
         assert hits[0]["kind"] == "preferences"

@@ -189,7 +189,7 @@ async def test_team_skills(http: httpx.AsyncClient, make_user: UserFactory, make
     ],
 )
 async def test_bad_create_changes_nothing(
-    http: httpx.AsyncClient, make_user: UserFactory, body: dict, status: int
+    http: httpx.AsyncClient, make_user: UserFactory, body: dict[str, Any], status: int
 ) -> None:
     _, h = await make_user()
     await create(http, h, name="baseline", description="the only skill")
@@ -214,7 +214,7 @@ async def test_bad_create_changes_nothing(
         {"description": "d" * (32 * 1024 + 1)},
     ],
 )
-async def test_bad_patch_changes_nothing(http: httpx.AsyncClient, make_user: UserFactory, body: dict) -> None:
+async def test_bad_patch_changes_nothing(http: httpx.AsyncClient, make_user: UserFactory, body: dict[str, Any]) -> None:
     _, h = await make_user()
     skill = (await create(http, h, name="baseline", description="the only skill")).json()
     r = await http.patch(f"/v1/skills/{skill['id']}", json=body, headers=h)

@@ -50,6 +50,6 @@ def test_the_resolved_database_repr_hides_the_password() -> None:
     from mosaic_memory.tiers import open_database
 
     url = f"postgresql://bob:{SECRET}@db.example:5432/mosaic"
-    database = open_database(Settings(database_url=url, tier="standalone"))  # type: ignore[arg-type]
+    database = open_database(Settings(database_url=url, tier="standalone"))
     assert database.url == url
     assert SECRET not in repr(database)

@@ -26,7 +26,7 @@ from mosaic_memory.container import build_state
 async def main(url: str, job: str, barrier: str | None, pause: float) -> None:
     settings = Settings(
         tier="standalone",
-        database_url=url,  # type: ignore[arg-type]
+        database_url=url,
         auto_migrate=False,
         data_dir=Path(tempfile.gettempdir()),
         jobs=JobsSettings(group_pause_seconds=pause),

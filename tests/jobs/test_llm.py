@@ -87,7 +87,7 @@ def chat() -> Iterator[ChatServer]:
 def llm(chat: ChatServer, **overrides: Any) -> LLMSummarizerSettings:
     return LLMSummarizerSettings(
         base_url=chat.base_url, model="tiny-chat", api_key="sk-local", max_retries=1, **overrides
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_parse_facts_accepts_json_lists_objects_and_lines() -> None:

@@ -21,6 +21,7 @@ from mosaic_memory.container import AppState, build_state, check_embedding_space
 from mosaic_memory.errors import EmbeddingMismatch
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.models import AgentLog, Insight
+from mosaic_memory.owners.schemas import Principal
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.reembed.service import ReembedService
 from mosaic_memory.search.schemas import SearchRequest
@@ -45,18 +46,18 @@ async def fresh_url(state: AppState) -> AsyncIterator[str]:
 def settings_for(url: str, data_dir: Path, provider: str) -> Settings:
     return Settings(
         tier="standalone",
-        database_url=url,  # type: ignore[arg-type]
+        database_url=url,
         data_dir=data_dir,
         embeddings=EmbeddingSettings(provider=provider),
         jobs=JobsSettings(reembed_batch_size=4),
     )
 
 
-async def top_insight(state: AppState, principal: object, query: str) -> str:
+async def top_insight(state: AppState, principal: Principal, query: str) -> str:
     async with state.sessionmaker() as session:
         out = await state.search.search(
             session, principal, SearchRequest(query=query, kinds=["insights"], mode="semantic")
-        )  # type: ignore[arg-type]
+        )
         return out.hits[0].content
 
 

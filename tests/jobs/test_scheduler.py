@@ -54,7 +54,7 @@ async def test_service_lifespan_starts_the_scheduler_unless_disabled(
 ) -> None:
     settings = Settings(
         tier="standalone",
-        database_url=state.database.url,  # type: ignore[arg-type]
+        database_url=state.database.url,
         data_dir=data_dir,
         auto_migrate=False,
         jobs=JobsSettings(enabled=enabled),

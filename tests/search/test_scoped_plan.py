@@ -32,7 +32,8 @@ def _unit(rows: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((40, 384))
     m = (centers[rng.integers(0, 40, rows)] + 0.6 * rng.standard_normal((rows, 384))).astype(np.float32)
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
+    unit: np.ndarray = m / np.linalg.norm(m, axis=1, keepdims=True)
+    return unit
 
 
 async def test_large_share_scope_uses_hnsw_and_keeps_recall(state: AppState, make_user: UserFactory) -> None:
