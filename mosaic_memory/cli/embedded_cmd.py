@@ -10,7 +10,7 @@ import typer
 from mosaic_memory import embedded
 from mosaic_memory.cli.common import console, fail, print_json, settings
 from mosaic_memory.config import Settings
-from mosaic_memory.tiers import redact_url
+from mosaic_memory.tiers import redact_database_url
 
 __all__ = ["claim_serve_port", "db_status", "db_stop", "release_serve_port"]
 
@@ -53,9 +53,9 @@ def db_status(as_json: Annotated[bool, typer.Option("--json", help="print JSON f
     if cfg.effective_tier != "local":
         url = cfg.database_url.get_secret_value() if cfg.database_url is not None else ""
         if as_json:
-            print_json({"tier": cfg.effective_tier, "embedded": False, "database_url": redact_url(url)})
+            print_json({"tier": cfg.effective_tier, "embedded": False, "database_url": redact_database_url(url)})
             return
-        say(f"tier {cfg.effective_tier}: no embedded server; database at {redact_url(url)}")
+        say(f"tier {cfg.effective_tier}: no embedded server; database at {redact_database_url(url)}")
         return
     data_dir, pgdata = _paths(cfg)
     state = embedded.read_status(data_dir, pgdata)
