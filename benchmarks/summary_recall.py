@@ -172,7 +172,7 @@ async def main(seed: int, out_json: Path | None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-", dir="/tmp"))
     tmp.chmod(0o755)
     settings = (
-        Settings(tier="standalone", database_url=url, data_dir=tmp)  # type: ignore[arg-type]
+        Settings(tier="standalone", database_url=url, data_dir=tmp)
         if url
         else Settings(tier="local", data_dir=tmp)
     )
@@ -190,10 +190,10 @@ async def main(seed: int, out_json: Path | None) -> dict[str, Any]:
         start = utc_now() - timedelta(hours=3)
         n = 0
         for s, lines in enumerate(sessions):
-            for text, fact in lines:
+            for text, stated in lines:
                 log_id = uuid.uuid4()
-                if fact is not None:
-                    fact_log[fact] = log_id
+                if stated is not None:
+                    fact_log[stated] = log_id
                 when = start + timedelta(minutes=n)
                 rows.append(
                     {

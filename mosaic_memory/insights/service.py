@@ -16,6 +16,9 @@ from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ContentTooLarge, InsightNotFound, InvalidInput
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightCreate, InsightOut, InsightUpdate
+from mosaic_memory.logs.repository import LogRepository
+from mosaic_memory.logs.schemas import LogOut
+from mosaic_memory.logs.service import decode_log_cursor, encode_log_cursor, log_out
 from mosaic_memory.models import Insight, utc_now
 from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.owners.service import OwnerService
@@ -330,8 +333,25 @@ class InsightService:
         if not await InsightRepository(session).delete(principal.owner_ids, insight_id):
             raise InsightNotFound(insight_id)
 
-    async def sources(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> list[uuid.UUID]:
-        repo = InsightRepository(session)
-        if await repo.get(principal.owner_ids, insight_id) is None:
+    async def sources(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        insight_id: uuid.UUID,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[LogOut]:
+        """The agent logs ``insight_id`` was summarized from, oldest first, paginated by cursor.
+        Raises InsightNotFound (also for an insight of owners the principal cannot read) and
+        InvalidInput for a malformed cursor."""
+        if await InsightRepository(session).get(principal.owner_ids, insight_id) is None:
             raise InsightNotFound(insight_id)
-        return list(await repo.sources(principal.owner_ids, insight_id))
+        after = decode_log_cursor(cursor) if cursor else None
+        rows = await LogRepository(session).list(principal.owner_ids, limit=limit + 1, after=after, cited_by=insight_id)
+        return make_page(
+            rows,
+            limit,
+            item=lambda pair: log_out(pair[0], principal.owner_by_id(pair[0].owner_id), embedded=pair[1]),
+            cursor=lambda pair: encode_log_cursor(pair[0].occurred_at, pair[0].seq),
+        )

@@ -16,14 +16,15 @@ from mosaic_memory.config import LLMSummarizerSettings
 from mosaic_memory.container import AppState
 from mosaic_memory.summaries.llm import CONTRADICTION_PROMPT, parse_facts
 from tests.conftest import UserFactory
-from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, runner_for
+from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, runner_for, source_rows
 from tests.jobs.topics import FONT, TRIP
 
-EVENT = re.compile(r"^- \S+ \S+ \[\w+\] (.*)$", re.MULTILINE)
+EVENT = re.compile(r"^\[(\d+)\] \S+ \S+ \w+: (.*)$", re.MULTILINE)
 
 
 class ChatServer(ThreadingHTTPServer):
-    """Answers /v1/chat/completions with the first two events as facts; 500 when a log says FAIL."""
+    """Answers /v1/chat/completions with the first two events as facts, each citing its event's
+    number; 500 when a log says FAIL."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ChatHandler)
@@ -52,7 +53,7 @@ class ChatHandler(BaseHTTPRequestHandler):
             return self._send(200, self._reply(body, verdict))
         if "FAIL" in user:
             return self._send(500, {"error": {"message": "model crashed"}})
-        facts = [f"The user: {line.rstrip('.')}" for line in EVENT.findall(user)[:2]]
+        facts = [{"fact": f"The user: {line.rstrip('.')}", "sources": [int(n)]} for n, line in EVENT.findall(user)[:2]]
         self._send(200, self._reply(body, "```json\n" + json.dumps(facts) + "\n```"))
 
     @staticmethod
@@ -91,9 +92,11 @@ def llm(chat: ChatServer, **overrides: Any) -> LLMSummarizerSettings:
 
 
 def test_parse_facts_accepts_json_lists_objects_and_lines() -> None:
-    assert parse_facts('["a", "b", "a"]') == ["a", "b"]
-    assert parse_facts('```json\n{"facts": ["x"]}\n```') == ["x"]
-    assert parse_facts("- one\n2. two\n\n") == ["one", "two"]
+    assert parse_facts('["a", "b", "a"]') == [("a", ()), ("b", ())]
+    assert parse_facts('```json\n{"facts": ["x"]}\n```') == [("x", ())]
+    assert parse_facts("- one\n2. two\n\n") == [("one", ()), ("two", ())]
+    cited = '[{"fact": "a", "sources": [2, "3"]}, {"fact": "b", "sources": 1}, {"fact": "a", "sources": [4]}]'
+    assert parse_facts(cited) == [("a", (2, 3, 4)), ("b", (1,))]
 
 
 async def test_facts_become_insights_and_a_failing_group_is_recorded_and_skipped(
@@ -110,8 +113,12 @@ async def test_facts_become_insights_and_a_failing_group_is_recorded_and_skipped
     assert run.status == "partial", run
     assert [e["session_id"] for e in run.errors] == ["llm-bad"]
     assert run.errors[0]["error"] == "SummarizerUnavailable" and "HTTP 500" in run.errors[0]["detail"]
-    texts = sorted(r["content"] for r in (await insight_rows(state, owner)).values())
+    rows = await insight_rows(state, owner)
+    texts = sorted(r["content"] for r in rows.values())
     assert texts == sorted(f"The user: {line}" for line in TRIP[:2])
+    # each fact cites exactly the event it named
+    cited = {(rows[i]["content"], log) for i, log in await source_rows(state, owner)}
+    assert cited == {(f"The user: {TRIP[0]}", good[0]), (f"The user: {TRIP[1]}", good[1])}
     logs = await log_rows(state, owner)
     assert all(logs[i]["summarized_by_run"] == run.id for i in good)
     assert all(logs[i]["summarized_at"] is None for i in bad)
@@ -119,7 +126,8 @@ async def test_facts_become_insights_and_a_failing_group_is_recorded_and_skipped
     request = chat.requests[0]
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer sk-local"
     assert request["body"]["model"] == "tiny-chat"
-    assert "JSON array of strings" in request["body"]["messages"][0]["content"]
+    assert '"sources"' in request["body"]["messages"][0]["content"]
+    assert "atomic" in request["body"]["messages"][0]["content"]
     assert sum("FAIL" in r["body"]["messages"][-1]["content"] for r in chat.requests) == 2  # one retry
 
     # the next run (extractive) finishes the skipped group
