@@ -172,9 +172,7 @@ async def main(seed: int, out_json: Path | None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-", dir="/tmp"))
     tmp.chmod(0o755)
     settings = (
-        Settings(tier="standalone", database_url=url, data_dir=tmp)
-        if url
-        else Settings(tier="local", data_dir=tmp)
+        Settings(tier="standalone", database_url=url, data_dir=tmp) if url else Settings(tier="local", data_dir=tmp)
     )
     state = await build_state(settings)
     try:

@@ -162,7 +162,7 @@ def sources(
             e.session_id or "",
             e.agent_id or "",
             shorten(e.content),
-            str(e.id),
+            str(e.id)[:8],
         )
     console.print(table)
     if page.next_cursor:
