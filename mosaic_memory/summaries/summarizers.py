@@ -8,6 +8,7 @@ preference, a decision or an outcome.
 
 from __future__ import annotations
 
+import bisect
 import re
 import uuid
 from collections.abc import Sequence
@@ -169,22 +170,29 @@ def salience(text: str) -> int:
 
 
 def _average_linkage(sims: npt.NDArray[np.float32], threshold: float) -> list[list[int]]:
-    """Clusters of row indices: merge the two clusters of highest mean pairwise similarity while it
-    is at least ``threshold``. Exact O(n³) in the worst case; groups are bounded by ``max_logs``."""
-    clusters: list[list[int]] = [[i] for i in range(len(sims))]
-    while len(clusters) > 1:
-        best, pair = threshold, None
-        for a in range(len(clusters)):
-            for b in range(a + 1, len(clusters)):
-                mean = float(sims[np.ix_(clusters[a], clusters[b])].mean())
-                if mean >= best:
-                    best, pair = mean, (a, b)
-        if pair is None:
+    """Clusters of row indices, each sorted, ordered by their first row: merge the two clusters of
+    highest mean pairwise similarity while it is at least ``threshold``."""
+    n = len(sims)
+    # Lance-Williams: the mean similarity of a merged cluster to any other is the size-weighted
+    # mean of its parts', so one n × n matrix holds every cluster pair (O(n²) per merge).
+    sim = np.array(sims, dtype=np.float64)
+    np.fill_diagonal(sim, -np.inf)
+    size = np.ones(n)
+    members = [[i] for i in range(n)]
+    active = np.ones(n, dtype=bool)
+    while active.sum() > 1:
+        masked = np.where(np.outer(active, active), sim, -np.inf)
+        a, b = divmod(int(np.argmax(masked)), n)
+        if masked[a, b] < threshold:
             break
-        a, b = pair
-        clusters[a] = sorted(clusters[a] + clusters[b])
-        del clusters[b]
-    return sorted(clusters, key=lambda c: c[0])
+        merged = (size[a] * sim[a] + size[b] * sim[b]) / (size[a] + size[b])
+        sim[a, :] = merged
+        sim[:, a] = merged
+        sim[a, a] = -np.inf
+        size[a] += size[b]
+        members[a] += members[b]
+        active[b] = False
+    return sorted((sorted(members[i]) for i in range(n) if active[i]), key=lambda c: c[0])
 
 
 class ExtractiveSummarizer:
@@ -239,39 +247,43 @@ class ExtractiveSummarizer:
         # Near-identical lines fold into the earlier one, which then cites both.
         vectors = group.vectors[reps]
         sims = vectors @ vectors.T
-        kept: list[int] = []
-        for pos, rep in enumerate(reps):
-            twin = next((k for k in kept if sims[pos, reps.index(k)] >= self.redundancy), None)
+        kept: list[int] = []  # positions in reps
+        for pos in range(len(reps)):
+            twin = next((k for k in kept if sims[pos, k] >= self.redundancy), None)
             if twin is None:
-                kept.append(rep)
+                kept.append(pos)
             else:
-                cites[twin] = sorted(cites[twin] + cites.pop(rep))
-        pos_of = {rep: reps.index(rep) for rep in kept}
-        score = {i: salience(lines[i].content) for i in kept}
-        facts = [i for i in kept if score[i] > 0]  # none: every line is a step, grouped by topic below
-        steps = [i for i in kept if i not in facts]
+                cites[reps[twin]] = sorted(cites[reps[twin]] + cites.pop(reps[pos]))
+        pos_of = {reps[k]: k for k in kept}
+        score = {reps[k]: salience(lines[reps[k]].content) for k in kept}
+        facts = [reps[k] for k in kept if score[reps[k]] > 0]  # none: every line is a step, grouped below
+        steps = [reps[k] for k in kept if score[reps[k]] == 0]
 
         def sim(a: list[int], b: list[int]) -> npt.NDArray[np.float32]:
             return sims[np.ix_([pos_of[i] for i in a], [pos_of[i] for i in b])]
 
         clusters = [[facts[i] for i in c] for c in _average_linkage(sim(facts, facts), self.fact_similarity)]
+        cluster_of = np.empty(len(facts), dtype=np.int64)
+        for c, members in enumerate(clusters):
+            cluster_of[[facts.index(f) for f in members]] = c
         attached: list[list[int]] = [[] for _ in clusters]
         leftover: list[int] = []
-        for step in steps:
-            later = [f for f in facts if f > step]
-            after = later[0] if later else None
-            earlier = [f for f in facts if f < step]
-            before = earlier[-1] if earlier else None
-            best, where = self.step_similarity, None
-            for c, members in enumerate(clusters):
-                value = float(sim([step], members).max())
-                value += 0.15 if after in members else 0.05 if before in members else 0.0
-                if value >= best:
-                    best, where = value, c
-            if where is None:
-                leftover.append(step)
+        to_facts = sim(steps, facts)
+        for row, step in enumerate(steps):
+            # a step's relatedness to a fact: its best similarity to the fact's lines, plus a bonus
+            # for the statement right after it (steps lead to outcomes) or, less, right before it
+            value = np.full(len(clusters), -np.inf)
+            np.maximum.at(value, cluster_of, to_facts[row])
+            later = bisect.bisect_right(facts, step)
+            if later < len(facts):
+                value[cluster_of[later]] += 0.15
+            if later > 0 and (later == len(facts) or cluster_of[later - 1] != cluster_of[later]):
+                value[cluster_of[later - 1]] += 0.05
+            best = int(np.argmax(value)) if len(clusters) else -1
+            if best >= 0 and value[best] >= self.step_similarity:
+                attached[best].append(step)
             else:
-                attached[where].append(step)
+                leftover.append(step)
         units = list(zip(clusters, attached, strict=True))
         if leftover:
             step_groups = _average_linkage(sim(leftover, leftover), self.step_similarity)
