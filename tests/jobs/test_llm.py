@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +30,7 @@ class ChatServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ChatHandler)
         self.requests: list[dict[str, Any]] = []
+        self.plain = False  # answer with plain strings that cite nothing
 
     @property
     def base_url(self) -> str:
@@ -54,7 +56,8 @@ class ChatHandler(BaseHTTPRequestHandler):
         if "FAIL" in user:
             return self._send(500, {"error": {"message": "model crashed"}})
         facts = [{"fact": f"The user: {line.rstrip('.')}", "sources": [int(n)]} for n, line in EVENT.findall(user)[:2]]
-        self._send(200, self._reply(body, "```json\n" + json.dumps(facts) + "\n```"))
+        answer: list[Any] = [f["fact"] for f in facts] if self.server.plain else facts
+        self._send(200, self._reply(body, "```json\n" + json.dumps(answer) + "\n```"))
 
     @staticmethod
     def _reply(body: dict[str, Any], content: str) -> dict[str, Any]:
@@ -214,3 +217,21 @@ async def test_llm_errors_never_carry_credentials_of_the_base_url(reachable: boo
     assert "127.0.0.1" in message
     for secret in ("Pa55-word", "Qu3ry-key", "sk-h3ader", "bob"):
         assert secret not in message, message
+
+
+@pytest.mark.parametrize("plain", [False, True])
+async def test_facts_cite_the_events_they_name_or_every_event_shown(chat: ChatServer, plain: bool) -> None:
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from mosaic_memory.summaries.llm import LLMSummarizer
+    from mosaic_memory.summaries.summarizers import LogLine, SummaryGroup
+
+    chat.plain = plain
+    when = datetime(2026, 11, 24, tzinfo=UTC)
+    lines = [LogLine(uuid.uuid4(), text, "a", "info", when) for text in TRIP[:3]]
+    group = SummaryGroup("s", None, lines, np.zeros((3, 4), dtype=np.float32))
+    out = await LLMSummarizer(llm(chat), max_logs=2).summarize(group)  # the model sees lines 1 and 2
+    assert [s.text for s in out] == [f"The user: {TRIP[1]}", f"The user: {TRIP[2]}"]
+    assert [s.sources for s in out] == ([(1, 2), (1, 2)] if plain else [(1,), (2,)])
