@@ -207,7 +207,7 @@ class SummarizationService:
         texts = [s.text for s in summaries]
         result.texts = texts
         principal = await self._principal(session, key.owner_id)
-        metadata: dict[str, Any] = {"summarizer": summarizer.name, "log_count": len(logs)}
+        metadata: dict[str, Any] = {"summarizer": summarizer.name}
         if key.session_id is not None:
             metadata["session_id"] = key.session_id
         if key.day is not None:
@@ -217,10 +217,11 @@ class SummarizationService:
                 content=t,
                 tags=[SUMMARY_TAG],
                 category=SUMMARY_TAG,
-                metadata=metadata,
+                # log_count: the logs this insight cites; group_logs: the logs its run consumed with it
+                metadata={**metadata, "log_count": len(s.sources), "group_logs": len(logs)},
                 source=Source(type="job", ref=f"summarize:{run_id}"),
             )
-            for t in texts
+            for t, s in zip(texts, summaries, strict=True)
         ]
         superseded = await self._contradictions(session, key.owner_id, summarizer, items)
         result.superseded = [uuid.UUID(p["id"]) for p in superseded]

@@ -57,6 +57,7 @@ async def test_two_facts_become_two_insights_each_citing_its_own_log(
         (log,) = page["items"]
         assert log["content"] in item["content"]
         assert log["session_id"] == "two-facts" and log["agent_id"] == "agent-1" and log["occurred_at"]
+        assert item["metadata"]["log_count"] == 1 and item["metadata"]["group_logs"] == 5
         by_fact[log["id"]] = item
     assert set(by_fact) == {str(ids[1]), str(ids[3])}
     assert by_fact[str(ids[1])]["content"].startswith(DEPLOY)
