@@ -125,7 +125,7 @@ _ACK_WORDS = frozenset({
 # Tool chatter: calls and results, progress lines, exit codes, prompts.
 _CHATTER = re.compile(
     r"^(?:tool[ _-]?(?:call|result|use|output)\b|calling\b|invoking\b|exit(?: code| status)?\s*[:=]?\s*\d+$"
-    r"|\$ |> |>>> |\[?(?:running|executing|waiting|loading|thinking|retrying)\b[^.!?]*(?:…|\.\.\.)\]?$"
+    r"|\$ |>>> |\[?(?:running|executing|waiting|loading|thinking|retrying)\b[^.!?]*(?:…|\.\.\.)\]?$"
     r"|(?:running|executing) (?:tests?|commands?|the tests?|the suite)\W*$)",
     re.IGNORECASE,
 )
