@@ -40,6 +40,7 @@ async def summarize(ctx: JobContext) -> str | None:
         insights_merged=0,
         insights_deduplicated=0,
         insights_superseded=0,
+        skipped_pending=0,
     )
     await ctx.report.progress(0, total, f"{total} groups")
     diff: list[dict[str, Any]] = []
@@ -55,6 +56,19 @@ async def summarize(ctx: JobContext) -> str | None:
         except Exception as exc:  # one failing group is recorded and skipped; the rest go on
             ctx.report.error({**key.to_json(), "error": type(exc).__name__, "detail": str(exc)[:500]})
         else:
+            if result.skipped_pending:
+                # Never a silent zero: logs another transaction held past the wait are named here,
+                # which makes the run partial, and the next run takes them.
+                ctx.report.add(skipped_pending=result.skipped_pending)
+                ctx.report.error(
+                    {
+                        **key.to_json(),
+                        "error": "LogsPending",
+                        "detail": f"{result.skipped_pending} logs were held by another transaction (still "
+                        f"being written or embedded) for over {ctx.settings.jobs.pending_wait_seconds:g} s; "
+                        "they are left for the next run",
+                    }
+                )
             if result.logs:
                 ctx.report.add(
                     groups=1,
@@ -71,6 +85,9 @@ async def summarize(ctx: JobContext) -> str | None:
             await asyncio.sleep(pause)
     if ctx.dry_run:
         await ctx.report.set_changes("diff", diff)
+    skipped = int(ctx.report.counts.get("skipped_pending", 0))
+    if skipped and stopped is None:
+        return f"{skipped} logs still being written or embedded were left for the next run (skipped_pending)"
     return stopped
 
 

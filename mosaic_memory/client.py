@@ -145,8 +145,14 @@ class AsyncMosaicClient:
     async def delete_insight(self, insight_id: uuid.UUID | str) -> None:
         await self.request("DELETE", f"/v1/insights/{insight_id}")
 
-    async def insight_sources(self, insight_id: uuid.UUID | str) -> list[uuid.UUID]:
-        return [uuid.UUID(x) for x in await self.request("GET", f"/v1/insights/{insight_id}/sources")]
+    async def insight_sources(
+        self, insight_id: uuid.UUID | str, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[LogOut]:
+        """The agent logs an insight was summarized from, oldest first (one page)."""
+        data = await self.request(
+            "GET", f"/v1/insights/{insight_id}/sources", params={"limit": limit, "cursor": cursor}
+        )
+        return Page[LogOut].model_validate(data)
 
     # search --------------------------------------------------------------------------------
     async def search(

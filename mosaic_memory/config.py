@@ -176,6 +176,9 @@ class JobsSettings(BaseModel):
     contradiction_min_similarity: float = Field(default=0.6, ge=0.0, le=1.0)
     # A throttle between summarization groups, to leave the database and CPU to requests.
     group_pause_seconds: float = Field(default=0.0, ge=0)
+    # How long summarization waits for logs another transaction holds (the background embedder,
+    # a write still open) before leaving them for the next run, reported as skipped_pending.
+    pending_wait_seconds: float = Field(default=10.0, ge=0, le=600)
     logs_cold_after_days: float | None = Field(default=30.0, gt=0)
     reembed_batch_size: int = Field(default=256, ge=1)
 

@@ -100,6 +100,8 @@ KNOWN_REPOSITORY_REACHES = {
     # near-duplicate lookup and owner load while summarizing; to go through InsightService/OwnerService
     ("summaries", "mosaic_memory.insights.repository"),
     ("summaries", "mosaic_memory.owners.repository"),
+    # vectors a summary had to compute are stored for the logs; to go through LogService
+    ("summaries", "mosaic_memory.logs.repository"),
 }
 
 

@@ -153,13 +153,28 @@ def delete(insight_id: str) -> None:
 
 
 @insights_app.command("sources")
-def sources(insight_id: str, as_json: JsonOpt = False) -> None:
-    """The ids of the agent logs an insight was summarized from."""
-    ids = call_api(settings(), lambda mm: mm.insight_sources(insight_id))
-    if as_json:
-        print_json([str(i) for i in ids])
+def sources(
+    insight_id: str,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="events per page")] = 100,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The agent logs an insight was summarized from, oldest first."""
+    page = call_api(settings(), lambda mm: mm.insight_sources(insight_id, limit=limit, cursor=cursor))
+    if shown_as_json_or_empty(page, page.items, as_json, "no source logs"):
         return
-    console.print("\n".join(str(i) for i in ids) or "no source logs", highlight=False)
+    table = Table("occurred", "session", "agent", "content", "id")
+    for e in page.items:
+        table.add_row(
+            e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.session_id or "",
+            e.agent_id or "",
+            shorten(e.content),
+            str(e.id)[:8],
+        )
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}", highlight=False)
 
 
 def _metadata(pairs: list[str] | None) -> dict[str, Any] | None:

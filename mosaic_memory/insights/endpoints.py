@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
-from mosaic_memory.api.docs import ERRORS, example_response
+from mosaic_memory.api.docs import ERRORS
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.insights.schemas import (
     InsightBatch,
@@ -17,7 +17,7 @@ from mosaic_memory.insights.schemas import (
     InsightOut,
     InsightUpdate,
 )
-from mosaic_memory.logs.schemas import OUT_EXAMPLE as LOG_EXAMPLE
+from mosaic_memory.logs.schemas import LogOut
 
 router = APIRouter(prefix="/v1/insights", tags=["insights"], responses=ERRORS)
 
@@ -79,16 +79,20 @@ async def get_insight(insight_id: uuid.UUID, state: StateDep, session: SessionDe
     return out
 
 
-@router.get(
-    "/{insight_id}/sources",
-    response_model=list[uuid.UUID],
-    responses={200: example_response([LOG_EXAMPLE["id"]])},
-)
+@router.get("/{insight_id}/sources", response_model=Page[LogOut])
 async def insight_sources(
-    insight_id: uuid.UUID, state: StateDep, session: SessionDep, principal: Reader
-) -> list[uuid.UUID]:
-    """Ids of the agent logs this insight was summarized from."""
-    out = await state.insights.sources(session, principal, insight_id)
+    insight_id: uuid.UUID,
+    state: StateDep,
+    session: SessionDep,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Page[LogOut]:
+    """The agent logs this insight was summarized from (id, session, agent, time, content…),
+    oldest first, paginated by cursor like ``GET /v1/logs``. 404 when the insight is not the
+    caller's."""
+    await state.insights.get(session, principal, insight_id)  # 404 unless the caller may read it
+    out = await state.logs.list(session, principal, limit=limit, cursor=cursor, cited_by=insight_id)
     await session.commit()
     return out
 

@@ -330,9 +330,3 @@ class InsightService:
     async def delete(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> None:
         if not await InsightRepository(session).delete(principal.owner_ids, insight_id):
             raise InsightNotFound(insight_id)
-
-    async def sources(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> list[uuid.UUID]:
-        repo = InsightRepository(session)
-        if await repo.get(principal.owner_ids, insight_id) is None:
-            raise InsightNotFound(insight_id)
-        return list(await repo.sources(principal.owner_ids, insight_id))

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from mosaic_memory.models import AgentLog
+from mosaic_memory.models import AgentLog, InsightSource
 
 __all__ = ["LogRepository", "LogRow", "PendingLog"]
 
@@ -51,9 +51,18 @@ class LogRepository:
         session_id: str | None = None,
         agent_id: str | None = None,
         level: str | None = None,
+        cited_by: uuid.UUID | None = None,
     ) -> Sequence[LogRow]:
-        """Events in (occurred_at, seq) order, strictly after ``after``."""
+        """Events in (occurred_at, seq) order, strictly after ``after``; with ``cited_by``, only the
+        events that insight was summarized from (its ``insight_sources`` links)."""
         stmt = _rows().where(AgentLog.owner_id.in_(owner_ids))
+        if cited_by is not None:
+            stmt = stmt.join(
+                InsightSource,
+                (InsightSource.owner_id == AgentLog.owner_id)
+                & (InsightSource.log_id == AgentLog.id)
+                & (InsightSource.insight_id == cited_by),
+            )
         if session_id is not None:
             stmt = stmt.where(AgentLog.session_id == session_id)
         if agent_id is not None:

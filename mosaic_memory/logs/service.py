@@ -228,8 +228,10 @@ class LogService:
         session_id: str | None = None,
         agent_id: str | None = None,
         level: str | None = None,
+        cited_by: uuid.UUID | None = None,
     ) -> Page[LogOut]:
-        """Oldest first; ``next_cursor`` is set while more events match."""
+        """Oldest first; ``next_cursor`` is set while more events match. ``cited_by``: only the
+        events that insight was summarized from (its visibility is the caller's to check)."""
         owners = OwnerService.resolve_read_owners(principal, owner)
         after = decode_log_cursor(cursor) if cursor else None
         rows = await LogRepository(session).list(
@@ -239,6 +241,7 @@ class LogService:
             session_id=session_id,
             agent_id=agent_id,
             level=level,
+            cited_by=cited_by,
         )
         return make_page(
             rows,

@@ -1,6 +1,7 @@
 """A summarizer over any OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``).
 
-It asks for atomic facts as a JSON list of strings, retries transient failures (timeouts,
+It asks for atomic facts as a JSON list, each fact citing the numbers of the events it comes
+from, so every insight links to exactly its source logs; it retries transient failures (timeouts,
 connection errors, 429 and 5xx) with backoff, and stops at a per-run budget of calls and tokens.
 One instance serves one run: the budget counts from its creation.
 """
@@ -18,16 +19,19 @@ import httpx
 from embeddings.urls import redact_url
 from mosaic_memory.config import LLMSummarizerSettings
 from mosaic_memory.errors import ConfigurationError, SummarizerBudgetExhausted, SummarizerUnavailable
-from mosaic_memory.summaries.summarizers import SummaryGroup, clean_line, describe_group
+from mosaic_memory.summaries.summarizers import Summary, SummaryGroup, clean_line, describe_group
 
 __all__ = ["CONTRADICTION_PROMPT", "SYSTEM_PROMPT", "LLMSummarizer", "parse_facts"]
 
 SYSTEM_PROMPT = (
     "You read the event log of an AI agent's work session and write down what is worth remembering "
     "later: facts about the user, their projects, systems, decisions, preferences and outcomes. "
-    "Answer with a JSON array of strings and nothing else. Each string is one atomic, self-contained "
-    "fact that makes sense without the log (name the people, systems, versions and dates it is about). "
-    "Leave out chatter, transient steps and anything you are unsure of. At most {max_facts} facts."
+    "Each event is numbered [n]. Answer with a JSON array and nothing else, one object per fact: "
+    '{{"fact": "...", "sources": [n, ...]}}, where sources lists the numbers of the events the fact '
+    "comes from. Each fact is atomic (one preference, decision or outcome; never two facts in one) "
+    "and self-contained (it names the people, systems, versions and dates it is about). Keep every "
+    "distinct fact; leave out chatter, acknowledgements, tool calls, transient steps and anything you "
+    "are unsure of. At most {max_facts} facts."
 )
 
 CONTRADICTION_PROMPT = (
@@ -40,8 +44,21 @@ _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 
 
-def parse_facts(content: str) -> list[str]:
-    """Facts from a reply: a JSON list of strings (or {"facts": [...]}), else one fact per line."""
+def _indices(value: Any) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for x in items:
+        try:
+            out.append(int(str(x).strip().strip("[]")))
+        except ValueError:
+            continue
+    return tuple(dict.fromkeys(out))
+
+
+def parse_facts(content: str) -> list[tuple[str, tuple[int, ...]]]:
+    """Facts from a reply, each with the event numbers it cites (empty when it cites none): a JSON
+    list of ``{"fact", "sources"}`` objects or of strings (also under ``{"facts": [...]}``), else
+    one fact per line. A fact stated twice keeps the first one's citations plus the second's."""
     text = _FENCE.sub("", content.strip()).strip()
     try:
         data: Any = json.loads(text)
@@ -49,12 +66,22 @@ def parse_facts(content: str) -> list[str]:
         data = None
     if isinstance(data, dict):
         data = data.get("facts")
+    facts: list[tuple[str, tuple[int, ...]]] = []
     if isinstance(data, list):
-        facts = [str(x).strip() for x in data if isinstance(x, str | int | float) and str(x).strip()]
+        for x in data:
+            if isinstance(x, dict):
+                fact = x.get("fact") or x.get("text") or x.get("content")
+                if isinstance(fact, str) and fact.strip():
+                    facts.append((fact.strip(), _indices(x.get("sources") or x.get("source") or [])))
+            elif isinstance(x, str | int | float) and str(x).strip():
+                facts.append((str(x).strip(), ()))
     else:
-        facts = [_BULLET.sub("", line).strip() for line in text.splitlines()]
-        facts = [f for f in facts if f and not f.startswith(("[", "]", "{", "}"))]
-    return list(dict.fromkeys(facts))
+        lines = [_BULLET.sub("", line).strip() for line in text.splitlines()]
+        facts = [(f, ()) for f in lines if f and not f.startswith(("[", "]", "{", "}"))]
+    merged: dict[str, tuple[int, ...]] = {}
+    for fact, sources in facts:
+        merged[fact] = tuple(dict.fromkeys([*merged.get(fact, ()), *sources]))
+    return list(merged.items())
 
 
 def _chat_urls(base_url: str) -> tuple[str, str]:
@@ -83,10 +110,15 @@ class LLMSummarizer:
         self.calls = 0
         self.tokens = 0
 
+    def _first(self, group: SummaryGroup) -> int:
+        """Index of the first line shown to the model (the newest ``max_logs`` are)."""
+        return max(0, len(group.lines) - self.max_logs)
+
     def _messages(self, group: SummaryGroup) -> list[dict[str, str]]:
-        lines = group.lines[-self.max_logs :]
+        first = self._first(group)
         events = "\n".join(
-            f"- {line.occurred_at:%Y-%m-%d %H:%M} [{line.level}] {clean_line(line.content, 500)}" for line in lines
+            f"[{n}] {line.occurred_at:%Y-%m-%d %H:%M} {line.level}: {clean_line(line.content, 500)}"
+            for n, line in enumerate(group.lines[first:], start=1)
         )
         user = f"{describe_group(group)}. Events, oldest first:\n{events}"
         return [
@@ -102,12 +134,20 @@ class LLMSummarizer:
                 f"{s.max_calls_per_run} calls, {s.max_tokens_per_run} tokens); the rest waits for the next run"
             )
 
-    async def summarize(self, group: SummaryGroup) -> list[str]:
+    async def summarize(self, group: SummaryGroup) -> list[Summary]:
+        """Each fact cites the events it names (numbered from 1 in the prompt); a fact citing no
+        event that was shown cites every event shown, so no insight is left without its sources."""
         content = await self._chat(self._messages(group), self.settings.max_tokens_per_call)
         facts = parse_facts(content)[: self.max_facts]
         if not facts:
             raise SummarizerUnavailable("the LLM endpoint answered without any fact")
-        return facts
+        first = self._first(group)
+        shown = len(group.lines) - first
+        out = []
+        for fact, cited in facts:
+            sources = tuple(first + n - 1 for n in cited if 1 <= n <= shown)
+            out.append(Summary(fact, sources or tuple(range(first, len(group.lines)))))
+        return out
 
     async def contradicts(self, new: str, old: str) -> bool:
         """Whether ``new`` contradicts or replaces ``old`` (they cannot both be true now)."""

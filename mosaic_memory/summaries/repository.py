@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from psycopg.errors import LockNotAvailable
 from sqlalchemy import Date, case, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mosaic_memory.models import AgentLog, Insight, InsightSource
@@ -63,22 +65,46 @@ class SummaryRepository:
         )
         return [(GroupKey(r.owner_id, r.session_id, r.day), int(r.n)) for r in rows]
 
-    async def lock_group(self, key: GroupKey, *, cutoff: datetime, tz: str) -> Sequence[AgentLog]:
-        """The group's unsummarized logs, oldest first, locked for this transaction. Rows another
-        transaction holds are skipped, so two runs never consume the same log."""
-        stmt = select(AgentLog).where(
+    def _group_filter(self, stmt: Any, key: GroupKey, *, cutoff: datetime, tz: str) -> Any:
+        stmt = stmt.where(
             AgentLog.owner_id == key.owner_id,
             AgentLog.summarized_at.is_(None),
             AgentLog.occurred_at <= cutoff,
         )
         if key.session_id is not None:
-            stmt = stmt.where(AgentLog.session_id == key.session_id)
-        else:
-            stmt = stmt.where(
-                AgentLog.session_id.is_(None), cast(func.timezone(tz, AgentLog.occurred_at), Date) == key.day
-            )
-        stmt = stmt.order_by(AgentLog.occurred_at, AgentLog.seq).with_for_update(skip_locked=True)
-        return (await self.session.scalars(stmt)).all()
+            return stmt.where(AgentLog.session_id == key.session_id)
+        return stmt.where(AgentLog.session_id.is_(None), cast(func.timezone(tz, AgentLog.occurred_at), Date) == key.day)
+
+    async def lock_group(
+        self, key: GroupKey, *, cutoff: datetime, tz: str, wait_s: float = 0.0
+    ) -> tuple[Sequence[AgentLog], int]:
+        """The group's unsummarized logs, oldest first, locked for this transaction, and how many
+        of its logs were left because another transaction (the background embedder, a write
+        still open) held them for longer than ``wait_s`` seconds.
+
+        Waiting rather than skipping at once is what lets a run right after a write consume the
+        logs being embedded; a row a concurrent run consumed meanwhile is re-checked after the wait
+        and left out, so two runs never consume the same log."""
+        stmt = self._group_filter(select(AgentLog), key, cutoff=cutoff, tz=tz)
+        stmt = stmt.order_by(AgentLog.occurred_at, AgentLog.seq)
+        if wait_s > 0:
+            previous = await self.session.scalar(text("SHOW lock_timeout"))
+            try:
+                async with self.session.begin_nested():
+                    await self.session.execute(
+                        text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{int(wait_s * 1000)}ms"}
+                    )
+                    rows = (await self.session.scalars(stmt.with_for_update())).all()
+            except DBAPIError as exc:
+                if not isinstance(exc.orig, LockNotAvailable):
+                    raise
+                # The savepoint's rollback undid its lock_timeout too.
+            else:
+                await self.session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": str(previous)})
+                return rows, 0
+        rows = (await self.session.scalars(stmt.with_for_update(skip_locked=True))).all()
+        total = await self.session.scalar(self._group_filter(select(func.count()), key, cutoff=cutoff, tz=tz))
+        return rows, max(0, int(total or 0) - len(rows))
 
     async def mark_summarized(
         self, owner_id: uuid.UUID, log_ids: Sequence[uuid.UUID], run_id: uuid.UUID, now: datetime

@@ -22,6 +22,7 @@ from mosaic_memory.errors import OwnerNotFound
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.insights.service import InsightService
+from mosaic_memory.logs.repository import LogRepository
 from mosaic_memory.models import AgentLog, Insight, utc_now
 from mosaic_memory.owners.repository import OwnerRepository
 from mosaic_memory.owners.schemas import OwnerRef, Principal
@@ -44,11 +45,14 @@ class GroupResult:
     superseded: list[uuid.UUID] = field(default_factory=list)
     # What the run's ledger records for this group (rollback reads it back); the job stores it.
     change: dict[str, Any] = field(default_factory=dict)
+    # Logs of the group another transaction held past the wait: left unsummarized for the next run.
+    skipped_pending: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.key.to_json(),
             "logs": self.logs,
+            "skipped_pending": self.skipped_pending,
             "insights": self.texts,
             "created": [str(i) for i in self.created],
             "merged": [str(i) for i in self.merged],
@@ -114,8 +118,10 @@ class SummarizationService:
     async def pending(self, session: AsyncSession, *, cutoff: datetime) -> list[tuple[GroupKey, int]]:
         return await SummaryRepository(session).pending_groups(cutoff=cutoff, tz=self.tz)
 
-    async def _vectors(self, logs: Sequence[AgentLog]) -> np.ndarray:
-        """Stored vectors where they come from the configured model; the rest embedded now (not stored)."""
+    async def _vectors(self, session: AsyncSession, logs: Sequence[AgentLog]) -> np.ndarray:
+        """Stored vectors where they come from the configured model; the rest embedded now. Logs
+        still without a vector (the background embedder had not reached them) keep the new one,
+        so it is not computed twice; vectors of another model are left to re-embedding."""
         model = self.embedder.model_id
         dims = self.embedder.dimensions
         out = np.zeros((len(logs), dims), dtype=np.float32)
@@ -127,6 +133,12 @@ class SummarizationService:
                 missing.append(i)
         if missing:
             out[missing] = await self.embedder.embed_documents([logs[i].content for i in missing])
+            fill = [
+                (logs[i].owner_id, logs[i].id, out[i])
+                for i in missing
+                if logs[i].embedding is None and logs[i].tier != "cold"
+            ]
+            await LogRepository(session).set_embeddings(fill, model)
         return out
 
     async def _principal(self, session: AsyncSession, owner_id: uuid.UUID) -> Principal:
@@ -181,7 +193,9 @@ class SummarizationService:
         must record in the run's ``changes["groups"]`` in the same transaction (rollback needs it)."""
         repo = SummaryRepository(session)
         result = GroupResult(key)
-        logs = await repo.lock_group(key, cutoff=cutoff, tz=self.tz)
+        logs, result.skipped_pending = await repo.lock_group(
+            key, cutoff=cutoff, tz=self.tz, wait_s=self.settings.jobs.pending_wait_seconds
+        )
         if not logs:
             return result
         result.logs = len(logs)
@@ -189,12 +203,13 @@ class SummarizationService:
             session_id=key.session_id,
             day=key.day,
             lines=[LogLine(log.id, log.content, log.agent_id, log.level, log.occurred_at) for log in logs],
-            vectors=await self._vectors(logs),
+            vectors=await self._vectors(session, logs),
         )
-        texts = await summarizer.summarize(group)
+        summaries = await summarizer.summarize(group)
+        texts = [s.text for s in summaries]
         result.texts = texts
         principal = await self._principal(session, key.owner_id)
-        metadata: dict[str, Any] = {"summarizer": summarizer.name, "log_count": len(logs)}
+        metadata: dict[str, Any] = {"summarizer": summarizer.name}
         if key.session_id is not None:
             metadata["session_id"] = key.session_id
         if key.day is not None:
@@ -204,10 +219,11 @@ class SummarizationService:
                 content=t,
                 tags=[SUMMARY_TAG],
                 category=SUMMARY_TAG,
-                metadata=metadata,
+                # log_count: the logs this insight cites; group_logs: the logs its run consumed with it
+                metadata={**metadata, "log_count": len(s.sources), "group_logs": len(logs)},
                 source=Source(type="job", ref=f"summarize:{run_id}"),
             )
-            for t in texts
+            for t, s in zip(texts, summaries, strict=True)
         ]
         superseded = await self._contradictions(session, key.owner_id, summarizer, items)
         result.superseded = [uuid.UUID(p["id"]) for p in superseded]
@@ -219,13 +235,19 @@ class SummarizationService:
         log_ids = [log.id for log in logs]
         if items:
             out = await self.insights.create_many(session, principal, items, before_merge=remember_prior)
-            for item in out.items:
+            # Each insight cites exactly the lines its summary came from (several summaries may
+            # land on one insight through dedup or merge: it cites all of theirs).
+            cited: dict[uuid.UUID, dict[uuid.UUID, None]] = {}
+            for item, summary in zip(out.items, summaries, strict=True):
                 target = result.merged if item.merged else result.deduplicated if item.deduplicated else result.created
                 if item.id not in target:
                     target.append(item.id)
+                cited.setdefault(item.id, {}).update(
+                    dict.fromkeys(log_ids[i] for i in summary.sources if 0 <= i < len(log_ids))
+                )
             await repo.set_created_by_run(key.owner_id, result.created, run_id)
-            for insight_id in dict.fromkeys([*result.created, *result.merged, *result.deduplicated]):
-                await repo.link_sources(key.owner_id, insight_id, log_ids, run_id)
+            for insight_id, sources in cited.items():
+                await repo.link_sources(key.owner_id, insight_id, list(sources), run_id)
         # Logs not in the default (hot, never moved) state are restored one by one on rollback.
         log_prior = [
             [str(log.id), log.tier, log.tier_changed_at.isoformat() if log.tier_changed_at else None]

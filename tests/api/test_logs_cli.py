@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -21,6 +22,7 @@ from mosaic_memory.cli.main import app as cli
 from mosaic_memory.config import LogSettings, Settings
 from mosaic_memory.container import AppState
 from tests.conftest import ADMIN_KEY
+from tests.jobs.conftest import runner_for
 
 
 def _free_port() -> int:
@@ -104,3 +106,23 @@ def test_logs_cli_errors_are_one_line(env: dict[str, str]) -> None:
     assert result.exit_code == 1
     assert "InvalidInput" in result.output
     assert mm(env, "logs", "list", "--json")["items"] == []
+
+
+async def test_insights_sources_shows_the_logs_an_insight_came_from(env: dict[str, str], state: AppState) -> None:
+    deploy = "User said they want all deploy notifications in #ops-alerts, not #general"
+    migration = "Ran the migration 0042 on staging; it took 14 minutes and locked the orders table"
+    for line in (deploy, "ok", migration):
+        await asyncio.to_thread(mm, env, "logs", "add", "--session", "ops-1", "--agent", "deployer", line, "--json")
+    run = await runner_for(state).run("summarize", trigger="test")
+    assert run.status == "succeeded", run
+
+    listed = (await asyncio.to_thread(mm, env, "insights", "list", "--json"))["items"]
+    (insight,) = [i for i in listed if i["content"].startswith(deploy)]
+    page = await asyncio.to_thread(mm, env, "insights", "sources", insight["id"], "--json")
+    assert [(x["content"], x["session_id"], x["agent_id"]) for x in page["items"]] == [(deploy, "ops-1", "deployer")]
+    assert page["next_cursor"] is None
+    table = await asyncio.to_thread(mm, env, "insights", "sources", insight["id"])
+    assert "ops-1" in table and "deployer" in table and page["items"][0]["id"][:8] in table, table
+
+    missing = await asyncio.to_thread(CliRunner().invoke, cli, ["insights", "sources", str(uuid.uuid4())], env=env)
+    assert missing.exit_code == 1 and "not found" in missing.output and "Traceback" not in missing.output

@@ -49,7 +49,7 @@ async def test_run_dry_run_history_rollback(make_user: UserFactory, state: AppSt
     done = await asyncio.to_thread(cli, cli_env, "jobs", "run", "summarize")
     assert done.exit_code == 0, done.output
     assert "succeeded" in done.stdout and "100%" in done.stderr  # the progress bar ran to the end
-    assert len(await insight_rows(state, owner)) == 1
+    assert len(await insight_rows(state, owner)) >= 1
     run_id = done.stdout.split()[1].rstrip(":")
 
     history = await asyncio.to_thread(cli, cli_env, "jobs", "history", "--job", "summarize", "--json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,18 +17,20 @@ from mosaic_memory.config import LLMSummarizerSettings
 from mosaic_memory.container import AppState
 from mosaic_memory.summaries.llm import CONTRADICTION_PROMPT, parse_facts
 from tests.conftest import UserFactory
-from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, runner_for
+from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, runner_for, source_rows
 from tests.jobs.topics import FONT, TRIP
 
-EVENT = re.compile(r"^- \S+ \S+ \[\w+\] (.*)$", re.MULTILINE)
+EVENT = re.compile(r"^\[(\d+)\] \S+ \S+ \w+: (.*)$", re.MULTILINE)
 
 
 class ChatServer(ThreadingHTTPServer):
-    """Answers /v1/chat/completions with the first two events as facts; 500 when a log says FAIL."""
+    """Answers /v1/chat/completions with the first two events as facts, each citing its event's
+    number; 500 when a log says FAIL."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ChatHandler)
         self.requests: list[dict[str, Any]] = []
+        self.plain = False  # answer with plain strings that cite nothing
 
     @property
     def base_url(self) -> str:
@@ -52,8 +55,9 @@ class ChatHandler(BaseHTTPRequestHandler):
             return self._send(200, self._reply(body, verdict))
         if "FAIL" in user:
             return self._send(500, {"error": {"message": "model crashed"}})
-        facts = [f"The user: {line.rstrip('.')}" for line in EVENT.findall(user)[:2]]
-        self._send(200, self._reply(body, "```json\n" + json.dumps(facts) + "\n```"))
+        facts = [{"fact": f"The user: {line.rstrip('.')}", "sources": [int(n)]} for n, line in EVENT.findall(user)[:2]]
+        answer: list[Any] = [f["fact"] for f in facts] if self.server.plain else facts
+        self._send(200, self._reply(body, "```json\n" + json.dumps(answer) + "\n```"))
 
     @staticmethod
     def _reply(body: dict[str, Any], content: str) -> dict[str, Any]:
@@ -91,9 +95,11 @@ def llm(chat: ChatServer, **overrides: Any) -> LLMSummarizerSettings:
 
 
 def test_parse_facts_accepts_json_lists_objects_and_lines() -> None:
-    assert parse_facts('["a", "b", "a"]') == ["a", "b"]
-    assert parse_facts('```json\n{"facts": ["x"]}\n```') == ["x"]
-    assert parse_facts("- one\n2. two\n\n") == ["one", "two"]
+    assert parse_facts('["a", "b", "a"]') == [("a", ()), ("b", ())]
+    assert parse_facts('```json\n{"facts": ["x"]}\n```') == [("x", ())]
+    assert parse_facts("- one\n2. two\n\n") == [("one", ()), ("two", ())]
+    cited = '[{"fact": "a", "sources": [2, "3"]}, {"fact": "b", "sources": 1}, {"fact": "a", "sources": [4]}]'
+    assert parse_facts(cited) == [("a", (2, 3, 4)), ("b", (1,))]
 
 
 async def test_facts_become_insights_and_a_failing_group_is_recorded_and_skipped(
@@ -110,8 +116,12 @@ async def test_facts_become_insights_and_a_failing_group_is_recorded_and_skipped
     assert run.status == "partial", run
     assert [e["session_id"] for e in run.errors] == ["llm-bad"]
     assert run.errors[0]["error"] == "SummarizerUnavailable" and "HTTP 500" in run.errors[0]["detail"]
-    texts = sorted(r["content"] for r in (await insight_rows(state, owner)).values())
+    rows = await insight_rows(state, owner)
+    texts = sorted(r["content"] for r in rows.values())
     assert texts == sorted(f"The user: {line}" for line in TRIP[:2])
+    # each fact cites exactly the event it named
+    cited = {(rows[i]["content"], log) for i, log in await source_rows(state, owner)}
+    assert cited == {(f"The user: {TRIP[0]}", good[0]), (f"The user: {TRIP[1]}", good[1])}
     logs = await log_rows(state, owner)
     assert all(logs[i]["summarized_by_run"] == run.id for i in good)
     assert all(logs[i]["summarized_at"] is None for i in bad)
@@ -119,7 +129,8 @@ async def test_facts_become_insights_and_a_failing_group_is_recorded_and_skipped
     request = chat.requests[0]
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer sk-local"
     assert request["body"]["model"] == "tiny-chat"
-    assert "JSON array of strings" in request["body"]["messages"][0]["content"]
+    assert '"sources"' in request["body"]["messages"][0]["content"]
+    assert "atomic" in request["body"]["messages"][0]["content"]
     assert sum("FAIL" in r["body"]["messages"][-1]["content"] for r in chat.requests) == 2  # one retry
 
     # the next run (extractive) finishes the skipped group
@@ -206,3 +217,21 @@ async def test_llm_errors_never_carry_credentials_of_the_base_url(reachable: boo
     assert "127.0.0.1" in message
     for secret in ("Pa55-word", "Qu3ry-key", "sk-h3ader", "bob"):
         assert secret not in message, message
+
+
+@pytest.mark.parametrize("plain", [False, True])
+async def test_facts_cite_the_events_they_name_or_every_event_shown(chat: ChatServer, plain: bool) -> None:
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from mosaic_memory.summaries.llm import LLMSummarizer
+    from mosaic_memory.summaries.summarizers import LogLine, SummaryGroup
+
+    chat.plain = plain
+    when = datetime(2026, 11, 24, tzinfo=UTC)
+    lines = [LogLine(uuid.uuid4(), text, "a", "info", when) for text in TRIP[:3]]
+    group = SummaryGroup("s", None, lines, np.zeros((3, 4), dtype=np.float32))
+    out = await LLMSummarizer(llm(chat), max_logs=2).summarize(group)  # the model sees lines 1 and 2
+    assert [s.text for s in out] == [f"The user: {TRIP[1]}", f"The user: {TRIP[2]}"]
+    assert [s.sources for s in out] == ([(1, 2), (1, 2)] if plain else [(1,), (2,)])

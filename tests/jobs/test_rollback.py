@@ -46,18 +46,21 @@ async def test_merge_then_rollback_restores_every_row(
     groups = [g for g in run.changes["groups"] if g["owner_id"] == str(owner)]
     assert len(groups) == 3
     replica = next(g for g in groups if g["session_id"] == "rb-replica")
-    assert replica["merged"] == [existing_id] and replica["created"] == []
+    assert replica["merged"] == [existing_id] and existing_id not in replica["created"]
     merged = (await http.get(f"/v1/insights/{existing_id}", headers=h)).json()
     assert merged["tags"] == ["ops", "summary"] and merged["importance"] == 0.5
-    sources = await http.get(f"/v1/insights/{existing_id}/sources", headers=h)
-    assert len(sources.json()) == len(REPLICA)
-    assert len(await insight_rows(state, owner)) == 3
+    sources = (await http.get(f"/v1/insights/{existing_id}/sources", headers=h)).json()["items"]
+    # the merged insight cites the lines of the summary merged into it, and only those
+    assert sources and all(x["session_id"] == "rb-replica" and x["content"] in replica_text for x in sources)
+    created = sum(len(g["created"]) for g in groups)
+    assert created == run.counts["insights_created"]
+    assert len(await insight_rows(state, owner)) == created + 1
     trip_logs = [r for r in (await log_rows(state, owner)).values() if r["session_id"] == "rb-trip"]
     assert all(r["tier"] == "warm" and r["tier_changed_at"] == moved for r in trip_logs)
 
     undone = await runner.rollback(run.id)
     assert undone.status == "rolled_back" and undone.rolled_back_at is not None
-    assert undone.changes["rollback"]["insights_deleted"] == 2
+    assert undone.changes["rollback"]["insights_deleted"] == created
     assert undone.changes["rollback"]["insights_restored"] == 1
     assert await log_rows(state, owner) == logs_before
     assert await insight_rows(state, owner) == insights_before
