@@ -8,7 +8,7 @@ vectors computed once. Reports recall@5/10 and MRR per set, per question type an
 precision and recall of the configured ``min_score`` cut over all sets, and the share of
 questions about something not stored that get no hit above it. ``--fit`` prints the logistic
 calibration fitted on every set together (the constants in ``SearchSettings``); ``--sweep``
-ranks hybrid by the keyword weight over all sets. A run takes a few minutes on 2 cores.
+ranks hybrid with the keyword weight of the hybrid calibration scaled. A run takes a few minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class Answer:
     """One question's hits: (content, score, per-signal scores)."""
 
     hits: list[tuple[str, float, dict[str, float]]]
+    baseline: float = 0.0  # the mean cosine of the semantic candidates (fusion.baseline_of)
 
 
 def metrics(answers: list[Answer], relevant: list[frozenset[str]]) -> dict[str, float]:
@@ -79,27 +80,47 @@ async def store(ctx: Context, qset: QualitySet) -> Stored:
 
 
 async def answer(
-    ctx: Context, embedder: CachedEmbedder, settings: Settings, stored: Stored, queries: list[str], mode: str, **req: Any
+    ctx: Context,
+    embedder: CachedEmbedder,
+    settings: Settings,
+    stored: Stored,
+    queries: list[str],
+    mode: str,
+    with_baseline: bool = False,
+    **req: Any,
 ) -> list[Answer]:
     service = SearchService(embedder=embedder, settings=settings)
     out = []
+    n = 10 * settings.search.candidate_multiplier
     for q in queries:
         async with ctx.state.sessionmaker() as session, session.begin():
             res = await service.search(session, stored.principal, SearchRequest(query=q, k=10, mode=mode, **req))  # type: ignore[arg-type]
-        out.append(Answer([(h.content, h.score, dict(h.scores)) for h in res.hits]))
+            baseline = 0.0
+            if with_baseline:
+                wide = await service.search(session, stored.principal, SearchRequest(query=q, k=n, mode="semantic"))
+                baseline = float(np.mean([h.scores["semantic"] for h in wide.hits])) if wide.hits else 0.0
+        out.append(Answer([(h.content, h.score, dict(h.scores)) for h in res.hits], baseline))
     return out
 
 
-async def evaluate(ctx: Context, embedder: CachedEmbedder, sets: list[Stored], settings: Settings) -> dict[str, Any]:
+async def evaluate(
+    ctx: Context,
+    embedder: CachedEmbedder,
+    sets: list[Stored],
+    settings: Settings,
+    modes: tuple[str, ...] = MODES,
+    with_baseline: bool = False,
+) -> dict[str, Any]:
     """Every set × mode: metrics overall and per type, and the hits (for the cut and the fit)."""
     result: dict[str, Any] = {}
     for st in sets:
         qs = st.qset.questions
         rel = [q.relevant for q in qs]
         per_mode: dict[str, Any] = {}
-        for mode in MODES:
-            ans = await answer(ctx, embedder, settings, st, [q.text for q in qs], mode, min_score=None)
-            none = await answer(ctx, embedder, settings, st, st.qset.unanswerable, mode, min_score=None)
+        for mode in modes:
+            wb = with_baseline and mode == "hybrid"
+            ans = await answer(ctx, embedder, settings, st, [q.text for q in qs], mode, wb, min_score=None)
+            none = await answer(ctx, embedder, settings, st, st.qset.unanswerable, mode, wb, min_score=None)
             types = {}
             for t in dict.fromkeys(q.type for q in qs):
                 idx = [i for i, q in enumerate(qs) if q.type == t]
@@ -151,25 +172,24 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50
 
 
 def fit(result: dict[str, Any], sets: list[Stored]) -> dict[str, Any]:
-    """Logistic calibration per mode from the hits of every set together (relevant = label 1).
+    """Logistic calibration per mode from the hybrid hits of every set together (relevant = 1).
 
-    Each question counts once in total, whatever its number of hits (sample weights by
-    replication would be heavier; balanced sets keep one set from deciding)."""
-    feats: dict[str, list[tuple[list[float], int]]] = {m: [] for m in MODES}
+    Features: cosine, cosine above the query's baseline, keyword coverage (fusion.Calibration)."""
+    x: list[list[float]] = []
+    y: list[int] = []
     for st in sets:
-        for mode in MODES:
-            data = result[st.qset.name][mode]
-            pairs = list(zip(data["_answers"], [q.relevant for q in st.qset.questions]))
-            pairs += [(a, frozenset()) for a in data["_none"]]
-            for a, rel in pairs:
-                for content, _, scores in a.hits:
-                    f = [scores.get("semantic", 0.0), scores.get("keyword", 0.0)]
-                    feats[mode].append((f, int(content in rel)))
+        data = result[st.qset.name]["hybrid"]
+        pairs = list(zip(data["_answers"], [q.relevant for q in st.qset.questions]))
+        pairs += [(a, frozenset()) for a in data["_none"]]
+        for a, rel in pairs:
+            for content, _, scores in a.hits:
+                cos = scores.get("semantic", 0.0)
+                x.append([cos, cos - a.baseline, scores.get("keyword", 0.0)])
+                y.append(int(content in rel))
+    X, Y = np.asarray(x), np.asarray(y, dtype=float)
     out: dict[str, Any] = {}
-    for mode, cols in (("semantic", [0]), ("keyword", [1]), ("hybrid", [0, 1])):
-        x = np.asarray([f for f, _ in feats[mode]])[:, cols]
-        y = np.asarray([lab for _, lab in feats[mode]], dtype=float)
-        out[mode] = [round(float(v), 4) for v in fit_logistic(x, y)]
+    for mode, cols in (("semantic", [0, 1]), ("keyword", [2]), ("hybrid", [0, 1, 2])):
+        out[mode] = [round(float(v), 4) for v in fit_logistic(X[:, cols], Y)]
     return out
 
 
@@ -213,12 +233,24 @@ async def main_async(args: argparse.Namespace) -> None:
         cached = CachedEmbedder(ctx.state.embedder, dict(zip(queries, vectors, strict=True)))
         settings = ctx.settings
         cut = args.cut if args.cut is not None else getattr(settings.search, "min_score", 0.5)
-        result = await evaluate(ctx, cached, sets, settings)
+        result = await evaluate(ctx, cached, sets, settings, with_baseline=args.fit or args.dump is not None)
         cuts = cut_report(result, sets, cut)
         doc: dict[str, Any] = {"modes": strip_private(result), "cut": cut, "cut_report": cuts}
         print(markdown(result, cuts, cut))
         for c in args.also_cut:
             print(f"cut {c}:", json.dumps(cut_report(result, sets, c)))
+        if args.dump:
+            rows = []
+            for st in sets:
+                for mode in MODES:
+                    data = result[st.qset.name][mode]
+                    pairs = list(zip(data["_answers"], [q.relevant for q in st.qset.questions]))
+                    pairs += [(a, frozenset()) for a in data["_none"]]
+                    for qi, (a, rel) in enumerate(pairs):
+                        for rank, (content, score, scores) in enumerate(a.hits):
+                            rows.append([st.qset.name, mode, qi, rank, score, scores.get("semantic"),
+                                         scores.get("keyword"), int(content in rel), int(not rel)])
+            args.dump.write_text(json.dumps(rows))
         if args.fit:
             doc["fit"] = fit(result, sets)
             print("fit:", json.dumps(doc["fit"]))
@@ -226,10 +258,11 @@ async def main_async(args: argparse.Namespace) -> None:
             sweep = {}
             for w in args.sweep:
                 s = settings.model_copy(deep=True)
-                s.search.keyword_weight = w
-                r = await evaluate(ctx, cached, sets, s)
+                a, b, c = s.search.calibration_hybrid
+                s.search.calibration_hybrid = (a, b * w, c)
+                r = await evaluate(ctx, cached, sets, s, ("hybrid",))
                 sweep[str(w)] = {n: r[n]["hybrid"]["all"] for n in r}
-                print(f"keyword_weight {w}:", json.dumps(sweep[str(w)]), flush=True)
+                print(f"keyword weight x{w}:", json.dumps(sweep[str(w)]), flush=True)
             doc["sweep"] = sweep
         doc["seconds"] = round(time.perf_counter() - t0, 1)
         print(f"[quality] {doc['seconds']} s")
@@ -245,6 +278,7 @@ def main() -> None:
     parser.add_argument("--cut", type=float, default=None, help="relevance cut to report (default: the configured)")
     parser.add_argument("--also-cut", type=float, nargs="*", default=[])
     parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--dump", type=Path, default=None, help="every hit's signals and label, as JSON rows")
     parser.add_argument("--sweep", type=float, nargs="*", default=None)
     asyncio.run(main_async(parser.parse_args()))
 
