@@ -209,7 +209,10 @@ def markdown(result: dict[str, Any], cuts: dict[str, Any], cut: float) -> str:
                 cells.append(f"{m['recall_at_5']} / {m['recall_at_10']} / {m['mrr']}")
             lines.append(f"| {name} | {t} | {first['n']} | " + " | ".join(cells) + " |")
     lines += ["", f"Cut `score >= {cut}` over the top-10 hits of every set:", ""]
-    lines += ["| mode | precision | recall | unanswerable questions with no hit above the cut |", "| --- | --- | --- | --- |"]
+    lines += [
+        "| mode | precision | recall | unanswerable questions with no hit above the cut |",
+        "| --- | --- | --- | --- |",
+    ]
     for mode in MODES:
         c = cuts[mode]
         lines.append(f"| {mode} | {c['precision']} | {c['recall']} | {c['unanswerable_with_no_hit_above']} |")
@@ -228,7 +231,9 @@ async def main_async(args: argparse.Namespace) -> None:
     ctx = await open_context(Sizes.parse(None, True, None))
     try:
         sets = [await store(ctx, qs) for qs in all_sets()]
-        queries = sorted({q.text for st in sets for q in st.qset.questions} | {q for st in sets for q in st.qset.unanswerable})
+        queries = sorted(
+            {q.text for st in sets for q in st.qset.questions} | {q for st in sets for q in st.qset.unanswerable}
+        )
         vectors = await ctx.state.embedder.embed_documents(queries)
         cached = CachedEmbedder(ctx.state.embedder, dict(zip(queries, vectors, strict=True)))
         settings = ctx.settings
@@ -248,8 +253,19 @@ async def main_async(args: argparse.Namespace) -> None:
                     pairs += [(a, frozenset()) for a in data["_none"]]
                     for qi, (a, rel) in enumerate(pairs):
                         for rank, (content, score, scores) in enumerate(a.hits):
-                            rows.append([st.qset.name, mode, qi, rank, score, scores.get("semantic"),
-                                         scores.get("keyword"), int(content in rel), int(not rel)])
+                            rows.append(
+                                [
+                                    st.qset.name,
+                                    mode,
+                                    qi,
+                                    rank,
+                                    score,
+                                    scores.get("semantic"),
+                                    scores.get("keyword"),
+                                    int(content in rel),
+                                    int(not rel),
+                                ]
+                            )
             args.dump.write_text(json.dumps(rows))
         if args.fit:
             doc["fit"] = fit(result, sets)

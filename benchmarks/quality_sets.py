@@ -81,15 +81,27 @@ _TRIPS = (
 _DISLIKES = (
     ("coriander", "I can't stand coriander, I always pick it out", "which herb does {a} refuse to eat?"),
     ("horror films", "Horror films are a hard no for me, I can't sleep after", "what kind of movie does {a} avoid?"),
-    ("open-plan offices", "Open-plan offices drain me, I need a door I can close", "what workplace layout bothers {a}?"),
-    ("early flights", "I never book flights before nine, mornings at airports wreck me", "what flight times does {a} avoid?"),
+    (
+        "open-plan offices",
+        "Open-plan offices drain me, I need a door I can close",
+        "what workplace layout bothers {a}?",
+    ),
+    (
+        "early flights",
+        "I never book flights before nine, mornings at airports wreck me",
+        "what flight times does {a} avoid?",
+    ),
     ("jazz", "Jazz just sounds like noise to me, honestly", "which music genre does {a} dislike?"),
     ("cold showers", "People rave about cold showers but I hate them", "which wellness trend does {a} hate?"),
 )
 _LIKES = (
     ("green tea", "Green tea every afternoon, that's my ritual", "what does {a} drink in the afternoon?"),
     ("crosswords", "I do the crossword every morning before work", "what puzzle does {a} do each morning?"),
-    ("board games", "Board game night is my favourite evening of the week", "what is {a}'s favourite evening activity?"),
+    (
+        "board games",
+        "Board game night is my favourite evening of the week",
+        "what is {a}'s favourite evening activity?",
+    ),
     ("pottery", "My pottery class on Thursdays is the best part of the week", "what class does {a} take on Thursdays?"),
     ("sci-fi novels", "I'm reading sci-fi novels back to back lately", "what books does {a} enjoy?"),
     ("trail running", "Trail running on Sundays keeps me sane", "how does {a} exercise on Sundays?"),
@@ -251,7 +263,9 @@ def logs_set(seed: int = 29) -> QualitySet:
                 continue
             stamp = f"2026-11-{1 + i:02d}T{8 + j:02d}:{rng.randrange(60):02d}:00Z"
             docs.append(f"{stamp} {level} {service}-api: {message}")
-            questions.append(Question(question.format(s=f"the {service} service"), frozenset({docs[-1]}), level.lower()))
+            questions.append(
+                Question(question.format(s=f"the {service} service"), frozenset({docs[-1]}), level.lower())
+            )
         for _ in range(25):
             stamp = f"2026-11-{1 + i:02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z"
             docs.append(f"{stamp} {rng.choice(_LOG_NOISE)} ({service}-api, req {rng.randrange(16**6):06x})")
