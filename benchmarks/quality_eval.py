@@ -59,9 +59,17 @@ def metrics(answers: list[Answer], relevant: list[frozenset[str]]) -> dict[str, 
     out: dict[str, float] = {}
     for k in (5, 10):
         out[f"recall_at_{k}"] = round(
-            float(np.mean([len({h[0] for h in a.hits[:k]} & rel) / len(rel) for a, rel in zip(answers, relevant)])), 4
+            float(
+                np.mean(
+                    [len({h[0] for h in a.hits[:k]} & rel) / len(rel) for a, rel in zip(answers, relevant, strict=True)]
+                )
+            ),
+            4,
         )
-    rr = [next((1.0 / (i + 1) for i, h in enumerate(a.hits) if h[0] in rel), 0.0) for a, rel in zip(answers, relevant)]
+    rr = [
+        next((1.0 / (i + 1) for i, h in enumerate(a.hits) if h[0] in rel), 0.0)
+        for a, rel in zip(answers, relevant, strict=True)
+    ]
     out["mrr"] = round(float(np.mean(rr)), 4)
     return out
 
@@ -138,7 +146,7 @@ def cut_report(result: dict[str, Any], sets: list[Stored], cut: float) -> dict[s
         clean = asked = 0
         for st in sets:
             data = result[st.qset.name][mode]
-            for a, q in zip(data["_answers"], st.qset.questions):
+            for a, q in zip(data["_answers"], st.qset.questions, strict=True):
                 total_rel += len(q.relevant)
                 for content, score, _ in a.hits:
                     if score >= cut:
@@ -179,7 +187,7 @@ def fit(result: dict[str, Any], sets: list[Stored]) -> dict[str, Any]:
     y: list[int] = []
     for st in sets:
         data = result[st.qset.name]["hybrid"]
-        pairs = list(zip(data["_answers"], [q.relevant for q in st.qset.questions]))
+        pairs = list(zip(data["_answers"], [q.relevant for q in st.qset.questions], strict=True))
         pairs += [(a, frozenset()) for a in data["_none"]]
         for a, rel in pairs:
             for content, _, scores in a.hits:
@@ -249,7 +257,7 @@ async def main_async(args: argparse.Namespace) -> None:
             for st in sets:
                 for mode in MODES:
                     data = result[st.qset.name][mode]
-                    pairs = list(zip(data["_answers"], [q.relevant for q in st.qset.questions]))
+                    pairs = list(zip(data["_answers"], [q.relevant for q in st.qset.questions], strict=True))
                     pairs += [(a, frozenset()) for a in data["_none"]]
                     for qi, (a, rel) in enumerate(pairs):
                         for rank, (content, score, scores) in enumerate(a.hits):

@@ -140,7 +140,7 @@ def conversation_set(seed: int = 17) -> QualitySet:
         month, day = _MONTHS[pair], 3 + (pair * 5) % 25
         appointment = _APPOINTMENTS[pair % len(_APPOINTMENTS)]
         appt_day = 10 + pair
-        trip, trip_place = _TRIPS[pair % len(_TRIPS)]
+        trip, _trip_place = _TRIPS[pair % len(_TRIPS)]
         dislike = _DISLIKES[pair % len(_DISLIKES)]
         like = _LIKES[(pair + 2) % len(_LIKES)]
         facts = {
@@ -277,4 +277,4 @@ def all_sets(filler: int = 150) -> list[QualitySet]:
     return [project_set(filler), conversation_set(), exact_set(), logs_set()]
 
 
-__all__ = ["Question", "QualitySet", "all_sets", "conversation_set", "exact_set", "logs_set", "project_set"]
+__all__ = ["QualitySet", "Question", "all_sets", "conversation_set", "exact_set", "logs_set", "project_set"]

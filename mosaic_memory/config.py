@@ -99,7 +99,8 @@ class SearchSettings(BaseModel):
     exact_scan_min_rows: int = Field(default=2_000, ge=0)
     exact_scan_share: float = Field(default=0.05, ge=0.0, le=1.0)
     # Relevance = sigmoid(weights · signals + bias), per mode: semantic (cosine, cosine above the
-    # mean of the query's candidates), keyword (IDF-weighted coverage), hybrid (all three). Fitted on every quality set together with
+    # mean of the query's candidates), keyword (IDF-weighted coverage), hybrid (all three). Fitted
+    # on every quality set together with
     # `python -m benchmarks.quality_eval --fit` for the bundled all-MiniLM-L6-v2; refit for
     # another model (its cosines sit elsewhere). See mosaic_memory/search/fusion.py.
     calibration_semantic: tuple[float, float, float] = (-1.9856, 13.8098, -1.1219)
