@@ -69,6 +69,8 @@ class AppState:
         if self.log_embedder is not None:
             await self.log_embedder.stop()
             self.log_embedder = None
+        if self.search.reranker is not None:
+            await self.search.reranker.aclose()
         await self.embedder.aclose()
         await self.engine.dispose()
         self.database.close()
@@ -142,6 +144,11 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         database.close()
         raise
     owners = OwnerService()
+    reranker = None
+    if settings.search.reranker:
+        from embeddings.rerank import get_reranker
+
+        reranker = get_reranker(settings.search.reranker, **settings.search.reranker_options)
     access = AccessRecorder(
         sessionmaker, flush_ms=settings.search.access_flush_ms, flush_max=settings.search.access_flush_max
     )
@@ -153,7 +160,7 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         embedder=embedder,
         owners=owners,
         insights=InsightService(embedder=embedder, settings=settings),
-        search=SearchService(embedder=embedder, settings=settings, access=access),
+        search=SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker),
         logs=LogService(embedder=embedder, settings=settings),
         preferences=PreferenceService(embedder=embedder, settings=settings),
         skills=SkillService(embedder=embedder, settings=settings),

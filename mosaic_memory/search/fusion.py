@@ -92,7 +92,7 @@ def fuse(
     rows: dict[Key, Row] = {}
     for name, ranked in (("semantic", semantic), ("keyword", keyword)):
         for r in ranked:
-            key = (r.kind, r.id)
+            key: Key = (r.kind, r.id)
             signals.setdefault(key, {})[name] = r.score
             rows.setdefault(key, r)
     baseline = baseline_of(semantic)
@@ -122,7 +122,7 @@ def fuse_rrf(lists: Sequence[Sequence[Row]], k: int, weights: Sequence[float] | 
     rows: dict[Key, Row] = {}
     for ranked, weight in zip(lists, weights, strict=True):
         for rank, row in enumerate(ranked, start=1):
-            key = (row.kind, row.id)
+            key: Key = (row.kind, row.id)
             scores[key] = scores.get(key, 0.0) + weight / (k + rank)
             rows.setdefault(key, row)
     best = sum(weights) / (k + 1)

@@ -121,7 +121,7 @@ class SearchService:
             keyword = keyword[:n]
 
         fused = fuse(req.mode, semantic, keyword, self.calibration, vector)
-        components = {(f.row.kind, f.row.id): f.signals for f in fused}
+        components: dict[tuple[str, object], dict[str, float]] = {(f.row.kind, f.row.id): f.signals for f in fused}
         scored = [(f.row, f.score) for f in fused]
         if self.reranker is not None and scored:
             scored = await self._rerank(req.query, scored, components)
