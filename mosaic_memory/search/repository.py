@@ -250,8 +250,9 @@ class SearchRepository:
         A row's score is the share of the query's information it contains: the sum of the BM25
         IDF of the query lexemes it matches over the sum for all of them, where the document
         frequency is counted in the caller's scope. A lexeme in more than ``max_df_share`` of the
-        scope weighs nothing, and stop-words never reach the query, so neither can carry a hit
-        alone; a query made only of such words finds nothing here. Rows matching every useful
+        scope weighs nothing when the query has a rarer word, and stop-words never reach the
+        query, so neither can carry a hit alone; a query of common words only is ranked by their
+        IDF. Rows matching every useful
         word are ranked first, then rows matching any; each pass ranks at most ``candidate_cap``
         matches, so a word most rows contain stays cheap. Ties go to ``ts_rank_cd``.
         Document frequencies are counted up to ``df_sample`` rows: in a larger scope the share
@@ -304,11 +305,19 @@ class SearchRepository:
         cols += [capped(model.search_tsv.op("@@")(_tsquery([t], ""))).label(f"d{i}") for i, t in enumerate(terms)]
         counts = (await self.session.execute(select(*cols))).one()
         n = max(1, int(counts[0]))
-        out: dict[str, float] = {}
+        idf: dict[str, float] = {}
+        common: set[str] = set()
         for i, term in enumerate(terms):
             df = int(counts[i + 1])
-            out[term] = 0.0 if df / n > max_share else math.log(1 + (n - df + 0.5) / (df + 0.5))
-        return out
+            idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            if df / n > max_share:
+                common.add(term)
+        # A common word weighs nothing beside a rarer one; a query of common words only keeps
+        # them (IDF-weighted), or a three-row store could never be searched by its own words.
+        if len(common) < len(idf):
+            for term in common:
+                idf[term] = 0.0
+        return idf
 
     async def _ranked(
         self,
