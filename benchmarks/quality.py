@@ -83,9 +83,11 @@ async def case_q(ctx: Context) -> CaseResult:
 
     cfg = ctx.settings.search
     modes = {mode: await evaluate(mode) for mode in ("semantic", "keyword", "hybrid")}
-    rrf = {str(k): await evaluate("hybrid", rrf_k=k) for k in (1, 10, 30, 60, 120)}
     mult = {str(m): await evaluate("hybrid", candidate_multiplier=m) for m in (1, 2, 4, 8)}
-    weights = {str(w): await evaluate("hybrid", keyword_weight=w) for w in (1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.0)}
+    a, g, b, c = cfg.calibration_hybrid
+    weights = {
+        str(w): await evaluate("hybrid", calibration_hybrid=(a, g, b * w, c)) for w in (2.0, 1.0, 0.5, 0.25, 0.0)
+    }
 
     # the same semantic ranking by exact cosine in numpy, per embedding provider
     providers: dict[str, Any] = {
@@ -113,12 +115,10 @@ async def case_q(ctx: Context) -> CaseResult:
     res.data = {
         "corpus": {"topics": len(TOPICS), "stored": len(stored), "filler": len(filler), "questions": len(questions)},
         "config": {
-            "rrf_k": cfg.rrf_k,
+            "calibration_hybrid": list(cfg.calibration_hybrid),
             "candidate_multiplier": cfg.candidate_multiplier,
-            "keyword_weight": cfg.keyword_weight,
         },
         "modes": modes,
-        "hybrid_by_rrf_k": rrf,
         "hybrid_by_candidate_multiplier": mult,
         "hybrid_by_keyword_weight": weights,
         "providers_exact_semantic": providers,

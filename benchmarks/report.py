@@ -189,7 +189,7 @@ def _quality(q: dict[str, Any]) -> list[str]:
     c = q["corpus"]
     lines = [
         f"**q. Retrieval quality** ({c['topics']} topics, {c['stored']} stored facts + {c['filler']} filler, "
-        f"{c['questions']} questions; configured rrf_k {q['config']['rrf_k']}, candidate multiplier "
+        f"{c['questions']} questions; hybrid calibration {q['config'].get('calibration_hybrid')}, candidate multiplier "
         f"{q['config']['candidate_multiplier']})",
         "",
     ]
@@ -206,9 +206,9 @@ def _quality(q: dict[str, Any]) -> list[str]:
         ]
 
     rows = [metrics(f"mode {k}", x) for k, x in q["modes"].items()]
-    rows += [metrics(f"hybrid rrf_k={k}", x) for k, x in q["hybrid_by_rrf_k"].items()]
+    rows += [metrics(f"hybrid rrf_k={k}", x) for k, x in q.get("hybrid_by_rrf_k", {}).items()]
     rows += [metrics(f"hybrid multiplier={k}", x) for k, x in q["hybrid_by_candidate_multiplier"].items()]
-    rows += [metrics(f"hybrid keyword_weight={k}", x) for k, x in q.get("hybrid_by_keyword_weight", {}).items()]
+    rows += [metrics(f"hybrid keyword weight x{k}", x) for k, x in q.get("hybrid_by_keyword_weight", {}).items()]
     for name, x in q["providers_exact_semantic"].items():
         if x.get("skipped"):
             rows.append([f"exact cosine, {name}", None, None, None, f"skipped: {x['reason']}", None, None])

@@ -98,12 +98,34 @@ class SearchSettings(BaseModel):
     exact_scan_threshold: int = Field(default=20_000, ge=0)
     exact_scan_min_rows: int = Field(default=2_000, ge=0)
     exact_scan_share: float = Field(default=0.05, ge=0.0, le=1.0)
-    rrf_k: int = Field(default=60, ge=1)
-    # Weight of the keyword list in hybrid fusion (the semantic list weighs 1). Chosen with the
-    # retrieval-quality benchmark (benchmarks/quality.py); see benchmarks/RESULTS.md.
-    keyword_weight: float = Field(default=0.2, ge=0.0, le=1.0)
+    # Relevance = sigmoid(weights · signals + bias), per mode: semantic (cosine, cosine above the
+    # mean of the query's candidates), keyword (IDF-weighted coverage), hybrid (all three). Fitted
+    # on every quality set together with
+    # `python -m benchmarks.quality_eval --fit` for the bundled all-MiniLM-L6-v2; refit for
+    # another model (its cosines sit elsewhere). See mosaic_memory/search/fusion.py.
+    calibration_semantic: tuple[float, float, float] = (-1.9856, 13.8098, -1.1219)
+    calibration_keyword: tuple[float, float] = (5.5261, -1.0862)
+    calibration_hybrid: tuple[float, float, float, float] = (-9.8906, 25.0853, 8.2145, -0.524)
+    # The documented cut between relevant and unrelated hits (a score of 0.5 is as likely one as
+    # the other). Not applied unless a request asks (min_score) or `default_min_score` is set, so
+    # a search for k still returns k whenever k rows match; precision and recall of the cut on the
+    # quality sets are in benchmarks/RESULTS.md.
+    relevance_cut: float = Field(default=0.5, ge=0.0, le=1.0)
+    default_min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     # Matches ranked per keyword pass; bounds the cost of a word most rows contain.
     keyword_candidate_cap: int = Field(default=1_000, ge=10)
+    # A lexeme in more than this share of the caller's rows (of a kind) weighs nothing in keyword
+    # search; document frequencies are counted over at most `keyword_df_sample` rows.
+    keyword_max_df_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    keyword_df_sample: int = Field(default=10_000, ge=100)
+    # Optional reranker over the fused candidates (a provider name of embeddings.rerank, e.g.
+    # "tei" for a TEI/Cohere-style /rerank endpoint); off by default.
+    reranker: str | None = None
+    reranker_options: dict[str, Any] = Field(default_factory=dict)
+    rerank_candidates: int = Field(default=30, ge=1, le=200)
+    # Recalls of insights are written in batches off the search path (search/access.py).
+    access_flush_ms: int = Field(default=500, ge=10, le=60_000)
+    access_flush_max: int = Field(default=1000, ge=1)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     candidate_multiplier: int = Field(default=4, ge=1, le=50)
 

@@ -27,6 +27,7 @@ from mosaic_memory.logs.worker import LogEmbeddingWorker
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.preferences.service import PreferenceService
 from mosaic_memory.reembed.service import check_embedding_space as reembed_check
+from mosaic_memory.search.access import AccessRecorder
 from mosaic_memory.search.service import SearchService
 from mosaic_memory.skills.service import SkillService
 from mosaic_memory.tiers import Database, open_database
@@ -52,19 +53,26 @@ class AppState:
     preferences: PreferenceService
     skills: SkillService
     log_embedder: LogEmbeddingWorker | None = None
+    access_recorder: AccessRecorder | None = None
 
     def start_background(self) -> None:
         """Start this process's background tasks (the app's lifespan calls it; tests need not)."""
         if self.settings.logs.background_embedder and self.log_embedder is None:
             self.log_embedder = LogEmbeddingWorker(self.logs, self.sessionmaker)
             self.log_embedder.start()
+        if self.access_recorder is not None:
+            self.access_recorder.start()
 
     jobs: JobControl | None = None  # set by the composition root (api/app.py, the CLI)
 
     async def aclose(self) -> None:
+        if self.access_recorder is not None:
+            await self.access_recorder.stop()
         if self.log_embedder is not None:
             await self.log_embedder.stop()
             self.log_embedder = None
+        if self.search.reranker is not None:
+            await self.search.reranker.aclose()
         await self.embedder.aclose()
         await self.engine.dispose()
         self.database.close()
@@ -117,6 +125,14 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         database.close()
         raise
     owners = OwnerService()
+    reranker = None
+    if settings.search.reranker:
+        from embeddings.rerank import get_reranker
+
+        reranker = get_reranker(settings.search.reranker, **settings.search.reranker_options)
+    access = AccessRecorder(
+        sessionmaker, flush_ms=settings.search.access_flush_ms, flush_max=settings.search.access_flush_max
+    )
     return AppState(
         settings=settings,
         database=database,
@@ -125,10 +141,11 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         embedder=embedder,
         owners=owners,
         insights=InsightService(embedder=embedder, settings=settings),
-        search=SearchService(embedder=embedder, settings=settings),
+        search=SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker),
         logs=LogService(embedder=embedder, settings=settings),
         preferences=PreferenceService(embedder=embedder, settings=settings),
         skills=SkillService(embedder=embedder, settings=settings),
+        access_recorder=access,
     )
 
 

@@ -194,6 +194,28 @@ class InsightRepository:
         )
         await self.session.execute(stmt)
 
+    async def add_access(self, counts: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, datetime]]) -> None:
+        """Add recalls in one statement: ``(owner_id, id) -> (count, latest time)``; keys in order
+        so concurrent writers lock rows in the same order."""
+        if not counts:
+            return
+        keys = sorted(counts)
+        await self.session.execute(
+            text(
+                "UPDATE insights AS i SET access_count = i.access_count + v.n, "
+                "last_accessed_at = greatest(coalesce(i.last_accessed_at, v.t), v.t) "
+                "FROM unnest(CAST(:owners AS uuid[]), CAST(:ids AS uuid[]), CAST(:ns AS int[]), "
+                "CAST(:ts AS timestamptz[])) AS v(owner_id, id, n, t) "
+                "WHERE i.owner_id = v.owner_id AND i.id = v.id"
+            ),
+            {
+                "owners": [o for o, _ in keys],
+                "ids": [i for _, i in keys],
+                "ns": [counts[k][0] for k in keys],
+                "ts": [counts[k][1] for k in keys],
+            },
+        )
+
     async def sources(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> Sequence[uuid.UUID]:
         stmt = select(InsightSource.log_id).where(
             InsightSource.owner_id.in_(owner_ids), InsightSource.insight_id == insight_id

@@ -8,6 +8,8 @@ whenever k rows match.
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, Text, cast, func, literal, select
+from sqlalchemy import Select, Text, case, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB, TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -166,32 +168,82 @@ class SearchRepository:
         include_history: bool,
         with_embedding: bool = False,
         candidate_cap: int = 1_000,
+        max_df_share: float = 0.5,
+        df_sample: int = 10_000,
     ) -> list[Row]:
-        """Rows matching the words, best first: every word first, then any of them.
+        """Rows matching the query's useful words, best first, scored 0..1 by IDF-weighted coverage.
 
-        Ranking is the cost (``ts_rank_cd`` reads each matching row), so each pass ranks at most
-        ``candidate_cap`` matches: a question sharing a common word with most rows stays cheap.
-        Rows that match every word come before rows that match only some, across kinds too: their
-        score is ``0.5 + rank / 2``, the others' ``rank / 2`` (rank in 0..1).
+        A row's score is the share of the query's information it contains: the sum of the BM25
+        IDF of the query lexemes it matches over the sum for all of them, where the document
+        frequency is counted in the caller's scope. A lexeme in more than ``max_df_share`` of the
+        scope weighs nothing when the query has a rarer word, and stop-words never reach the
+        query, so neither can carry a hit alone; a query of common words only is ranked by their
+        IDF. Rows matching every useful
+        word are ranked first, then rows matching any; each pass ranks at most ``candidate_cap``
+        matches, so a word most rows contain stays cheap. Ties go to ``ts_rank_cd``.
+        Document frequencies are counted up to ``df_sample`` rows: in a larger scope the share
+        is taken over ``df_sample`` rows, so a word there weighs at most what it would in a
+        scope of that size.
         """
         spec = KIND_SPECS[kind]
         where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
         if where is None:
             return []
+        terms = await self.query_lexemes(query)
+        if not terms:
+            return []
+        weights = await self._idf(spec, where, terms, max_df_share, df_sample)
+        useful = [t for t in terms if weights[t] > 0]
+        if not useful:
+            return []
+        operators = has_operators(query)
+        passes = [func.websearch_to_tsquery("english", query)] if operators else [_tsquery(useful, " & ")]
+        if not operators and len(useful) > 1:
+            passes.append(_tsquery(useful, " | "))
         rows: list[Row] = []
-        passes = keyword_tsqueries(query)
-        for number, tsquery in enumerate(passes):
+        for tsquery in passes:
             seen = {r.id for r in rows}
-            found = await self._ranked(spec, kind, where, tsquery, limit, candidate_cap, with_embedding)
-            floor = 0.5 if number == 0 and len(passes) > 1 else 0.0
-            scale = 0.5 if len(passes) > 1 else 1.0
-            for row in found:
-                if row.id not in seen:
-                    row.score = floor + scale * row.score
-                    rows.append(row)
+            found = await self._ranked(spec, kind, where, tsquery, weights, limit, candidate_cap, with_embedding)
+            rows += [row for row in found if row.id not in seen]
             if len(rows) >= limit:
                 break
+        rows.sort(key=lambda r: r.score, reverse=True)  # stable: within a score, the pass order
         return rows[:limit]
+
+    async def query_lexemes(self, query: str) -> list[str]:
+        """The query's lexemes as the ``english`` configuration stems them, stop-words dropped."""
+        # Words after a leading "-" are excluded by the query, so they are no evidence of a match.
+        positive = re.sub(r"(^|\s)-\S+", " ", query)
+        found = await self.session.scalar(select(func.tsvector_to_array(func.to_tsvector("english", positive))))
+        return list(found or [])
+
+    async def _idf(
+        self, spec: KindSpec, where: list[ColumnElement[bool]], terms: Sequence[str], max_share: float, sample: int
+    ) -> dict[str, float]:
+        """BM25 IDF of each lexeme in the scope (0 for a lexeme above ``max_share``), one round trip."""
+        model = spec.model
+
+        def capped(*extra: ColumnElement[bool]) -> Any:
+            inner = select(literal(1)).select_from(model).where(*where, *extra).limit(sample).subquery()
+            return select(func.count()).select_from(inner).scalar_subquery()
+
+        cols = [capped().label("n")]
+        cols += [capped(model.search_tsv.op("@@")(_tsquery([t], ""))).label(f"d{i}") for i, t in enumerate(terms)]
+        counts = (await self.session.execute(select(*cols))).one()
+        n = max(1, int(counts[0]))
+        idf: dict[str, float] = {}
+        common: set[str] = set()
+        for i, term in enumerate(terms):
+            df = int(counts[i + 1])
+            idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            if df / n > max_share:
+                common.add(term)
+        # A common word weighs nothing beside a rarer one; a query of common words only keeps
+        # them (IDF-weighted), or a three-row store could never be searched by its own words.
+        if len(common) < len(idf):
+            for term in common:
+                idf[term] = 0.0
+        return idf
 
     async def _ranked(
         self,
@@ -199,6 +251,7 @@ class SearchRepository:
         kind: Kind,
         where: list[ColumnElement[bool]],
         tsquery: Any,
+        weights: dict[str, float],
         limit: int,
         cap: int,
         with_embedding: bool,
@@ -210,26 +263,33 @@ class SearchRepository:
             .limit(cap)
             .subquery()
         )
-        # Normalisation 32 maps the rank into 0..1 (rank / (rank + 1)).
+        total = sum(weights.values())
+        coverage: Any = literal(0.0)
+        for term, weight in weights.items():
+            if weight > 0:
+                coverage = coverage + case((matches.c.tsv.op("@@")(_tsquery([term], "")), weight / total), else_=0.0)
         rank = func.ts_rank_cd(matches.c.tsv, tsquery, 32)
-        stmt = select(matches, rank.label("rank")).order_by(rank.desc(), matches.c.id).limit(limit)
-        return [self._row(kind, r, float(r.rank)) for r in (await self.session.execute(stmt)).all()]
+        stmt = (
+            select(matches, coverage.label("coverage"))
+            .order_by(coverage.desc(), rank.desc(), matches.c.id)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [self._row(kind, r, min(1.0, float(r.coverage))) for r in rows]
 
 
-def keyword_tsqueries(query: str) -> list[Any]:
-    """The full-text queries to try in turn: web-search syntax as written, then any of the words.
-
-    A plain question ("what colour scheme does she prefer?") rarely has every word in one row,
-    so after the all-words pass comes an any-word pass, ranked by cover density so rows matching
-    more of the words still come first. A query with operators (quotes, ``-``, ``or``) means
-    exactly what it says and gets no second pass.
-    """
-    web = func.websearch_to_tsquery("english", query)
-    if any(ch in query for ch in '"-') or " or " in query.lower():
-        return [web]
-    # Cast, not to_tsquery(): the lexemes are already stemmed, and stemming them again would
-    # turn 'databas' into something no document contains.
-    return [web, cast(func.replace(cast(web, Text), " & ", " | "), TSQUERY)]
+def has_operators(query: str) -> bool:
+    """True when the query uses web-search syntax (quotes, a leading ``-``, ``or``): then it means
+    exactly what it says. A hyphen inside a token (``ORD-20931``) is not an operator."""
+    return '"' in query or re.search(r"(^|\s)-\S", query) is not None or " or " in f" {query.lower()} "
 
 
-__all__ = ["KIND_SPECS", "KindSpec", "Row", "SearchRepository", "keyword_tsqueries"]
+def _tsquery(lexemes: Sequence[str], op: str) -> Any:
+    """Already-stemmed lexemes joined by ``op`` as a tsquery, each quoted so punctuation stays inside."""
+    # Cast, not to_tsquery(): stemming a stem again would turn 'databas' into something no
+    # document contains.
+    quoted = op.join("'" + lex.replace("\\", "\\\\").replace("'", "''") + "'" for lex in lexemes)
+    return cast(literal(quoted, Text), TSQUERY)
+
+
+__all__ = ["KIND_SPECS", "KindSpec", "Row", "SearchRepository", "has_operators"]

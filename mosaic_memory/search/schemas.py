@@ -80,8 +80,13 @@ class Hit(BaseModel):
     id: uuid.UUID
     kind: Kind
     content: str
-    score: float = Field(description="relevance in 0..1; for hybrid the normalised rank-fusion score")
-    scores: dict[str, float] = Field(default_factory=dict, description="per-mode components")
+    score: float = Field(
+        description="calibrated relevance in 0..1, one scale in every mode; 0.5 (search.relevance_cut) "
+        "separates unrelated from relevant"
+    )
+    scores: dict[str, float] = Field(
+        default_factory=dict, description="raw signals: semantic (cosine), keyword (IDF-weighted coverage), rerank"
+    )
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     owner: str

@@ -1,56 +1,72 @@
-"""One search call over one or several kinds: semantic, keyword, or hybrid rank fusion."""
+"""One search call over one or several kinds: semantic, keyword, or hybrid score fusion."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder
+from embeddings.rerank import Reranker
 from mosaic_memory.common.schemas import KINDS, Kind
 from mosaic_memory.config import Settings
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.models import utc_now
 from mosaic_memory.owners.schemas import Principal
 from mosaic_memory.owners.service import OwnerService
+from mosaic_memory.search.fusion import Calibration, fuse, fuse_rrf
 from mosaic_memory.search.repository import Row, SearchRepository
 from mosaic_memory.search.schemas import Hit, SearchRequest, SearchResponse
 
-__all__ = ["SearchService", "fuse_rrf"]
+__all__ = ["AccessSink", "SearchService", "calibration_of", "fuse_rrf"]
 
-Key = tuple[str, object]
+log = logging.getLogger("mosaic_memory.search")
 
 
-def fuse_rrf(lists: Sequence[Sequence[Row]], k: int, weights: Sequence[float] | None = None) -> list[tuple[Row, float]]:
-    """Weighted reciprocal-rank fusion, normalised so rank 1 in every list scores 1.0."""
-    weights = weights or [1.0] * len(lists)
-    scores: dict[Key, float] = {}
-    rows: dict[Key, Row] = {}
-    for ranked, weight in zip(lists, weights, strict=True):
-        for rank, row in enumerate(ranked, start=1):
-            key = (row.kind, row.id)
-            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
-            rows.setdefault(key, row)
-    best = sum(weights) / (k + 1)
-    fused = [(rows[key], score / best) for key, score in scores.items()]
-    fused.sort(key=lambda pair: pair[1], reverse=True)
-    return fused
+class AccessSink(Protocol):
+    """Where recalls of insights go: ``(owner_id, id)`` pairs and when (see ``search/access.py``)."""
+
+    def record(self, keys: Sequence[tuple[object, object]], when: datetime) -> None: ...
+
+
+def calibration_of(settings: Settings) -> Calibration:
+    cfg = settings.search
+    return Calibration(cfg.calibration_semantic, cfg.calibration_keyword, cfg.calibration_hybrid)
 
 
 class SearchService:
     """Searches the principal's owners (never anyone else's).
 
     Guarantees: every hit belongs to one of the caller's owners; ``k`` hits come back whenever
-    ``k`` rows match; hits of insights count as a recall (``access_count``).
+    ``k`` rows match (unless a ``min_score`` is asked for or configured); ``score`` is a
+    calibrated relevance in [0, 1], the same scale in every mode and for every query, with
+    ``search.relevance_cut`` (0.5) between unrelated and relevant; ``scores`` keeps the raw
+    signals (cosine, keyword coverage, reranker). Hits of insights count as a recall
+    (``access_count``): through ``access`` when given (recorded later, off the search path),
+    otherwise in the search's own transaction. A configured reranker that fails is logged and
+    skipped: the search answers with the fused order.
     """
 
-    def __init__(self, *, embedder: Embedder, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        settings: Settings,
+        clock: Callable[[], datetime] = utc_now,
+        access: AccessSink | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
         self.embedder = embedder
         self.settings = settings
         self.clock = clock
+        self.access = access
+        self.reranker = reranker
+        self.calibration = calibration_of(settings)
 
     async def search(self, session: AsyncSession, principal: Principal, req: SearchRequest) -> SearchResponse:
         owners = OwnerService.resolve_read_owners(principal, req.owner)
@@ -59,12 +75,15 @@ class SearchService:
         now = self.clock()
         repo = SearchRepository(session)
         cfg = self.settings.search
-        reranks = req.recency_weight > 0 or req.importance_weight > 0 or req.diversity > 0 or req.min_score
-        n = req.k * cfg.candidate_multiplier if (req.mode == "hybrid" or reranks) else req.k
+        min_score = req.min_score if req.min_score is not None else cfg.default_min_score
+        # Always the wider candidate list: the semantic baseline (fusion.py) is its mean cosine, so
+        # the same hit scores the same whatever k and mode.
+        n = req.k * cfg.candidate_multiplier
         want_vectors = req.diversity > 0
 
         semantic: list[Row] = []
         keyword: list[Row] = []
+        vector = None
         if req.mode in ("semantic", "hybrid"):
             vector = await self.embedder.embed_query(req.query)
             for kind in dict.fromkeys(kinds):
@@ -92,32 +111,34 @@ class SearchService:
                     limit=n,
                     now=now,
                     include_history=req.include_history,
-                    with_embedding=want_vectors,
+                    # a row only the keyword side finds needs its vector for its cosine
+                    with_embedding=want_vectors or req.mode == "hybrid",
                     candidate_cap=cfg.keyword_candidate_cap,
+                    max_df_share=cfg.keyword_max_df_share,
+                    df_sample=cfg.keyword_df_sample,
                 )
             keyword.sort(key=lambda r: r.score, reverse=True)
             keyword = keyword[:n]
 
-        if req.mode == "semantic":
-            scored = [(r, r.score) for r in semantic]
-        elif req.mode == "keyword":
-            scored = [(r, r.score) for r in keyword]
-        else:
-            scored = fuse_rrf([semantic, keyword], cfg.rrf_k, [1.0, cfg.keyword_weight])
-        components: dict[Key, dict[str, float]] = {}
-        for name, ranked in (("semantic", semantic), ("keyword", keyword)):
-            for r in ranked:
-                components.setdefault((r.kind, r.id), {})[name] = round(r.score, 6)
+        fused = fuse(req.mode, semantic, keyword, self.calibration, vector)
+        components: dict[tuple[str, object], dict[str, float]] = {(f.row.kind, f.row.id): f.signals for f in fused}
+        scored = [(f.row, f.score) for f in fused]
+        if self.reranker is not None and scored:
+            scored = await self._rerank(req.query, scored, components)
 
         scored = self._weight(scored, req, now)
-        if req.min_score is not None:
-            scored = [(r, s) for r, s in scored if s >= req.min_score]
+        if min_score is not None:
+            scored = [(r, s) for r, s in scored if s >= min_score]
         if req.diversity > 0:
             scored = self._mmr(scored, req.k, req.diversity)
         scored = scored[: req.k]
 
         insight_keys = [(r.owner_id, r.id) for r, _ in scored if r.kind == "insights"]
-        await InsightRepository(session).bump_access(insight_keys, now)
+        if insight_keys:
+            if self.access is not None:
+                self.access.record(insight_keys, now)
+            else:
+                await InsightRepository(session).bump_access(insight_keys, now)
         hits = [
             Hit(
                 id=r.id,
@@ -133,6 +154,26 @@ class SearchService:
             for r, s in scored
         ]
         return SearchResponse(hits=hits, mode=req.mode)
+
+    async def _rerank(
+        self, query: str, scored: list[tuple[Row, float]], components: dict[tuple[str, object], dict[str, float]]
+    ) -> list[tuple[Row, float]]:
+        """The top ``rerank_candidates`` in the reranker's order, scored by it; the rest after them."""
+        assert self.reranker is not None
+        head = scored[: self.settings.search.rerank_candidates]
+        try:
+            values = await self.reranker.rerank(query, [r.content for r, _ in head])
+        except Exception as exc:  # a remote reranker down must not take search down with it
+            log.warning("reranker failed (%s: %s); answering with the fused order", type(exc).__name__, exc)
+            return scored
+        out = []
+        for (row, _), value in zip(head, values, strict=True):
+            components.setdefault((row.kind, row.id), {})["rerank"] = round(float(value), 6)
+            out.append((row, float(value)))
+        out.sort(key=lambda pair: pair[1], reverse=True)
+        floor = out[-1][1] if out else 0.0
+        # What the reranker did not see stays below what it did (it was ranked lower already).
+        return out + [(r, min(s, floor)) for r, s in scored[len(head) :]]
 
     @staticmethod
     def _weight(scored: list[tuple[Row, float]], req: SearchRequest, now: datetime) -> list[tuple[Row, float]]:

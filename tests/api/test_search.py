@@ -100,11 +100,13 @@ async def test_filters_and_k(http: httpx.AsyncClient, make_user: UserFactory) ->
     assert hits == []
 
 
-async def test_search_counts_recalls(http: httpx.AsyncClient, make_user: UserFactory) -> None:
+async def test_search_counts_recalls(http: httpx.AsyncClient, make_user: UserFactory, state: AppState) -> None:
     _, h = await make_user()
     ins = (await http.post("/v1/insights", json={"content": "Birthday is on the 3rd of March"}, headers=h)).json()
     assert ins["access_count"] == 0
     await http.post("/v1/search", json={"query": "when is the birthday?"}, headers=h)
+    assert state.access_recorder is not None
+    await state.access_recorder.flush()  # recalls are written off the search path, in batches
     again = (await http.get(f"/v1/insights/{ins['id']}", headers=h)).json()
     assert again["access_count"] == 1
     assert again["last_accessed_at"] is not None

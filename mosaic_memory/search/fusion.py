@@ -1,0 +1,131 @@
+"""Relevance scores and hybrid fusion: calibrated signals instead of ranks.
+
+Each signal has its own scale: cosine similarity of the embedding model (about 0.1 for unrelated
+short texts and 0.4–0.8 for a paraphrase with all-MiniLM-L6-v2), and the keyword side's
+IDF-weighted coverage in 0..1 (``SearchRepository.keyword``). A logistic map of the signals a
+mode has, fitted on every quality set together (``python -m benchmarks.quality_eval --fit``),
+turns them into one relevance score in 0..1 whose midpoint 0.5 is where a hit is as likely
+relevant as not. Hybrid uses both signals in one map, so a strong semantic match is never
+outvoted by a weak keyword match on a common word (as reciprocal-rank fusion did: rank 1 in a
+list counts the same however weak the match), and a score means the same in every mode and for
+every query: callers can cut at ``search.relevance_cut`` and merge hits of several searches
+(federation) by score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mosaic_memory.search.repository import Row
+
+__all__ = ["Calibration", "Fused", "baseline_of", "fuse", "fuse_rrf", "sigmoid"]
+
+Key = tuple[str, object]
+
+
+def sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic maps from the raw signals to relevance: weights, then the bias.
+
+    ``semantic``: (cosine, cosine above the query's baseline, bias); ``keyword``: (coverage,
+    bias); ``hybrid``: (cosine, above baseline, coverage, bias). The baseline is the mean cosine
+    of the query's semantic candidates: how far a hit stands out from the rest of the caller's
+    rows says more about relevance than its cosine alone (distribution-based fusion), and it
+    lets a small store answer "nothing relevant" when every row is about equally far.
+    """
+
+    semantic: tuple[float, float, float]
+    keyword: tuple[float, float]
+    hybrid: tuple[float, float, float, float]
+
+    def score(self, mode: str, semantic: float | None, keyword: float | None, baseline: float) -> float:
+        """Relevance in [0, 1] for a hit with these raw signals (a missing signal counts as 0)."""
+        cos, cov = semantic or 0.0, keyword or 0.0
+        gap = cos - baseline if semantic is not None else 0.0
+        if mode == "semantic":
+            a, g, c = self.semantic
+            return sigmoid(a * cos + g * gap + c)
+        if mode == "keyword":
+            b, c = self.keyword
+            return sigmoid(b * cov + c)
+        a, g, b, c = self.hybrid
+        return sigmoid(a * cos + g * gap + b * cov + c)
+
+
+@dataclass
+class Fused:
+    row: Row
+    score: float
+    signals: dict[str, float]
+
+
+def baseline_of(semantic: Sequence[Row]) -> float:
+    """The mean cosine of the semantic candidates (0 without any)."""
+    return float(np.mean([r.score for r in semantic])) if semantic else 0.0
+
+
+def fuse(
+    mode: str,
+    semantic: Sequence[Row],
+    keyword: Sequence[Row],
+    calibration: Calibration,
+    query_vector: np.ndarray | None = None,
+) -> list[Fused]:
+    """Every row of either list once, scored by ``calibration`` for ``mode``, best first.
+
+    A row only the keyword side found gets its cosine from its embedding when the row carries one
+    and ``query_vector`` is given; a row only the semantic side found has keyword coverage 0 (the
+    keyword side returns every row matching a useful word, up to its limit).
+    """
+    signals: dict[Key, dict[str, float]] = {}
+    rows: dict[Key, Row] = {}
+    for name, ranked in (("semantic", semantic), ("keyword", keyword)):
+        for r in ranked:
+            key: Key = (r.kind, r.id)
+            signals.setdefault(key, {})[name] = r.score
+            rows.setdefault(key, r)
+    baseline = baseline_of(semantic)
+    qv = None
+    if query_vector is not None:
+        qv = np.asarray(query_vector, dtype=np.float32)
+        qv = qv / (float(np.linalg.norm(qv)) or 1.0)
+    out: list[Fused] = []
+    for key, sig in signals.items():
+        row = rows[key]
+        if mode == "hybrid" and "semantic" not in sig and qv is not None and row.embedding is not None:
+            emb = row.embedding
+            sig["semantic"] = float(np.dot(emb, qv) / (float(np.linalg.norm(emb)) or 1.0))
+        score = calibration.score(mode, sig.get("semantic"), sig.get("keyword"), baseline)
+        out.append(Fused(row, score, {name: round(v, 6) for name, v in sig.items()}))
+    out.sort(key=lambda f: f.score, reverse=True)
+    return out
+
+
+def fuse_rrf(lists: Sequence[Sequence[Row]], k: int, weights: Sequence[float] | None = None) -> list[tuple[Row, float]]:
+    """Weighted reciprocal-rank fusion, normalised so rank 1 in every list scores 1.0.
+
+    No longer the search's fusion (ranks drop how much better a match is); kept for callers
+    that only have ranks."""
+    weights = weights or [1.0] * len(lists)
+    scores: dict[Key, float] = {}
+    rows: dict[Key, Row] = {}
+    for ranked, weight in zip(lists, weights, strict=True):
+        for rank, row in enumerate(ranked, start=1):
+            key: Key = (row.kind, row.id)
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
+            rows.setdefault(key, row)
+    best = sum(weights) / (k + 1)
+    fused = [(rows[key], score / best) for key, score in scores.items()]
+    fused.sort(key=lambda pair: pair[1], reverse=True)
+    return fused
