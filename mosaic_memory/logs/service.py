@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import builtins
 import json
 import logging
 import time
@@ -249,7 +250,7 @@ class LogService:
     # import (portability) -------------------------------------------------------------------
     async def import_rows(
         self, session: AsyncSession, owner_id: uuid.UUID, rows: Sequence[dict[str, Any]]
-    ) -> list[tuple[str, uuid.UUID]]:
+    ) -> builtins.list[tuple[str, uuid.UUID]]:
         """Append events read from an export, keeping ids, times, tier and summarized state.
 
         ``rows`` are attribute dicts (as :meth:`LogRepository.insert_many` takes) with
@@ -265,8 +266,8 @@ class LogService:
             row["content_hash"] = content_hash(row["content"])
         by_id = await repo.existing_ids(owner_id, [r["id"] for r in rows])
         events = await repo.same_events(owner_id, [r["occurred_at"] for r in rows])
-        out: list[tuple[str, uuid.UUID]] = []
-        fresh: list[dict[str, Any]] = []
+        out: builtins.list[tuple[str, uuid.UUID]] = []
+        fresh: builtins.list[dict[str, Any]] = []
         for row in rows:
             key = (row["occurred_at"], row["session_id"], row["agent_id"], row["level"], row["content_hash"])
             if by_id.get(row["id"]) == row["content_hash"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -158,8 +159,8 @@ class SkillService:
 
     # import (portability) -------------------------------------------------------------------
     async def import_rows(
-        self, session: AsyncSession, owner_id: uuid.UUID, rows: list[Skill]
-    ) -> list[tuple[str, uuid.UUID]]:
+        self, session: AsyncSession, owner_id: uuid.UUID, rows: builtins.list[Skill]
+    ) -> builtins.list[tuple[str, uuid.UUID]]:
         """Store skills read from an export, keeping id and timestamps.
 
         Per row ``(outcome, id kept)``: ``added`` (the name is new for the owner); ``duplicate``
@@ -169,7 +170,7 @@ class SkillService:
         vector: ``name: description`` is embedded here.
         """
         repo = SkillRepository(session)
-        out: list[tuple[str, uuid.UUID]] = []
+        out: builtins.list[tuple[str, uuid.UUID]] = []
         for row in rows:
             row.owner_id = owner_id
             text = skill_text(row.name, row.description)
