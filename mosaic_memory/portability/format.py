@@ -27,6 +27,7 @@ __all__ = [
     "FORMAT_VERSION",
     "KINDS",
     "MAX_LINE_BYTES",
+    "BadRecord",
     "EndRecord",
     "Header",
     "Record",
@@ -260,16 +261,27 @@ def parse_header(line: bytes | str | dict[str, Any]) -> Header:
         raise UnsupportedFormat(f"the header is malformed: {_first_error(exc)}") from None
 
 
+class BadRecord(ValueError):
+    """A line that is not a valid record; ``kind`` is its kind when the line says it."""
+
+    def __init__(self, reason: str, kind: str | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
 def parse_record(line: bytes | str | dict[str, Any]) -> Record | EndRecord:
-    """Raises ValueError with a one-line reason for a malformed record."""
-    data = _load(line)
+    """Raises BadRecord with a one-line reason for a malformed record."""
+    try:
+        data = _load(line)
+    except ValueError as exc:
+        raise BadRecord(str(exc)) from None
     kind = data.get("type")
     if kind not in TYPE_KIND and kind != "end":
-        raise ValueError(f"unknown record type {kind!r}; known: {sorted(TYPE_KIND)}")
+        raise BadRecord(f"unknown record type {kind!r}; known: {sorted(TYPE_KIND)}")
     try:
         return _RECORD.validate_python(data)
     except ValidationError as exc:
-        raise ValueError(_first_error(exc)) from None
+        raise BadRecord(_first_error(exc), TYPE_KIND.get(str(kind))) from None
 
 
 async def split_lines(chunks: AsyncIterable[bytes | str | dict[str, Any]]) -> AsyncIterator[bytes | dict[str, Any]]:

@@ -39,6 +39,7 @@ from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.portability.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    BadRecord,
     EndRecord,
     Header,
     InsightRecord,
@@ -532,10 +533,9 @@ class PortabilityService:
                     continue
                 try:
                     record = parse_record(raw)
-                except ValueError as exc:
+                except BadRecord as exc:
                     report.records_seen += 1
-                    kind = raw.get("type") if isinstance(raw, dict) else None
-                    report.fail(line_no, kind_of(kind) if isinstance(kind, str) and kind in _TYPES else None, str(exc))
+                    report.fail(line_no, exc.kind, str(exc))
                     continue
                 if isinstance(record, EndRecord):
                     run.complete = True
@@ -813,6 +813,3 @@ class PortabilityService:
         async with batch_tx() as session:
             for owner_id, old, new in todo:
                 await self.insights.import_relink(session, owner_id, run.with_successor[owner_id], old, new)
-
-
-_TYPES = ("log", "insight", "preference", "preference_change", "skill")

@@ -48,9 +48,7 @@ async def _links(state: AppState, owner: OwnerRef) -> set[tuple[uuid.UUID, uuid.
         return {(r.insight_id, r.log_id) for r in rows}
 
 
-async def test_round_trip_into_an_empty_instance_is_identical_field_by_field(
-    state: AppState, target: AppState
-) -> None:
+async def test_round_trip_into_an_empty_instance_is_identical_field_by_field(state: AppState, target: AppState) -> None:
     owner = await new_user(state, "rt")
     seeded = await seed(state, owner)
     lines = await export_lines_of(state, [owner], with_vectors=True, instance="laptop")
@@ -73,10 +71,14 @@ async def test_round_trip_into_an_empty_instance_is_identical_field_by_field(
         assert before.keys() == after.keys(), model.__name__
         for row_id, fields in before.items():
             assert after[row_id] == fields, (model.__name__, row_id)
-    assert await _links(target, owner) == await _links(state, owner) == {
-        (seeded.new_id, seeded.log_ids[0]),
-        (seeded.new_id, seeded.log_ids[1]),
-    }
+    assert (
+        await _links(target, owner)
+        == await _links(state, owner)
+        == {
+            (seeded.new_id, seeded.log_ids[0]),
+            (seeded.new_id, seeded.log_ids[1]),
+        }
+    )
     kept = {r.id: r for r in await _insights(target, owner)}
     assert kept[seeded.old_id].superseded_by == seeded.new_id and kept[seeded.old_id].valid_to is not None
     assert {r.metadata_["origin"] for r in kept.values()} == {"laptop"}
