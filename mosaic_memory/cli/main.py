@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mosaic_memory import __version__
 from mosaic_memory.cli import insights as insights_cli
+from mosaic_memory.cli import portability as portability_cli
 from mosaic_memory.cli.common import (
     call_api,
     call_db,
@@ -52,6 +53,7 @@ app.add_typer(prefs_app, name="prefs")
 app.add_typer(skills_app, name="skills")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(embeddings_app, name="embeddings")
+portability_cli.register(app)  # export, import
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
