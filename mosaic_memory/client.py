@@ -10,9 +10,12 @@ Errors from the service raise :class:`MosaicClientError` with the service's ``er
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import urllib.parse
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -22,6 +25,7 @@ from mosaic_memory.common.schemas import Page
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, OwnerOut, TeamOut, UserCreated
+from mosaic_memory.portability.schemas import ImportReportOut
 from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut
 from mosaic_memory.search.schemas import SearchResponse
 from mosaic_memory.skills.schemas import SkillOut
@@ -349,6 +353,133 @@ class AsyncMosaicClient:
     async def find_skills(self, task: str, *, k: int = 5, mode: str = "hybrid", **options: Any) -> SearchResponse:
         """The skills that best fit ``task`` (``/v1/search`` with ``kinds: ["skills"]``)."""
         return await self.search(task, k=k, kinds=["skills"], mode=mode, **options)
+
+    # export / import -----------------------------------------------------------------------
+    async def export_stream(
+        self,
+        *,
+        owners: list[str] | None = None,
+        kinds: list[str] | None = None,
+        tags: list[str] | None = None,
+        with_vectors: bool = False,
+    ) -> AsyncIterator[bytes]:
+        """The lines of ``GET /v1/export`` (each ending in a newline) as they arrive."""
+        params: dict[str, Any] = {"with_vectors": str(with_vectors).lower()}
+        if owners:
+            params["owner"] = owners
+        if kinds:
+            params["kinds"] = ",".join(kinds)
+        if tags:
+            params["tags"] = tags
+        try:
+            async with self._http.stream(
+                "GET", "/v1/export", params=params, timeout=httpx.Timeout(self._http.timeout.connect, read=None)
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._raise_for(response)
+                async for line in response.aiter_lines():
+                    if line:
+                        yield line.encode() + b"\n"
+        except httpx.HTTPError as exc:
+            raise MosaicClientError(
+                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
+            ) from None
+
+    async def export_file(
+        self,
+        path: str | Path,
+        *,
+        owners: list[str] | None = None,
+        kinds: list[str] | None = None,
+        tags: list[str] | None = None,
+        with_vectors: bool = False,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> int:
+        """Write an export to ``path`` (gzip when it ends in ``.gz``); returns the records written.
+
+        The file is written to ``path + ".part"`` and renamed once complete, so an interrupted
+        export never leaves a file that looks whole. ``on_progress(done, total)`` after each record."""
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        done, total = 0, None
+        opener = gzip.open if target.name.endswith(".gz") else open
+        try:
+            with opener(partial, "wb") as out:
+                async for line in self.export_stream(owners=owners, kinds=kinds, tags=tags, with_vectors=with_vectors):
+                    out.write(line)
+                    if total is None and line.startswith(b'{"type":"header"'):
+                        total = sum(json.loads(line).get("counts", {}).values())
+                    elif not line.startswith(b'{"type":"end"'):
+                        done += 1
+                    if on_progress is not None:
+                        on_progress(done, total)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return done
+
+    async def import_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        as_owner: str | None = None,
+        dry_run: bool = False,
+        gzipped: bool = False,
+    ) -> ImportReportOut:
+        """``POST /v1/import`` with ``chunks`` (an export file's bytes) streamed as the body."""
+        headers = {"Content-Type": "application/x-ndjson"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        params = {k: v for k, v in {"as": as_owner, "dry_run": str(dry_run).lower()}.items() if v is not None}
+        try:
+            response = await self._http.post(
+                "/v1/import",
+                content=chunks,
+                headers=headers,
+                params=params,
+                timeout=httpx.Timeout(self._http.timeout.connect, read=None, write=None),
+            )
+        except httpx.HTTPError as exc:
+            raise MosaicClientError(
+                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
+            ) from None
+        if response.status_code >= 400:
+            self._raise_for(response)
+        return ImportReportOut.model_validate(response.json())
+
+    async def import_file(
+        self,
+        path: str | Path,
+        *,
+        as_owner: str | None = None,
+        dry_run: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReportOut:
+        """Import the export at ``path`` (a ``.gz`` one is sent compressed); ``on_progress(bytes, size)``."""
+        source = Path(path)
+        size = source.stat().st_size
+
+        async def chunks() -> AsyncIterator[bytes]:
+            sent = 0
+            with source.open("rb") as handle:
+                while chunk := handle.read(256 * 1024):
+                    sent += len(chunk)
+                    yield chunk
+                    if on_progress is not None:
+                        on_progress(sent, size)
+
+        return await self.import_stream(
+            chunks(), as_owner=as_owner, dry_run=dry_run, gzipped=source.name.endswith(".gz")
+        )
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            raise MosaicClientError(response.status_code, "HTTPError", response.text[:200]) from None
+        raise MosaicClientError(response.status_code, body.get("error", "HTTPError"), body.get("detail", ""))
 
 
 class MosaicClient:

@@ -26,6 +26,8 @@ from mosaic_memory.logs.endpoints import router as logs_router
 from mosaic_memory.mcp_server import McpHttp
 from mosaic_memory.owners.endpoints import me_router
 from mosaic_memory.owners.endpoints import router as admin_router
+from mosaic_memory.portability.endpoints import NDJSON_TYPES
+from mosaic_memory.portability.endpoints import router as portability_router
 from mosaic_memory.preferences.endpoints import router as preferences_router
 from mosaic_memory.search.endpoints import router as search_router
 from mosaic_memory.skills.endpoints import router as skills_router
@@ -51,7 +53,8 @@ class RequireJSON:
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             length = headers.get(b"content-length")
             has_body = length is None or length != b"0"
-            if has_body and ctype and ctype != b"application/json":
+            ndjson = scope["path"] == "/v1/import" and ctype in NDJSON_TYPES  # an export file, streamed
+            if has_body and ctype and ctype != b"application/json" and not ndjson:
                 response = error_response(
                     415, "UnsupportedMediaType", f"send the body as application/json, not {ctype.decode()!r}"
                 )
@@ -132,6 +135,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(preferences_router)
     app.include_router(skills_router)
+    app.include_router(portability_router)
     # MCP over streamable HTTP: tools on the same services, served by the lifespan's session manager.
     mcp_http = McpHttp(lambda: app.state.mosaic, log_level=settings.log_level)
     app.router.routes.append(Route("/mcp", endpoint=mcp_http))

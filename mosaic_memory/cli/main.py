@@ -11,6 +11,7 @@ from rich.table import Table
 from mosaic_memory import __version__
 from mosaic_memory.cli import embedded_cmd
 from mosaic_memory.cli import insights as insights_cli
+from mosaic_memory.cli import portability as portability_cli
 from mosaic_memory.cli.common import (
     JsonOpt,
     call_api,
@@ -54,6 +55,7 @@ app.add_typer(prefs_app, name="prefs")
 app.add_typer(skills_app, name="skills")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(embeddings_app, name="embeddings")
+portability_cli.register(app)  # export, import
 
 
 @app.command()

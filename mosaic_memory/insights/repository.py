@@ -13,6 +13,7 @@ import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import content_hash
@@ -140,30 +141,42 @@ class InsightRepository:
         return (await self.session.scalars(stmt)).all()
 
     async def nearest_current(
-        self, owner_id: uuid.UUID, vectors: np.ndarray, *, scan: ScanPolicy, ef_search: int
+        self,
+        owner_id: uuid.UUID,
+        vectors: np.ndarray,
+        *,
+        scan: ScanPolicy,
+        ef_search: int,
+        exclude_origin: str | None = None,
     ) -> list[tuple[uuid.UUID, float] | None]:
         """For each vector, the owner's most similar current insight and its cosine similarity.
 
         The plan is the shared one (``common/vectors.py``): exact scan or HNSW with iterative
         scans by the owner's share of the table, and an exact scan for any vector HNSW found
-        nothing for.
+        nothing for. ``exclude_origin`` leaves out rows whose ``metadata.origin`` is that instance
+        (import: rows of one export file are never merged with each other).
         """
         if len(vectors) == 0:
             return []
         plan = await plan_vector_search(self.session, Insight, [owner_id], scan, ef_search=ef_search)
         if plan == "empty":
             return [None] * len(vectors)
-        found = await self._nearest_current(owner_id, vectors, plan)
+        found = await self._nearest_current(owner_id, vectors, plan, exclude_origin)
         missing = [i for i in range(len(vectors)) if i not in found]
         if plan == "hnsw" and missing:
-            again = await self._nearest_current(owner_id, vectors[missing], "exact")
+            again = await self._nearest_current(owner_id, vectors[missing], "exact", exclude_origin)
             found.update({missing[j]: hit for j, hit in again.items()})
         return [found.get(i) for i in range(len(vectors))]
 
     async def _nearest_current(
-        self, owner_id: uuid.UUID, vectors: np.ndarray, plan: ScanPlan
+        self, owner_id: uuid.UUID, vectors: np.ndarray, plan: ScanPlan, exclude_origin: str | None
     ) -> dict[int, tuple[uuid.UUID, float]]:
         # One round trip for the whole batch: unnest the vectors, one LATERAL nearest each.
+        origin_filter = ""
+        params: dict[str, Any] = {"vecs": [vector_literal(v) for v in vectors], "owner": owner_id}
+        if exclude_origin is not None:
+            origin_filter = " AND coalesce(i.metadata->>'origin', '') <> :origin"
+            params["origin"] = exclude_origin
         stmt = text(
             f"""
             SELECT v.ord, n.id, n.sim
@@ -172,13 +185,13 @@ class InsightRepository:
                 SELECT i.id, 1 - (i.embedding <=> v.vec) AS sim
                 FROM insights i
                 WHERE i.owner_id = :owner AND i.superseded_by IS NULL AND i.valid_to IS NULL
-                  AND i.embedding IS NOT NULL
+                  AND i.embedding IS NOT NULL{origin_filter}
                 ORDER BY {by_distance_sql("i.embedding <=> v.vec", plan)}
                 LIMIT 1
             ) n
             """
         ).bindparams(bindparam("vecs"), bindparam("owner"))
-        rows = await self.session.execute(stmt, {"vecs": [vector_literal(v) for v in vectors], "owner": owner_id})
+        rows = await self.session.execute(stmt, params)
         return {int(r.ord) - 1: (r.id, float(r.sim)) for r in rows}
 
     async def bump_access(self, keys: Sequence[tuple[uuid.UUID, uuid.UUID]], when: datetime) -> None:
@@ -221,3 +234,37 @@ class InsightRepository:
             InsightSource.owner_id.in_(owner_ids), InsightSource.insight_id == insight_id
         )
         return (await self.session.scalars(stmt)).all()
+
+    # import (portability) -------------------------------------------------------------------
+    async def existing_ids(self, owner_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of ``ids`` the owner already has (an imported id that collides gets a new one)."""
+        if not ids:
+            return set()
+        stmt = select(Insight.id).where(Insight.owner_id == owner_id, Insight.id.in_(set(ids)))
+        return set((await self.session.scalars(stmt)).all())
+
+    async def add_sources(self, owner_id: uuid.UUID, links: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
+        """Link ``(insight_id, log_id)`` pairs of one owner; links already there are left as they are."""
+        if not links:
+            return
+        stmt = (
+            pg_insert(InsightSource)
+            .values([{"owner_id": owner_id, "insight_id": i, "log_id": g} for i, g in set(links)])
+            .on_conflict_do_nothing()
+        )
+        await self.session.execute(stmt)
+
+    async def relink_superseded(
+        self, owner_id: uuid.UUID, among: Sequence[uuid.UUID], old: uuid.UUID, new: uuid.UUID
+    ) -> None:
+        """Point ``superseded_by`` of the rows ``among`` from ``old`` to ``new`` (an imported successor
+        that was kept under another id)."""
+        if not among:
+            return
+        stmt = (
+            update(Insight)
+            .where(Insight.owner_id == owner_id, Insight.id.in_(list(among)), Insight.superseded_by == old)
+            .values(superseded_by=new)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)

@@ -330,3 +330,106 @@ class InsightService:
     async def delete(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> None:
         if not await InsightRepository(session).delete(principal.owner_ids, insight_id):
             raise InsightNotFound(insight_id)
+
+    # import (portability) -------------------------------------------------------------------
+    async def import_rows(
+        self, session: AsyncSession, owner_id: uuid.UUID, rows: Sequence[Insight], *, origin: str
+    ) -> list[tuple[str, uuid.UUID]]:
+        """Store insights read from an export, keeping their ids, timestamps and history fields.
+
+        ``rows`` are unsaved rows with every column of the export set; ``embedding`` is None
+        where the file had no vector usable here (it is embedded now, one batched call).
+        Returns, per row, ``(outcome, id kept)``: ``duplicate`` (same content already stored,
+        or a merge of this very content already recorded on the kept row), ``merged`` (a
+        current row near-duplicate, by this service's policy, of a current insight of the owner
+        that does not come from ``origin``; tags unite, importance/confidence keep the max, and
+        the merge is recorded in the kept row's ``metadata.merged_from``), or ``added`` (under
+        its own id, or a new one when that id is taken). Rows of one origin never merge with
+        each other: the exporting instance already applied its policy to them.
+        """
+        repo = InsightRepository(session)
+        now = self.clock()
+        out: list[tuple[str, uuid.UUID] | None] = [None] * len(rows)
+        original_ids = [row.id for row in rows]
+        for row in rows:
+            row.owner_id = owner_id
+            row.content_hash = content_hash(row.content)
+        existing = await repo.by_hashes(owner_id, [row.content_hash for row in rows])
+        first_of: dict[str, int] = {}
+        repeats: dict[int, int] = {}
+        fresh: list[int] = []
+        for i, row in enumerate(rows):
+            if row.content_hash in existing:
+                out[i] = ("duplicate", existing[row.content_hash].id)
+            elif row.content_hash in first_of:
+                repeats[i] = first_of[row.content_hash]
+            else:
+                first_of[row.content_hash] = i
+                fresh.append(i)
+        taken = await repo.existing_ids(owner_id, [rows[i].id for i in fresh])
+        for i in fresh:
+            if rows[i].id in taken:
+                rows[i].id = uuid.uuid4()
+        need = [i for i in fresh if rows[i].embedding is None]
+        if need:
+            vectors = await self.embedder.embed_documents([rows[i].content for i in need])
+            for i, vector in zip(need, vectors, strict=True):
+                rows[i].embedding = vector
+                rows[i].embedding_model = self.embedder.model_id
+        threshold = self.dedup_threshold
+        current = [i for i in fresh if rows[i].superseded_by is None and rows[i].valid_to is None]
+        if threshold is not None and current:
+            matrix = np.asarray([rows[i].embedding for i in current], dtype=np.float32)
+            nearest = await repo.nearest_current(
+                owner_id,
+                matrix,
+                scan=self.settings.search.scan_policy(),
+                ef_search=self.settings.search.hnsw_ef_search,
+                exclude_origin=origin,
+            )
+            for i, near in zip(current, nearest, strict=True):
+                if near is None or near[1] < threshold:
+                    continue
+                target = await repo.get_for_update([owner_id], near[0])
+                if target is None:
+                    continue
+                row = rows[i]
+                merged_from = list((target.metadata_ or {}).get("merged_from") or [])
+                if any(isinstance(m, dict) and m.get("content_hash") == row.content_hash for m in merged_from):
+                    out[i] = ("duplicate", target.id)
+                    continue
+                theirs = {k: v for k, v in (row.metadata_ or {}).items() if k not in ("origin", "merged_from")}
+                item = InsightCreate.model_construct(
+                    content=row.content,
+                    tags=list(row.tags or []),
+                    importance=row.importance,
+                    confidence=row.confidence,
+                    pinned=row.pinned,
+                    metadata=theirs,
+                    category=row.category,
+                )
+                self._merge(target, item, now)
+                record = {"id": str(original_ids[i]), "origin": origin, "content_hash": row.content_hash}
+                target.metadata_ = {**(target.metadata_ or {}), "merged_from": [*merged_from, record]}
+                out[i] = ("merged", target.id)
+        added = [i for i in fresh if out[i] is None]
+        await repo.add_all([rows[i] for i in added])
+        for i in added:
+            out[i] = ("added", rows[i].id)
+        for i, first in repeats.items():
+            kept = out[first]
+            assert kept is not None
+            out[i] = ("duplicate", kept[1])
+        return [o for o in out if o is not None]
+
+    async def import_sources(
+        self, session: AsyncSession, owner_id: uuid.UUID, links: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    ) -> None:
+        """Link imported insights to their source logs, ``(insight_id, log_id)``; existing links stay."""
+        await InsightRepository(session).add_sources(owner_id, links)
+
+    async def import_relink(
+        self, session: AsyncSession, owner_id: uuid.UUID, among: Sequence[uuid.UUID], old: uuid.UUID, new: uuid.UUID
+    ) -> None:
+        """After an import kept a successor under another id: the rows ``among`` follow it."""
+        await InsightRepository(session).relink_superseded(owner_id, among, old, new)

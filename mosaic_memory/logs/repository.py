@@ -123,3 +123,32 @@ class LogRepository:
         )
         result: Any = await self.session.execute(stmt)
         return int(result.rowcount)
+
+    # import (portability) -------------------------------------------------------------------
+    async def existing_ids(self, owner_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Which of ``ids`` the owner already has, with their content hashes."""
+        if not ids:
+            return {}
+        stmt = select(AgentLog.id, AgentLog.content_hash).where(
+            AgentLog.owner_id == owner_id, AgentLog.id.in_(set(ids))
+        )
+        return {r.id: r.content_hash for r in await self.session.execute(stmt)}
+
+    async def same_events(
+        self, owner_id: uuid.UUID, times: Sequence[datetime]
+    ) -> dict[tuple[datetime, str | None, str | None, str, str], uuid.UUID]:
+        """The owner's events at ``times``, keyed by (occurred_at, session, agent, level, content hash)."""
+        if not times:
+            return {}
+        stmt = select(
+            AgentLog.id,
+            AgentLog.occurred_at,
+            AgentLog.session_id,
+            AgentLog.agent_id,
+            AgentLog.level,
+            AgentLog.content_hash,
+        ).where(AgentLog.owner_id == owner_id, AgentLog.occurred_at.in_(set(times)))
+        return {
+            (r.occurred_at, r.session_id, r.agent_id, r.level, r.content_hash): r.id
+            for r in await self.session.execute(stmt)
+        }

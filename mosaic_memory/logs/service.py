@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import builtins
 import json
 import logging
 import time
@@ -249,3 +250,49 @@ class LogService:
             item=lambda pair: log_out(pair[0], principal.owner_by_id(pair[0].owner_id), embedded=pair[1]),
             cursor=lambda pair: encode_log_cursor(pair[0].occurred_at, pair[0].seq),
         )
+
+    # import (portability) -------------------------------------------------------------------
+    async def import_rows(
+        self, session: AsyncSession, owner_id: uuid.UUID, rows: Sequence[dict[str, Any]]
+    ) -> builtins.list[tuple[str, uuid.UUID]]:
+        """Append events read from an export, keeping ids, times, tier and summarized state.
+
+        ``rows`` are attribute dicts (as :meth:`LogRepository.insert_many` takes) with
+        ``embedding`` None where the file had no usable vector; those are embedded now unless
+        cold (cold rows are keyword-only by design). Returns per row ``(outcome, id kept)``:
+        ``duplicate`` when the same id with the same content, or the same event (time, session,
+        agent, level, content hash), is already stored; else ``added`` (a new id when the
+        original is taken by another event). ``seq`` is assigned anew in the given order.
+        """
+        repo = LogRepository(session)
+        for row in rows:
+            row["owner_id"] = owner_id
+            row["content_hash"] = content_hash(row["content"])
+        by_id = await repo.existing_ids(owner_id, [r["id"] for r in rows])
+        events = await repo.same_events(owner_id, [r["occurred_at"] for r in rows])
+        out: builtins.list[tuple[str, uuid.UUID]] = []
+        fresh: builtins.list[dict[str, Any]] = []
+        for row in rows:
+            key = (row["occurred_at"], row["session_id"], row["agent_id"], row["level"], row["content_hash"])
+            if by_id.get(row["id"]) == row["content_hash"]:
+                out.append(("duplicate", row["id"]))
+                continue
+            if key in events:
+                out.append(("duplicate", events[key]))
+                continue
+            if row["id"] in by_id:
+                row["id"] = uuid.uuid4()
+            fresh.append(row)
+            out.append(("added", row["id"]))
+        need = [r for r in fresh if r.get("embedding") is None and r.get("tier") != "cold"]
+        if need:
+            distinct = list(dict.fromkeys(r["content"] for r in need))
+            vectors = dict(zip(distinct, await self._timed_embed(distinct), strict=True))
+            for r in need:
+                r["embedding"] = vectors[r["content"]]
+                r["embedding_model"] = self.embedder.model_id
+        for r in fresh:
+            if r.get("embedding") is None:
+                r["embedding_model"] = None
+        await repo.insert_many(fresh)
+        return out

@@ -26,7 +26,7 @@ from mosaic_memory.errors import (
 )
 from mosaic_memory.models import ApiKey, Owner, utc_now
 from mosaic_memory.owners.repository import ApiKeyRepository, OwnerRepository
-from mosaic_memory.owners.schemas import SCOPES, KeyOut, OwnerOut, OwnerRef, Principal, TeamOut
+from mosaic_memory.owners.schemas import NAME_PATTERN, SCOPES, KeyOut, OwnerOut, OwnerRef, Principal, TeamOut
 
 __all__ = ["OwnerService", "hash_key", "key_prefix"]
 
@@ -268,3 +268,28 @@ class OwnerService:
         if owner is None:
             return list(principal.owners)
         return [OwnerService.resolve_owner(principal, owner)]
+
+    # import (portability) -------------------------------------------------------------------
+    async def ensure_owner(self, session: AsyncSession, label: str) -> OwnerRef:
+        """The owner ``user:NAME`` / ``team:NAME``, created (without any key) when missing.
+
+        For imports by an admin or a system caller. Raises InvalidInput for a malformed label."""
+        kind, _, name = label.partition(":")
+        if kind not in ("user", "team") or not re.match(NAME_PATTERN, name):
+            raise InvalidInput(f"owner must look like 'user:NAME' or 'team:NAME', got {label!r}")
+        repo = OwnerRepository(session)
+        owner = await repo.get_by_name(kind, name)
+        if owner is None:
+            owner = await repo.add(Owner(id=uuid.uuid4(), kind=kind, name=name, created_at=self.clock()))
+        return _ref(owner)
+
+    async def owner_by_label(self, session: AsyncSession, label: str) -> OwnerRef | None:
+        """The owner ``user:NAME`` / ``team:NAME`` if it exists."""
+        kind, _, name = label.partition(":")
+        owner = await OwnerRepository(session).get_by_name(kind, name)
+        return None if owner is None else _ref(owner)
+
+    async def all_owners(self, session: AsyncSession) -> list[OwnerRef]:
+        """Every user and team (an admin's export default)."""
+        repo = OwnerRepository(session)
+        return [_ref(o) for kind in ("user", "team") for o in await repo.list(kind)]

@@ -112,3 +112,20 @@ class PreferenceRepository:
         """The visible prefix of the caller's own API key, to record who made a change."""
         stmt = select(ApiKey.prefix).where(ApiKey.user_id == user_id, ApiKey.id == key_id)
         return await self.session.scalar(stmt)
+
+    # import (portability) -------------------------------------------------------------------
+    async def id_taken(self, owner_id: uuid.UUID, preference_id: uuid.UUID) -> bool:
+        stmt = select(Preference.id).where(Preference.owner_id == owner_id, Preference.id == preference_id)
+        return await self.session.scalar(stmt) is not None
+
+    async def existing_change_ids(self, owner_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        stmt = select(PreferenceHistory.id).where(
+            PreferenceHistory.owner_id == owner_id, PreferenceHistory.id.in_(set(ids))
+        )
+        return set((await self.session.scalars(stmt)).all())
+
+    async def add_changes(self, changes: Sequence[PreferenceHistory]) -> None:
+        self.session.add_all(changes)
+        await self.session.flush()

@@ -246,3 +246,83 @@ class PreferenceService:
                 changed_at=now,
             )
         )
+
+    # import (portability) -------------------------------------------------------------------
+    async def import_rows(
+        self, session: AsyncSession, owner_id: uuid.UUID, rows: builtins.list[Preference], *, origin: str
+    ) -> builtins.list[tuple[str, uuid.UUID]]:
+        """Store preferences read from an export, keeping id, ``mutable``, source and timestamps.
+
+        Per row ``(outcome, id kept)``: ``added`` (the key is new for the owner); ``duplicate``
+        (same value and ``mutable`` already stored); ``merged`` (the stored value differs and
+        the file's ``updated_at`` is newer: the file's value replaces it, and the replacement is
+        recorded in the history as ``import:ORIGIN``); ``conflict`` (the stored value is newer
+        and is kept; the file's history still arrives through :meth:`import_changes`).
+        ``embedding`` None means no usable vector: ``key: value`` is embedded here.
+        """
+        repo = PreferenceRepository(session)
+        out: builtins.list[tuple[str, uuid.UUID]] = []
+        for row in rows:
+            row.owner_id = owner_id
+            text = await repo.render(row.key, row.value)
+            row.content_hash = content_hash(text)
+            current = await repo.get_for_update(owner_id, row.key, row.scope)
+            if current is None:
+                if await repo.id_taken(owner_id, row.id):
+                    row.id = uuid.uuid4()
+                if row.embedding is None:
+                    row.embedding = (await self.embedder.embed_documents([text]))[0]
+                    row.embedding_model = self.embedder.model_id
+                if await repo.try_add(row):
+                    out.append(("added", row.id))
+                    continue
+                current = await repo.get_for_update(owner_id, row.key, row.scope)
+                if current is None:
+                    raise Conflict(f"preference {row.key!r} changed concurrently; retry")
+            if _same_json(current.value, row.value) and current.mutable == row.mutable:
+                out.append(("duplicate", current.id))
+                continue
+            if row.updated_at <= current.updated_at:
+                out.append(("conflict", current.id))
+                continue
+            old_value = current.value
+            if current.content_hash != row.content_hash or current.embedding_model != self.embedder.model_id:
+                current.embedding = (
+                    row.embedding if row.embedding is not None else (await self.embedder.embed_documents([text]))[0]
+                )
+                current.embedding_model = self.embedder.model_id
+                current.content_hash = row.content_hash
+            current.value = row.value
+            current.mutable = row.mutable
+            current.source = row.source
+            current.updated_at = row.updated_at
+            await session.flush()
+            await repo.add_change(
+                PreferenceHistory(
+                    owner_id=owner_id,
+                    id=uuid.uuid4(),
+                    preference_id=current.id,
+                    key=current.key,
+                    scope=current.scope,
+                    old_value=old_value,
+                    new_value=current.value,
+                    action="update",
+                    changed_by=f"import:{origin}"[:256],
+                    source=current.source,
+                    changed_at=self.clock(),
+                )
+            )
+            out.append(("merged", current.id))
+        return out
+
+    async def import_changes(
+        self, session: AsyncSession, owner_id: uuid.UUID, rows: builtins.list[PreferenceHistory]
+    ) -> builtins.list[tuple[str, uuid.UUID]]:
+        """Store history entries read from an export as they were; an id already there is a duplicate."""
+        repo = PreferenceRepository(session)
+        for row in rows:
+            row.owner_id = owner_id
+        taken = await repo.existing_change_ids(owner_id, [r.id for r in rows])
+        fresh = {r.id: r for r in rows if r.id not in taken}
+        await repo.add_changes(list(fresh.values()))
+        return [("added" if r.id in fresh and fresh[r.id] is r else "duplicate", r.id) for r in rows]

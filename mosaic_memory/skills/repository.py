@@ -61,3 +61,7 @@ class SkillRepository:
             stmt = stmt.where(Skill.tags.contains([tag]))
         stmt = stmt.order_by(Skill.created_at.desc(), Skill.id.desc()).limit(limit)
         return (await self.session.scalars(stmt)).all()
+
+    async def id_taken(self, owner_id: uuid.UUID, skill_id: uuid.UUID) -> bool:
+        stmt = select(Skill.id).where(Skill.owner_id == owner_id, Skill.id == skill_id)
+        return await self.session.scalar(stmt) is not None

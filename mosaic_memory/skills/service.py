@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -145,3 +146,52 @@ class SkillService:
     async def delete(self, session: AsyncSession, principal: Principal, skill_id: uuid.UUID) -> None:
         if not await SkillRepository(session).delete(principal.owner_ids, skill_id):
             raise SkillNotFound(skill_id)
+
+    # import (portability) -------------------------------------------------------------------
+    async def import_rows(
+        self, session: AsyncSession, owner_id: uuid.UUID, rows: builtins.list[Skill]
+    ) -> builtins.list[tuple[str, uuid.UUID]]:
+        """Store skills read from an export, keeping id and timestamps.
+
+        Per row ``(outcome, id kept)``: ``added`` (the name is new for the owner); ``duplicate``
+        (same description and instructions already stored under that name); ``merged`` (they
+        differ and the file's ``updated_at`` is newer: the file's text replaces them, tags unite);
+        ``conflict`` (the stored skill is newer and is kept). ``embedding`` None means no usable
+        vector: ``name: description`` is embedded here.
+        """
+        repo = SkillRepository(session)
+        out: builtins.list[tuple[str, uuid.UUID]] = []
+        for row in rows:
+            row.owner_id = owner_id
+            text = skill_text(row.name, row.description)
+            row.content_hash = content_hash(text)
+            current = await repo.by_name(owner_id, row.name)
+            if current is None:
+                if await repo.id_taken(owner_id, row.id):
+                    row.id = uuid.uuid4()
+                if row.embedding is None:
+                    row.embedding = (await self.embedder.embed_documents([text]))[0]
+                    row.embedding_model = self.embedder.model_id
+                if not await repo.try_add(row):
+                    raise SkillExists(row.name, str(owner_id))
+                out.append(("added", row.id))
+                continue
+            if current.description == row.description and current.instructions == row.instructions:
+                out.append(("duplicate", current.id))
+                continue
+            if row.updated_at <= current.updated_at:
+                out.append(("conflict", current.id))
+                continue
+            if current.content_hash != row.content_hash or current.embedding_model != self.embedder.model_id:
+                current.embedding = (
+                    row.embedding if row.embedding is not None else (await self.embedder.embed_documents([text]))[0]
+                )
+                current.embedding_model = self.embedder.model_id
+                current.content_hash = row.content_hash
+            current.description = row.description
+            current.instructions = row.instructions
+            current.tags = sorted(set(current.tags or []) | set(row.tags or []))
+            current.updated_at = row.updated_at
+            await session.flush()
+            out.append(("merged", current.id))
+        return out
