@@ -22,6 +22,7 @@ from mosaic_memory.db import (
     run_migrations,
 )
 from mosaic_memory.errors import EmbeddingMismatch
+from mosaic_memory.federation.service import FederationService
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.jobs_ledger.service import JobControl
 from mosaic_memory.logs.service import LogService
@@ -49,6 +50,7 @@ class AppState:
     logs: LogService
     preferences: PreferenceService
     skills: SkillService
+    federation: FederationService
     log_embedder: LogEmbeddingWorker | None = None
 
     def start_background(self) -> None:
@@ -63,6 +65,7 @@ class AppState:
         if self.log_embedder is not None:
             await self.log_embedder.stop()
             self.log_embedder = None
+        await self.federation.aclose()
         await self.embedder.aclose()
         await self.engine.dispose()
         self.database.close()
@@ -136,6 +139,7 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         database.close()
         raise
     owners = OwnerService()
+    search = SearchService(embedder=embedder, settings=settings)
     return AppState(
         settings=settings,
         database=database,
@@ -144,10 +148,11 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         embedder=embedder,
         owners=owners,
         insights=InsightService(embedder=embedder, settings=settings),
-        search=SearchService(embedder=embedder, settings=settings),
+        search=search,
         logs=LogService(embedder=embedder, settings=settings),
         preferences=PreferenceService(embedder=embedder, settings=settings),
         skills=SkillService(embedder=embedder, settings=settings),
+        federation=FederationService(settings=settings, search=search),
     )
 
 
