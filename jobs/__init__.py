@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from jobs.federation import renew_certificate
 from jobs.maintenance import expire_and_decay, tier_logs
 from jobs.reembed import reembed
 from jobs.registry import JobContext, JobRegistry, JobSpec
@@ -63,6 +64,18 @@ def build_registry(settings: Settings) -> JobRegistry:
             "re-embed every row with the configured model in batches, then switch atomically",
             reembed,
             trigger=cfg.reembed_cron,
+        )
+    )
+    from mosaic_memory.federation.identity import FederationPaths
+
+    # Scheduled only where the CA lives; elsewhere a certificate comes from the CA's instance.
+    ca_here = FederationPaths.for_data_dir(settings.data_dir).ca_key.exists()
+    registry.register(
+        JobSpec(
+            "federation-renew",
+            "renew this instance's federation certificate before it expires (when the CA is here)",
+            renew_certificate,
+            trigger=settings.federation.renew_cron if ca_here else None,
         )
     )
     return registry

@@ -25,6 +25,7 @@ __all__ = ["PeerClient", "PeerResult"]
 
 SEARCH_PATH = "/federation/v1/search"
 EXPORT_PATH = "/federation/v1/export"
+GRANTS_PATH = "/federation/v1/grants"
 
 
 @dataclass
@@ -110,6 +111,19 @@ class PeerClient:
         except ValueError:
             return PeerResult(peer, error="the peer answered with something that is not JSON", latency_ms=latency)
         return PeerResult(peer, body=data, latency_ms=latency, cert_not_after=not_after)
+
+    async def grants(self, peer: str, url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The grants ``peer`` holds for the recipients in ``body``. Raises FederationError."""
+        from mosaic_memory.errors import FederationError
+
+        try:
+            response = await self._http.post(url + GRANTS_PATH, json=body, extensions={"sni_hostname": peer})
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            raise FederationError(f"peer {peer!r}: {_reason(exc)}") from None
+        if response.status_code != 200:
+            raise FederationError(f"peer {peer!r} refused: {_http_reason(response)}")
+        data: list[dict[str, Any]] = response.json()
+        return data
 
     @asynccontextmanager
     async def export_lines(self, peer: str, url: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[str]]:

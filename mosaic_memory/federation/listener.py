@@ -25,7 +25,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from mosaic_memory.api.errors import error_response, install_error_handlers
 from mosaic_memory.errors import MosaicError
 from mosaic_memory.federation.identity import peer_names, server_context
-from mosaic_memory.federation.schemas import PeerExportRequest, PeerSearchRequest, PeerSearchResponse
+from mosaic_memory.federation.schemas import (
+    PeerExportRequest,
+    PeerGrant,
+    PeerGrantsRequest,
+    PeerSearchRequest,
+    PeerSearchResponse,
+)
 
 if TYPE_CHECKING:
     from mosaic_memory.container import AppState
@@ -92,12 +98,31 @@ def create_federation_app(state: AppState) -> Any:
             await session.commit()
         return out
 
+    @app.post("/federation/v1/grants", response_model=list[PeerGrant])
+    async def grants(body: PeerGrantsRequest, request: Request) -> list[PeerGrant]:
+        async with state.sessionmaker() as session:
+            found = await state.federation.peer_grants(session, request.state.peer, body.recipients)
+        return [
+            PeerGrant(
+                id=g.id,
+                owner=f"{o.kind}:{o.name}",
+                kinds=list(g.kinds),
+                tags=list(g.tags) if g.tags else None,
+                expires_at=g.expires_at,
+            )
+            for g, o in found
+        ]
+
     @app.post("/federation/v1/export")
     async def export(body: PeerExportRequest, request: Request) -> StreamingResponse:
         from mosaic_memory.federation.consolidate import export_stream
 
         peer: str = request.state.peer
-        return StreamingResponse(export_stream(state, peer, body), media_type="application/x-ndjson")
+        async with state.sessionmaker() as session:  # checked before the first byte: 404 if not active
+            grant, owner, kinds = await state.federation.export_grant(
+                session, peer, body.recipients, body.grant_id, body.kinds
+            )
+        return StreamingResponse(export_stream(state, peer, grant, owner, kinds), media_type="application/x-ndjson")
 
     return PeerGate(app, {"state": state})
 
@@ -118,6 +143,26 @@ class _FederationServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield  # the main server owns the signals; its lifespan stops this one
+
+
+async def _watch_certificates(state: AppState, interval: float = 10.0) -> None:
+    """Reload the certificate and trust store when their files change (renewal job, CLI renew/install/trust)."""
+    paths = state.federation.paths
+
+    def stamp() -> tuple[float, ...]:
+        return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in (paths.cert, paths.key, paths.trusted))
+
+    seen = stamp()
+    while True:
+        await asyncio.sleep(interval)
+        now = stamp()
+        if now != seen:
+            try:
+                state.federation.reload_certificates()
+                seen = now
+                log.info("federation certificate files changed: reloaded")
+            except (OSError, ssl.SSLError) as exc:  # a half-written file: try again next time
+                log.warning("could not reload the federation certificate yet: %s", exc)
 
 
 @contextlib.asynccontextmanager
@@ -154,9 +199,11 @@ async def federation_listener(state: AppState) -> AsyncIterator[ssl.SSLContext |
             raise RuntimeError("the federation listener did not start within 30 s")
         await asyncio.sleep(0.02)
     log.info("federation listener on https://%s:%d (instance %s)", cfg.host, cfg.port, state.federation.name)
+    watcher = asyncio.create_task(_watch_certificates(state))
     try:
         yield context
     finally:
+        watcher.cancel()
         server.should_exit = True
         with contextlib.suppress(Exception):
             await task

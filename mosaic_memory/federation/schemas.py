@@ -20,6 +20,8 @@ __all__ = [
     "PeerCreate",
     "PeerExportRequest",
     "PeerFailure",
+    "PeerGrant",
+    "PeerGrantsRequest",
     "PeerOut",
     "PeerSearchRequest",
     "PeerSearchResponse",
@@ -175,7 +177,23 @@ class PeerSearchResponse(BaseModel):
     hits: list[Hit]
 
 
-class PeerExportRequest(StrictModel):
+class PeerGrantsRequest(StrictModel):
+    """A peer asking which grants it may use for these of its owners (before a pull)."""
+
     recipients: list[str] = Field(min_length=1, max_length=256)
-    owner: str | None = Field(default=None, description="only grants of this owner on the serving side")
+
+
+class PeerGrant(BaseModel):
+    id: uuid.UUID
+    owner: str
+    kinds: list[str]
+    tags: list[str] | None
+    expires_at: datetime
+
+
+class PeerExportRequest(StrictModel):
+    """A peer's pull: the memory one active grant covers, as an export stream (JSON Lines)."""
+
+    recipients: list[str] = Field(min_length=1, max_length=256)
+    grant_id: uuid.UUID
     kinds: list[Kind] | None = None

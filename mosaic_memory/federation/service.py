@@ -329,25 +329,27 @@ class FederationService:
             found.append(hits)
         return PeerSearchResponse(instance=origin, grants=len(grants), hits=merge_hits(found, req.k))
 
-    async def export_grants(
+    async def peer_grants(
+        self, session: AsyncSession, peer: str, recipients: Sequence[str]
+    ) -> list[tuple[FederationGrant, Owner]]:
+        """The active grants ``peer`` holds for ``recipients`` (what a pull may copy)."""
+        return list(await GrantRepository(session).active_for(peer, recipients, self.clock()))
+
+    async def export_grant(
         self,
         session: AsyncSession,
         peer: str,
         recipients: Sequence[str],
-        *,
-        owner: str | None = None,
-        kinds: Sequence[Kind] | None = None,
-    ) -> list[tuple[FederationGrant, Owner, list[Kind]]]:
-        """The active grants a peer's pull may export, each with the kinds it covers (audited)."""
-        now = self.clock()
-        out: list[tuple[FederationGrant, Owner, list[Kind]]] = []
-        for grant, grant_owner in await GrantRepository(session).active_for(peer, recipients, now):
-            if owner is not None and owner != f"{grant_owner.kind}:{grant_owner.name}":
-                continue
-            covered: list[Kind] = [k for k in (kinds or KINDS) if k in grant.kinds]
-            if covered:
-                out.append((grant, grant_owner, covered))
-        return out
+        grant_id: uuid.UUID,
+        kinds: Sequence[Kind] | None,
+    ) -> tuple[FederationGrant, Owner, list[Kind]]:
+        """The grant a pull asks for, if active for this peer and recipient, with the kinds it covers.
+
+        Raises GrantNotFound when it is not (revoked, expired, another peer's or recipient's)."""
+        for grant, owner in await self.peer_grants(session, peer, recipients):
+            if grant.id == grant_id:
+                return grant, owner, [k for k in (kinds or KINDS) if k in grant.kinds]
+        raise GrantNotFound(grant_id)
 
     async def audit_export(
         self, session: AsyncSession, peer: str, grant: FederationGrant, rows: int, started: float
