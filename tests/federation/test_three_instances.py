@@ -10,6 +10,7 @@ A runs last.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -420,6 +421,55 @@ def test_peer_list_shows_last_contact_latency_and_certificate_expiry(cluster: Cl
     assert peers["a"]["last_latency_ms"] is not None
     assert peers["a"]["cert_not_after"] is not None
     assert peers["a"]["last_error"] is None
+
+
+def _pull(inst: Instance, *args: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    env.update(
+        MOSAIC_DATA_DIR=str(inst.data_dir),
+        MOSAIC_TIER="local",
+        MOSAIC_CONFIG_FILE="",
+        MOSAIC_JOBS__ENABLED="false",
+        MOSAIC_LOGS__BACKGROUND_EMBEDDER="false",
+        HF_HUB_OFFLINE="1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mosaic_memory", "federation", "pull", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def _added(report: dict[str, Any]) -> int:
+    return sum(c["added"] + c["merged"] for g in report["grants"] for c in g["counts"].values())
+
+
+def test_pull_copies_granted_memory_once_with_its_origin(cluster: Cluster, insight_grant: Any) -> None:
+    a, b = cluster["a"], cluster["b"]
+    first = _pull(b, "a", "--owner", "user:alice")
+    assert [g["grant"] for g in first["grants"]] == [insight_grant["id"]]
+    assert _added(first) == 2  # both of alice's insights on A; her preference is not granted
+    listed = b.call("GET", "/v1/insights", user="alice", params={"limit": 100}).json()["items"]
+    copied = [i for i in listed if (i.get("metadata") or {}).get("origin") == "a"]
+    assert sorted(i["content"] for i in copied) == [
+        "Alice deploys the payments service every Friday afternoon",
+        "Alice waters the tomato plants in the garden every evening",
+    ]
+    second = _pull(b, "a", "--owner", "user:alice")
+    assert _added(second) == 0
+    again = b.call("GET", "/v1/insights", user="alice", params={"limit": 100}).json()["items"]
+    assert len(again) == len(listed)
+    exports = [
+        r for r in a.call("GET", "/v1/federation/audit", params={"peer": "b"}).json() if r["operation"] == "export"
+    ]
+    assert len(exports) == 2 and all(r["grant_id"] == insight_grant["id"] for r in exports)
+    # Bob on B holds no grant: his pull copies nothing.
+    assert _pull(b, "a", "--owner", "user:bob")["grants"] == []
 
 
 def test_zz_a_stopped_peer_leaves_local_hits_and_names_the_peer(cluster: Cluster, insight_grant: Any) -> None:
