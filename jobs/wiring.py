@@ -7,12 +7,14 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from embeddings import Embedder
+from jobs.federation import renew_certificate
 from jobs.maintenance import expire_and_decay, tier_logs
 from jobs.reembed import reembed
 from jobs.registry import JobRegistry, JobSpec
 from jobs.runner import JobRunner
 from jobs.summarize import rollback_summarize, summarize
 from mosaic_memory.config import Settings
+from mosaic_memory.federation.identity import FederationPaths
 from mosaic_memory.insights.service import InsightService
 
 __all__ = ["JobDeps", "build_registry", "build_runner"]
@@ -71,6 +73,16 @@ def build_registry(settings: Settings) -> JobRegistry:
             "re-embed every row with the configured model in batches, then switch atomically",
             reembed,
             trigger=cfg.reembed_cron,
+        )
+    )
+    # Scheduled only where the CA lives; elsewhere a certificate comes from the CA's instance.
+    ca_here = FederationPaths.for_data_dir(settings.data_dir).ca_key.exists()
+    registry.register(
+        JobSpec(
+            "federation-renew",
+            "renew this instance's federation certificate before it expires (when the CA is here)",
+            renew_certificate,
+            trigger=settings.federation.renew_cron if ca_here else None,
         )
     )
     return registry

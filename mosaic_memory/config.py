@@ -24,6 +24,7 @@ from mosaic_memory.common.scan_policy import ScanPolicy
 
 __all__ = [
     "EmbeddingSettings",
+    "FederationSettings",
     "JobsSettings",
     "KindPolicy",
     "LogSettings",
@@ -216,6 +217,23 @@ class JobsSettings(BaseModel):
         return value
 
 
+class FederationSettings(BaseModel):
+    """Federation: the mutual-TLS listener, fan-out timeouts, the CA passphrase, the audit."""
+
+    # The mTLS listener's port; unset: this instance serves no peers (it can still call them).
+    port: int | None = Field(default=None, ge=1, le=65535)
+    host: str = "127.0.0.1"
+    # Each peer of a federated search must answer within this, or it is named in peers_failed.
+    timeout_seconds: float = Field(default=2.0, gt=0, le=120)
+    ca_passphrase: SecretStr | None = None  # MOSAIC_FEDERATION__CA_PASSPHRASE; else the CLI prompts
+    cert_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    # The renewal job renews this instance's certificate when less than this share of its life is left.
+    renew_before_share: float = Field(default=1 / 3, gt=0, lt=1)
+    renew_cron: str = "*/30 * * * *"
+    # The audit keeps a hash of each federated query; the text only when this is set.
+    store_query_text: bool = False
+
+
 class Settings(BaseSettings):
     """The effective configuration of one process."""
 
@@ -248,6 +266,7 @@ class Settings(BaseSettings):
     local: LocalTierSettings = LocalTierSettings()
     logs: LogSettings = LogSettings()
     jobs: JobsSettings = JobsSettings()
+    federation: FederationSettings = FederationSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -21,6 +21,7 @@ from mosaic_memory.db import (
     head_revision,
     run_migrations,
 )
+from mosaic_memory.federation.service import FederationService
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
@@ -52,6 +53,7 @@ class AppState:
     logs: LogService
     preferences: PreferenceService
     skills: SkillService
+    federation: FederationService
     log_embedder: LogEmbeddingWorker | None = None
     access_recorder: AccessRecorder | None = None
 
@@ -73,6 +75,7 @@ class AppState:
             self.log_embedder = None
         if self.search.reranker is not None:
             await self.search.reranker.aclose()
+        await self.federation.aclose()
         await self.embedder.aclose()
         await self.engine.dispose()
         self.database.close()
@@ -133,6 +136,7 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
     access = AccessRecorder(
         sessionmaker, flush_ms=settings.search.access_flush_ms, flush_max=settings.search.access_flush_max
     )
+    search = SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker)
     return AppState(
         settings=settings,
         database=database,
@@ -141,11 +145,12 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         embedder=embedder,
         owners=owners,
         insights=InsightService(embedder=embedder, settings=settings),
-        search=SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker),
+        search=search,
         logs=LogService(embedder=embedder, settings=settings),
         preferences=PreferenceService(embedder=embedder, settings=settings),
         skills=SkillService(embedder=embedder, settings=settings),
         access_recorder=access,
+        federation=FederationService(settings=settings, search=search),
     )
 
 

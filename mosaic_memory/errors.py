@@ -16,6 +16,8 @@ __all__ = [
     "DatabaseUnavailable",
     "EmbeddingMismatch",
     "EmbeddingUnavailable",
+    "FederationError",
+    "GrantNotFound",
     "ImmutablePreference",
     "InsightNotFound",
     "InvalidInput",
@@ -25,6 +27,7 @@ __all__ = [
     "MosaicError",
     "NotFound",
     "OwnerNotFound",
+    "PeerNotFound",
     "PermissionDenied",
     "PreferenceNotFound",
     "SkillExists",
@@ -174,3 +177,19 @@ class SummarizerBudgetExhausted(MosaicError):
     """The run spent its LLM budget (calls or tokens); the remaining groups wait for the next run."""
 
     status_code = 429
+
+
+class FederationError(MosaicError):
+    """Federation is not set up for what was asked (no identity, no CA, a bad certificate or bundle)."""
+
+    status_code = 409
+
+
+class PeerNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"federation peer {name!r} not found; add it with 'mosaic-memory federation peer add'")
+
+
+class GrantNotFound(NotFound):
+    def __init__(self, grant_id: object) -> None:
+        super().__init__(f"federation grant {grant_id} not found")

@@ -21,6 +21,8 @@ from mosaic_memory.api.errors import error_response, install_error_handlers
 from mosaic_memory.config import Settings
 from mosaic_memory.container import AppState, bootstrap_admin, build_state
 from mosaic_memory.db import head_revision
+from mosaic_memory.federation.endpoints import router as federation_router
+from mosaic_memory.federation.listener import federation_listener
 from mosaic_memory.insights.endpoints import router as insights_router
 from mosaic_memory.logs.endpoints import router as logs_router
 from mosaic_memory.mcp_server import McpHttp
@@ -109,7 +111,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
             app.state.mosaic = built
             built.start_background()
             log.info("Mosaic Memory ready (tier %s, embedder %s)", built.database.tier, built.embedder.model_id)
-            async with mcp_http.running():
+            async with federation_listener(built), mcp_http.running():  # mTLS port: only when configured
                 yield
         finally:
             if scheduler is not None:
@@ -136,6 +138,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.include_router(preferences_router)
     app.include_router(skills_router)
     app.include_router(portability_router)
+    app.include_router(federation_router)
     # MCP over streamable HTTP: tools on the same services, served by the lifespan's session manager.
     mcp_http = McpHttp(lambda: app.state.mosaic, log_level=settings.log_level)
     app.router.routes.append(Route("/mcp", endpoint=mcp_http))

@@ -13,6 +13,7 @@ from mosaic_memory.cli.common import (
     JsonOpt,
     call_api,
     console,
+    err_console,
     fail,
     print_json,
     settings,
@@ -211,6 +212,7 @@ def search(
     recency: Annotated[float, typer.Option(min=0.0, max=1.0, help="weight of recency")] = 0.0,
     importance: Annotated[float, typer.Option(min=0.0, max=1.0, help="weight of importance")] = 0.0,
     diversity: Annotated[float, typer.Option(min=0.0, max=1.0, help="MMR diversity")] = 0.0,
+    federated: Annotated[bool, typer.Option("--federated", help="also search the federation peers")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Search memory in the running service (semantic, keyword or hybrid)."""
@@ -227,6 +229,8 @@ def search(
     options: dict[str, Any] = {"owner": owner, "min_score": min_score}
     if history:
         options["include_history"] = True
+    if federated:
+        options["federated"] = True
     for name, value in (("recency_weight", recency), ("importance_weight", importance), ("diversity", diversity)):
         if value:
             options[name] = value
@@ -236,11 +240,19 @@ def search(
             query, k=k, mode=mode, kinds=kind, filters={k_: v for k_, v in filters.items() if v} or None, **options
         ),
     )
+    for failure in out.peers_failed:  # stderr, so --json output stays clean
+        err_console.print(f"peer {failure.peer} did not answer: {failure.reason}", highlight=False)
     if shown_as_json_or_empty(out, out.hits, as_json, "no matches"):
         return
-    table = Table("score", "kind", "content", "tags", "owner", "id")
+    table = Table("score", "kind", "content", "tags", "owner", "id", *(("origin",) if out.federated else ()))
     for hit in out.hits:
         table.add_row(
-            f"{hit.score:.3f}", hit.kind, shorten(hit.content), ",".join(hit.tags), hit.owner, str(hit.id)[:8]
+            f"{hit.score:.3f}",
+            hit.kind,
+            shorten(hit.content),
+            ",".join(hit.tags),
+            hit.owner,
+            str(hit.id)[:8],
+            *((hit.origin,) if out.federated else ()),
         )
     console.print(table)

@@ -27,6 +27,7 @@ from mosaic_memory.cli.common import (
     shown_as_json_or_empty,
 )
 from mosaic_memory.cli.embeddings_cmd import embeddings_app
+from mosaic_memory.cli.federation import federation_app
 from mosaic_memory.cli.jobs import jobs_app
 from mosaic_memory.cli.prefs import prefs_app
 from mosaic_memory.cli.skills import skills_app
@@ -56,6 +57,7 @@ app.add_typer(skills_app, name="skills")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(embeddings_app, name="embeddings")
 portability_cli.register(app)  # export, import
+app.add_typer(federation_app, name="federation")
 
 
 @app.command()

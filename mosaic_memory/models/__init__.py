@@ -1,6 +1,7 @@
 """Every table, on one metadata for Alembic."""
 
 from mosaic_memory.models.base import Base, new_id, utc_now
+from mosaic_memory.models.federation import FederationAudit, FederationGrant, FederationPeer
 from mosaic_memory.models.memory import (
     AgentLog,
     Insight,
@@ -16,6 +17,9 @@ __all__ = [
     "AgentLog",
     "ApiKey",
     "Base",
+    "FederationAudit",
+    "FederationGrant",
+    "FederationPeer",
     "Insight",
     "InsightSource",
     "InstanceMeta",

@@ -66,6 +66,9 @@ class SearchRequest(StrictModel):
     recency_half_life_days: float = Field(default=30.0, gt=0)
     importance_weight: float = Field(default=0.0, ge=0.0, le=1.0, description="0 = pure relevance")
     diversity: float = Field(default=0.0, ge=0.0, le=1.0, description="MMR: 0 = off, 1 = most diverse")
+    federated: bool = Field(
+        default=False, description="also search every federation peer holding a grant for the caller"
+    )
 
     @model_validator(mode="after")
     def _not_blank(self) -> SearchRequest:
@@ -90,8 +93,15 @@ class Hit(BaseModel):
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     owner: str
-    origin: str = "local"
+    origin: str = Field(default="local", description="the instance the hit comes from (federated search)")
     created_at: datetime
+
+
+class PeerFailure(BaseModel):
+    """A federation peer that gave no answer to a federated search, and why."""
+
+    peer: str
+    reason: str
 
 
 class SearchResponse(BaseModel):
@@ -99,3 +109,7 @@ class SearchResponse(BaseModel):
 
     hits: list[Hit]
     mode: Mode
+    federated: bool = False
+    peers_failed: list[PeerFailure] = Field(
+        default_factory=list, description="federated search: the peers that did not answer (the rest did)"
+    )
