@@ -126,8 +126,9 @@ class PeerClient:
         return data
 
     @asynccontextmanager
-    async def export_lines(self, peer: str, url: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[str]]:
-        """Stream a peer's export (JSON Lines) for the grants it holds for us. Raises FederationError."""
+    async def export_lines(self, peer: str, url: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Stream a peer's export (JSON Lines, as byte chunks cut anywhere: the import splits them)
+        for the grants it holds for us. Raises FederationError."""
         from mosaic_memory.errors import FederationError
 
         try:
@@ -137,7 +138,7 @@ class PeerClient:
                 if response.status_code != 200:
                     await response.aread()
                     raise FederationError(f"peer {peer!r} refused the export: {_http_reason(response)}")
-                yield response.aiter_lines()
+                yield response.aiter_bytes()
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             raise FederationError(f"peer {peer!r}: {_reason(exc)}") from None
 

@@ -471,7 +471,7 @@ class PortabilityService:
         dry_run: bool = False,
         batch_size: int = 500,
     ) -> ImportReport:
-        """Import ``lines`` (an export: header first; bytes cut anywhere, str lines, or dicts).
+        """Import ``lines`` (an export: header first; bytes or text cut anywhere, or parsed dicts).
 
         Owners: ``as_owner`` sends every record to that owner; else ``owner_map`` (source label
         → target label), else the record's own owner label. ``principal`` None (system callers,
