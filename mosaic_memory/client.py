@@ -364,6 +364,8 @@ class AsyncMosaicClient:
         with_vectors: bool = False,
     ) -> AsyncIterator[bytes]:
         """The lines of ``GET /v1/export`` (each ending in a newline) as they arrive."""
+        from mosaic_memory.portability.format import split_lines  # numpy: loaded only for exports
+
         params: dict[str, Any] = {"with_vectors": str(with_vectors).lower()}
         if owners:
             params["owner"] = owners
@@ -378,9 +380,11 @@ class AsyncMosaicClient:
                 if response.status_code >= 400:
                     await response.aread()
                     self._raise_for(response)
-                async for line in response.aiter_lines():
-                    if line:
-                        yield line.encode() + b"\n"
+                # Split on b"\n" only: aiter_lines would also cut at U+2028 and friends, which
+                # the export writes unescaped inside JSON strings.
+                async for line in split_lines(response.aiter_bytes()):
+                    if isinstance(line, bytes) and line:
+                        yield line + b"\n"
         except httpx.HTTPError as exc:
             raise MosaicClientError(
                 0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
@@ -424,6 +428,7 @@ class AsyncMosaicClient:
         chunks: AsyncIterable[bytes],
         *,
         as_owner: str | None = None,
+        owner_map: dict[str, str] | None = None,
         dry_run: bool = False,
         gzipped: bool = False,
     ) -> ImportReportOut:
@@ -431,7 +436,11 @@ class AsyncMosaicClient:
         headers = {"Content-Type": "application/x-ndjson"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-        params = {k: v for k, v in {"as": as_owner, "dry_run": str(dry_run).lower()}.items() if v is not None}
+        params: dict[str, Any] = {"dry_run": str(dry_run).lower()}
+        if as_owner is not None:
+            params["as"] = as_owner
+        if owner_map:
+            params["map"] = [f"{source}={target}" for source, target in owner_map.items()]
         try:
             response = await self._http.post(
                 "/v1/import",
@@ -453,6 +462,7 @@ class AsyncMosaicClient:
         path: str | Path,
         *,
         as_owner: str | None = None,
+        owner_map: dict[str, str] | None = None,
         dry_run: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> ImportReportOut:
@@ -470,7 +480,7 @@ class AsyncMosaicClient:
                         on_progress(sent, size)
 
         return await self.import_stream(
-            chunks(), as_owner=as_owner, dry_run=dry_run, gzipped=source.name.endswith(".gz")
+            chunks(), as_owner=as_owner, owner_map=owner_map, dry_run=dry_run, gzipped=source.name.endswith(".gz")
         )
 
     @staticmethod

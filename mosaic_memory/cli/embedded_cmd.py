@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mosaic_memory import embedded
-from mosaic_memory.cli.common import console, fail, print_json, settings
+from mosaic_memory.cli.common import JsonOpt, console, fail, print_json, settings
 from mosaic_memory.config import Settings
 from mosaic_memory.tiers import redact_database_url
 
@@ -47,7 +47,7 @@ def release_serve_port(cfg: Settings) -> None:
         embedded.withdraw_serve(data_dir)
 
 
-def db_status(as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False) -> None:
+def db_status(as_json: JsonOpt = False) -> None:
     """Show the embedded PostgreSQL: running or not, its pid, binaries, and the processes using it."""
     cfg = settings()
     if cfg.effective_tier != "local":

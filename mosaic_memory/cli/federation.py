@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import call_db, console, fail, print_json, run, settings
+from mosaic_memory.cli.common import JsonOpt, call_db, console, fail, print_json, run, settings
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import MosaicError
 
@@ -30,7 +30,6 @@ grant_app = typer.Typer(help="Grants: what a peer may read.", no_args_is_help=Tr
 federation_app.add_typer(ca_app, name="ca")
 federation_app.add_typer(peer_app, name="peer")
 federation_app.add_typer(grant_app, name="grant")
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
 def _paths(cfg: Settings) -> Any:

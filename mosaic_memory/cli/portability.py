@@ -82,13 +82,24 @@ def export_cmd(
 def import_cmd(
     file: Annotated[Path, typer.Argument(help="an export file (.jsonl or .jsonl.gz)", exists=True, dir_okay=False)],
     as_owner: Annotated[str | None, typer.Option("--as", help="import everything into this owner")] = None,
+    owner_map: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="SOURCE=TARGET, repeatable (user:alice=user:alice2); others keep their name"),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would happen; write nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Import an export file: deduplicated, idempotent, committed in batches.
 
     Exit code 3 when some records failed (each is listed with its line number)."""
+    from mosaic_memory.errors import InvalidInput
+    from mosaic_memory.portability.format import parse_owner_map  # numpy and pydantic: only when importing
+
     cfg = settings()
+    try:
+        mapping = parse_owner_map(owner_map or [])
+    except InvalidInput as exc:
+        fail(exc.detail)
     progress = Progress(
         TextColumn("importing" if not dry_run else "checking"),
         BarColumn(),
@@ -103,7 +114,10 @@ def import_cmd(
         def advance(sent: int, size: int) -> None:
             progress.update(task, completed=sent, total=size)
 
-        report = call_api(cfg, lambda mm: mm.import_file(file, as_owner=as_owner, dry_run=dry_run, on_progress=advance))
+        report = call_api(
+            cfg,
+            lambda mm: mm.import_file(file, as_owner=as_owner, owner_map=mapping, dry_run=dry_run, on_progress=advance),
+        )
     _show(report, as_json)
     if any(c.failed for c in report.counts.values()) or report.errors:
         raise typer.Exit(PARTIAL_EXIT)

@@ -61,12 +61,23 @@ def _reason(exc: BaseException) -> str:
 
 
 class PeerClient:
-    """One connection pool to every peer, with this instance's current certificate."""
+    """A connection pool per peer, with this instance's current certificate.
+
+    One pool per peer name, not one for all: httpx pools connections by host and port and
+    ignores ``sni_hostname`` when it reuses one, so two peer entries with the same URL would
+    share a connection verified for only one of their names."""
 
     def __init__(self, paths: FederationPaths) -> None:
         self.paths = paths
         self._stamp = self._files_stamp()
-        self._http = httpx.AsyncClient(verify=client_context(paths), timeout=httpx.Timeout(30.0))
+        self._context = client_context(paths)
+        self._pools: dict[str, httpx.AsyncClient] = {}
+
+    def _http_for(self, peer: str) -> httpx.AsyncClient:
+        pool = self._pools.get(peer)
+        if pool is None:
+            pool = self._pools[peer] = httpx.AsyncClient(verify=self._context, timeout=httpx.Timeout(30.0))
+        return pool
 
     def _files_stamp(self) -> tuple[float, ...]:
         return tuple(
@@ -83,14 +94,16 @@ class PeerClient:
             asyncio.get_running_loop().create_task(self.aclose())
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
 
     async def search(self, peer: str, url: str, body: dict[str, Any], *, timeout: float) -> PeerResult:
         """POST the search to ``peer``; an answer later than ``timeout`` seconds counts as a failure."""
         started = time.perf_counter()
         try:
             response = await asyncio.wait_for(
-                self._http.post(
+                self._http_for(peer).post(
                     url + SEARCH_PATH,
                     json=body,
                     extensions={"sni_hostname": peer},
@@ -117,7 +130,7 @@ class PeerClient:
         from mosaic_memory.errors import FederationError
 
         try:
-            response = await self._http.post(url + GRANTS_PATH, json=body, extensions={"sni_hostname": peer})
+            response = await self._http_for(peer).post(url + GRANTS_PATH, json=body, extensions={"sni_hostname": peer})
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             raise FederationError(f"peer {peer!r}: {_reason(exc)}") from None
         if response.status_code != 200:
@@ -132,7 +145,7 @@ class PeerClient:
         from mosaic_memory.errors import FederationError
 
         try:
-            async with self._http.stream(
+            async with self._http_for(peer).stream(
                 "POST", url + EXPORT_PATH, json=body, extensions={"sni_hostname": peer}, timeout=httpx.Timeout(60.0)
             ) as response:
                 if response.status_code != 200:

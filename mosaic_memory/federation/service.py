@@ -44,8 +44,8 @@ from mosaic_memory.federation.schemas import (
     parse_duration,
 )
 from mosaic_memory.models import FederationAudit, FederationGrant, FederationPeer, Owner, utc_now
-from mosaic_memory.owners.repository import OwnerRepository
 from mosaic_memory.owners.schemas import OwnerRef, Principal
+from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.search.schemas import Hit, SearchRequest, SearchResponse
 from mosaic_memory.search.service import SearchService
 
@@ -66,7 +66,7 @@ def query_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _grant_out(grant: FederationGrant, owner: Owner, now: datetime) -> GrantOut:
+def _grant_out(grant: FederationGrant, owner: Owner | OwnerRef, now: datetime) -> GrantOut:
     return GrantOut(
         id=grant.id,
         peer=grant.peer,
@@ -112,6 +112,7 @@ class FederationService:
     ) -> None:
         self.settings = settings
         self.search_service = search
+        self.owners = OwnerService(clock=clock)
         self.clock = clock
         self.paths = FederationPaths.for_data_dir(settings.data_dir)
         self._client: PeerClient | None = None
@@ -181,7 +182,7 @@ class FederationService:
         raise PermissionDenied(f"certificate name {', '.join(names) or '(none)'} is not a peer of this instance")
 
     # grants -----------------------------------------------------------------------------------
-    async def _grant_owner(self, session: AsyncSession, principal: Principal, label: str) -> Owner:
+    async def _grant_owner(self, session: AsyncSession, principal: Principal, label: str) -> OwnerRef:
         kind, _, name = label.partition(":")
         if kind not in ("user", "team") or not name:
             raise InvalidInput(f"owner must look like 'user:NAME' or 'team:NAME', got {label!r}")
@@ -189,7 +190,7 @@ class FederationService:
         # A user grants their own memory; a team's memory (or anyone else's) needs an admin key.
         if not is_admin and not (kind == "user" and name == principal.user.name):
             raise PermissionDenied(f"only an admin key may grant access to {label}'s memory")
-        owner = await OwnerRepository(session).get_by_name(kind, name)
+        owner = await self.owners.owner_by_label(session, label)
         if owner is None:
             raise OwnerNotFound(label)
         return owner
@@ -241,7 +242,7 @@ class FederationService:
             raise GrantNotFound(grant_id)
         now = self.clock()
         await repo.revoke(grant, now)
-        owner = await OwnerRepository(session).get(grant.owner_id)
+        owner = await self.owners.owner_by_id(session, grant.owner_id)
         assert owner is not None  # the foreign key cascades
         return _grant_out(grant, owner, now)
 
@@ -357,11 +358,18 @@ class FederationService:
         await self._audit(session, peer=peer, grant=grant, operation="export", query=None, hits=rows, started=started)
 
     # the asking side --------------------------------------------------------------------------
+    async def search(self, session: AsyncSession, principal: Principal, req: SearchRequest) -> SearchResponse:
+        """The one search entry of the edges (REST, MCP): local, or local plus peers when ``req.federated``."""
+        if req.federated:
+            return await self.federated_search(session, principal, req)
+        return await self.search_service.search(session, principal, req)
+
     async def federated_search(self, session: AsyncSession, principal: Principal, req: SearchRequest) -> SearchResponse:
-        """Local search plus every peer's, merged by score; peers that fail are named, never fatal."""
-        local = await self.search_service.search(session, principal, req.model_copy(update={"federated": False}))
-        origin = self.origin()
-        local_hits = [h.model_copy(update={"origin": origin}) for h in local.hits]
+        """Local search plus every peer's, merged by score; peers that fail are named, never fatal.
+
+        The local search and the peers' run at the same time, so a federated search costs about
+        the slower of the two, not their sum. Scores are calibrated relevance in [0, 1] on every
+        instance (search/fusion.py), so merging by score is the local fusion's own order."""
         peers = list(await PeerRepository(session).list())
         body = PeerSearchRequest(
             query=req.query,
@@ -373,30 +381,35 @@ class FederationService:
             recipients=[o.label for o in principal.owners],
         ).model_dump(mode="json")
         failed: list[PeerFailure] = []
-        remote: list[list[Hit]] = []
+        client: PeerClient | None = None
         if peers:
             try:
                 client = self.client()
             except FederationError as exc:
-                client = None
                 failed = [PeerFailure(peer=p.name, reason=exc.detail) for p in peers]
-            if client is not None:
-                timeout = self.settings.federation.timeout_seconds
-                results = await asyncio.gather(*(client.search(p.name, p.url, body, timeout=timeout) for p in peers))
-                now = self.clock()
-                repo = PeerRepository(session)
-                for result in results:
-                    await repo.record_contact(
-                        result.peer,
-                        at=now,
-                        latency_ms=result.latency_ms,
-                        cert_not_after=result.cert_not_after,
-                        error=result.error,
-                    )
-                    if result.error is not None:
-                        failed.append(PeerFailure(peer=result.peer, reason=result.error))
-                    elif result.body is not None:
-                        remote.append(_remote_hits(result))
+        timeout = self.settings.federation.timeout_seconds
+        calls = [client.search(p.name, p.url, body, timeout=timeout) for p in peers] if client is not None else []
+        local, results = await asyncio.gather(
+            self.search_service.search(session, principal, req.model_copy(update={"federated": False})),
+            asyncio.gather(*calls),
+        )
+        origin = self.origin()
+        local_hits = [h.model_copy(update={"origin": origin}) for h in local.hits]
+        remote: list[list[Hit]] = []
+        now = self.clock()
+        repo = PeerRepository(session)
+        for result in results:
+            await repo.record_contact(
+                result.peer,
+                at=now,
+                latency_ms=result.latency_ms,
+                cert_not_after=result.cert_not_after,
+                error=result.error,
+            )
+            if result.error is not None:
+                failed.append(PeerFailure(peer=result.peer, reason=result.error))
+            elif result.body is not None:
+                remote.append(_remote_hits(result))
         hits = merge_hits([local_hits, *remote], req.k)
         return SearchResponse(hits=hits, mode=req.mode, federated=True, peers_failed=failed)
 

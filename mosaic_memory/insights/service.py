@@ -372,7 +372,7 @@ class InsightService:
                 rows[i].id = uuid.uuid4()
         need = [i for i in fresh if rows[i].embedding is None]
         if need:
-            vectors = await self.embedder.embed_documents([rows[i].content for i in need])
+            vectors = await self.embedder.embed_documents([insight_text(rows[i].content) for i in need])
             for i, vector in zip(need, vectors, strict=True):
                 rows[i].embedding = vector
                 rows[i].embedding_model = self.embedder.model_id

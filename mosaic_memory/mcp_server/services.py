@@ -72,7 +72,7 @@ class ServiceBackend:
 
     async def search(self, ctx: Context, request: SearchRequest) -> SearchResponse:
         async with self._unit() as (state, session):
-            out = await state.search.search(session, principal_of(ctx), request)
+            out = await state.federation.search(session, principal_of(ctx), request)
             await session.commit()  # search records insights' access counts
         return out
 

@@ -135,8 +135,12 @@ def _hit(hit: Hit) -> dict[str, Any]:
 
 
 def _hits(response: SearchResponse) -> dict[str, Any]:
-    hits = [_hit(hit) for hit in response.hits]
-    return {"hits": hits, "count": len(hits)}
+    if not response.federated:
+        hits = [_hit(hit) for hit in response.hits]
+        return {"hits": hits, "count": len(hits)}
+    hits = [{**_hit(hit), "origin": hit.origin} for hit in response.hits]
+    failed = [f.model_dump() for f in response.peers_failed]
+    return {"hits": hits, "count": len(hits), "peers_failed": failed}
 
 
 def build_server(backend: Backend, *, log_level: str = "INFO") -> MCPServer:
@@ -211,6 +215,12 @@ def build_server(backend: Backend, *, log_level: str = "INFO") -> MCPServer:
         ] = "hybrid",
         tags: Annotated[list[str] | None, Field(description="only results carrying any of these tags")] = None,
         category: Annotated[str | None, Field(description="only insights of this category")] = None,
+        federated: Annotated[
+            bool,
+            Field(
+                description="also ask the federation peers that granted this user access (each hit names its origin)"
+            ),
+        ] = False,
     ) -> dict[str, Any]:
         """Search long-term memory for what is relevant to a question or task.
 
@@ -220,11 +230,15 @@ def build_server(backend: Backend, *, log_level: str = "INFO") -> MCPServer:
 
         Returns {hits: [{id, kind, content, score, tags, metadata, owner, created_at}], count},
         best first; score is relevance in 0..1. An empty list means nothing relevant is stored.
+        With federated=true each hit also has `origin` (the instance it came from) and
+        `peers_failed` lists the peers that did not answer (their memory is missing, not empty).
         """
         with _reported():
             await backend.authorize(ctx, "read")
             filters = _compact({"tags": tags, "category": category})
-            body = _compact({"query": query, "k": k, "kinds": kinds, "mode": mode, "filters": filters})
+            body = _compact(
+                {"query": query, "k": k, "kinds": kinds, "mode": mode, "filters": filters, "federated": federated}
+            )
             return _hits(await backend.search(ctx, SearchRequest.model_validate(body)))
 
     @tool(destructive=True, idempotent=True)

@@ -289,6 +289,11 @@ class OwnerService:
         owner = await OwnerRepository(session).get_by_name(kind, name)
         return None if owner is None else _ref(owner)
 
+    async def owner_by_id(self, session: AsyncSession, owner_id: uuid.UUID) -> OwnerRef | None:
+        """The owner with this id if it exists."""
+        owner = await OwnerRepository(session).get(owner_id)
+        return None if owner is None else _ref(owner)
+
     async def all_owners(self, session: AsyncSession) -> list[OwnerRef]:
         """Every user and team (an admin's export default)."""
         repo = OwnerRepository(session)

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
 from mosaic_memory.api.docs import ERRORS
 from mosaic_memory.errors import InvalidInput
-from mosaic_memory.portability.format import check_kinds
+from mosaic_memory.portability.format import check_kinds, parse_owner_map
 from mosaic_memory.portability.schemas import ImportReportOut
 from mosaic_memory.portability.service import PortabilityService, export_lines, resolve_export_owners
 
@@ -20,6 +20,22 @@ router = APIRouter(prefix="/v1", tags=["portability"], responses=ERRORS)
 
 NDJSON = "application/x-ndjson"
 NDJSON_TYPES = (b"application/x-ndjson", b"application/jsonl", b"application/x-jsonlines")
+
+
+# One small export, as the OpenAPI document shows it (tests/api/test_openapi.py parses it).
+EXAMPLE_EXPORT = "".join(
+    line + "\n"
+    for line in (
+        '{"type":"header","format":"mosaic-memory-export","version":1,"instance":"laptop",'
+        '"exported_at":"2026-12-01T03:00:00+00:00","embedding":{"model":"all-MiniLM-L6-v2","dimensions":384},'
+        '"with_vectors":false,"kinds":["logs","insights","preferences","skills"],"owners":["user:alice"],'
+        '"counts":{"insights":1}}',
+        '{"type":"insight","owner":"user:alice","id":"0b7a5d1e-3c1f-4f55-9d3e-2f6f1c2a9b10",'
+        '"content":"Alice prefers dark themes in every editor","tags":["ui"],"valid_from":"2026-11-30T09:12:00+00:00",'
+        '"created_at":"2026-11-30T09:12:00+00:00","updated_at":"2026-11-30T09:12:00+00:00"}',
+        '{"type":"end","records":1}',
+    )
+)
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -32,7 +48,12 @@ def _split(values: list[str] | None) -> list[str] | None:
 @router.get(
     "/export",
     response_class=StreamingResponse,
-    responses={200: {"description": "JSON Lines: the header, the records, the end record", "content": {NDJSON: {}}}},
+    responses={
+        200: {
+            "description": "JSON Lines: the header, the records, the end record",
+            "content": {NDJSON: {"example": EXAMPLE_EXPORT}},
+        }
+    },
 )
 async def export_memory(
     state: StateDep,
@@ -91,7 +112,7 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
         "requestBody": {
             "required": True,
             "description": "an export file (JSON Lines), optionally with Content-Encoding: gzip",
-            "content": {NDJSON: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {NDJSON: {"schema": {"type": "string", "format": "binary"}, "example": EXAMPLE_EXPORT}},
         }
     },
 )
@@ -101,6 +122,10 @@ async def import_memory(
     session: SessionDep,
     principal: Writer,
     as_owner: Annotated[str | None, Query(alias="as", description="send every record to this owner")] = None,
+    owner_map: Annotated[
+        list[str] | None,
+        Query(alias="map", description="SOURCE=TARGET, repeatable: user:alice=user:alice2 (others keep their name)"),
+    ] = None,
     dry_run: Annotated[bool, Query(description="report what would happen; write nothing")] = False,
 ) -> Any:
     """Import an export file, read as it streams in; committed in batches.
@@ -110,6 +135,11 @@ async def import_memory(
     number and skipped; a newer format version is refused (422) before anything is written."""
     await session.commit()  # the key is checked; the import commits in batches of its own
     report = await PortabilityService.from_state(state).import_stream(
-        state.sessionmaker, _body(request), principal=principal, as_owner=as_owner, dry_run=dry_run
+        state.sessionmaker,
+        _body(request),
+        principal=principal,
+        as_owner=as_owner,
+        owner_map=parse_owner_map(owner_map or []),
+        dry_run=dry_run,
     )
     return report.to_dict()

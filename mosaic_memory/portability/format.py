@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal, cast
@@ -39,6 +40,7 @@ __all__ = [
     "open_for_read",
     "open_for_write",
     "parse_header",
+    "parse_owner_map",
     "parse_record",
     "split_lines",
 ]
@@ -56,11 +58,23 @@ TYPE_KIND = {
     "skill": "skills",
 }
 MAX_LINE_BYTES = 16 * 1024 * 1024
+_OWNER_LABEL = re.compile(r"^(user|team):\S+$")
 TOO_LONG = b"\x00line too long"  # stands in for a line past MAX_LINE_BYTES; fails to parse
 
 
 class UnsupportedFormat(InvalidInput):
     """The file is not an export this version can read (no header, another format, a newer version)."""
+
+
+def parse_owner_map(pairs: Sequence[str]) -> dict[str, str]:
+    """``["user:alice=user:alice2"]`` → ``{"user:alice": "user:alice2"}``; InvalidInput names a bad pair."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        source, sep, target = (part.strip() for part in pair.partition("="))
+        if not sep or not all(_OWNER_LABEL.match(x) for x in (source, target)):
+            raise InvalidInput(f"owner mapping {pair!r} must look like 'user:NAME=user:OTHER' (or team:NAME)")
+        out[source] = target
+    return out
 
 
 def kind_of(record_type: str) -> str:

@@ -14,9 +14,6 @@ router = APIRouter(prefix="/v1", tags=["search"], responses=ERRORS)
 @router.post("/search", response_model=SearchResponse)
 async def search(body: SearchRequest, state: StateDep, session: SessionDep, principal: Reader) -> SearchResponse:
     """Semantic, keyword or hybrid (default) search over the caller's memory of the chosen kinds."""
-    if body.federated:  # local hits plus every granting peer's (federation/service.py)
-        out = await state.federation.federated_search(session, principal, body)
-    else:
-        out = await state.search.search(session, principal, body)
+    out = await state.federation.search(session, principal, body)  # federated: true adds the peers' hits
     await session.commit()
     return out

@@ -22,7 +22,9 @@ from mosaic_memory.errors import OwnerNotFound
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.insights.service import InsightService
+from mosaic_memory.insights.spec import insight_text
 from mosaic_memory.logs.repository import LogRepository
+from mosaic_memory.logs.spec import log_text
 from mosaic_memory.models import AgentLog, Insight, utc_now
 from mosaic_memory.owners.repository import OwnerRepository
 from mosaic_memory.owners.schemas import OwnerRef, Principal
@@ -132,7 +134,7 @@ class SummarizationService:
             else:
                 missing.append(i)
         if missing:
-            out[missing] = await self.embedder.embed_documents([logs[i].content for i in missing])
+            out[missing] = await self.embedder.embed_documents([log_text(logs[i].content) for i in missing])
             fill = [
                 (logs[i].owner_id, logs[i].id, out[i])
                 for i in missing
@@ -158,7 +160,7 @@ class SummarizationService:
         threshold = self.settings.policy.insights.dedup_threshold or 1.0
         low = self.settings.jobs.contradiction_min_similarity
         repo = InsightRepository(session)
-        vectors = await self.embedder.embed_documents([item.content for item in items])
+        vectors = await self.embedder.embed_documents([insight_text(item.content) for item in items])
         nearest: list[tuple[uuid.UUID, float] | None] = await repo.nearest_current(
             owner_id,
             vectors,

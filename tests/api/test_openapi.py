@@ -11,8 +11,10 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 import mosaic_memory
+from mosaic_memory.portability.format import EndRecord, parse_header, parse_record
 
 JSON = "application/json"
+NDJSON = "application/x-ndjson"  # export and import bodies: JSON Lines in the export format
 ERROR_STATUSES = ("401", "403", "404", "422")
 
 
@@ -46,10 +48,12 @@ def _target(schema: dict[str, Any]) -> tuple[str | None, bool]:
 
 def _examples(content: dict[str, Any], components: dict[str, Any]) -> list[tuple[Any, str | None, bool]]:
     """Every example of a JSON body: (example, component it should match, whether it is a list of it).
-    Examples on the media type come first, then the referenced component's own ``examples``."""
+    Examples on the media type come first, then the referenced component's own ``examples``.
+    A JSON Lines body has its example on its own media type, checked by the export format's parser."""
     media = content.get(JSON)
     if media is None:
-        return []
+        lines = content.get(NDJSON, {})
+        return [(lines["example"], None, False)] if "example" in lines else []
     name, is_list = _target(media.get("schema", {}))
     found = [(media["example"], name, is_list)] if "example" in media else []
     found += [(entry["value"], name, is_list) for entry in media.get("examples", {}).values()]
@@ -91,6 +95,19 @@ async def test_every_v1_operation_has_example_request_and_response(http: httpx.A
     doc = await _doc(http)
     assert len(_operations(doc)) >= 30
     assert undocumented(doc) == []
+
+
+async def test_json_lines_examples_are_valid_export_files(http: httpx.AsyncClient) -> None:
+    doc = await _doc(http)
+    bodies = [
+        doc["paths"]["/v1/export"]["get"]["responses"]["200"]["content"][NDJSON]["example"],
+        doc["paths"]["/v1/import"]["post"]["requestBody"]["content"][NDJSON]["example"],
+    ]
+    for body in bodies:
+        first, *records, last = body.splitlines()
+        assert parse_header(first).format == "mosaic-memory-export"
+        assert records and all(parse_record(line) for line in records)
+        assert parse_record(last) == EndRecord(type="end", records=len(records))
 
 
 async def test_a_route_without_examples_is_reported(http: httpx.AsyncClient) -> None:

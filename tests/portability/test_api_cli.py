@@ -165,3 +165,38 @@ def test_cli_export_import_round_trip_with_gzip(cli_url: str) -> None:
     broken.write_bytes(lines[0] + b"\n" + b"{not json\n")
     partial = runner.invoke(cli, ["import", str(broken), "--as", copy], env=admin_env)
     assert partial.exit_code == 3 and "line 2" in partial.stdout
+
+
+def test_cli_import_maps_owners_by_name_and_keeps_unicode_line_separators(cli_url: str) -> None:
+    name = f"map-{uuid.uuid4().hex[:8]}"
+    r = httpx.post(f"{cli_url}/v1/admin/users", json={"name": name}, headers=auth(ADMIN_KEY))
+    key = r.json()["api_key"]
+    admin_env = {"MOSAIC_URL": cli_url, "MOSAIC_API_KEY": ADMIN_KEY, "MOSAIC_CONFIG_FILE": ""}
+    # U+2028 and U+0085 are line breaks to str.splitlines and to httpx's aiter_lines, not to JSON Lines.
+    note = "First half of the note\u2028second half\u0085and a third"
+    r = httpx.post(f"{cli_url}/v1/insights", json={"content": note}, headers=auth(key))
+    assert r.status_code == 201, r.text
+    out = Path(scratch_dir("mosaic-cli-map-")) / "memory.jsonl"
+    runner = CliRunner()
+
+    exported = runner.invoke(cli, ["export", "--owner", f"user:{name}", "--out", str(out)], env=admin_env)
+    assert exported.exit_code == 0, exported.output
+    mapped = f"user:{name}-mapped"
+    imported = runner.invoke(cli, ["import", str(out), "--map", f"user:{name}={mapped}", "--json"], env=admin_env)
+    assert imported.exit_code == 0, imported.output
+    report = json.loads(imported.stdout)
+    assert report["counts"]["insights"]["added"] == 1 and not report["errors"], report
+    back = runner.invoke(cli, ["export", "--owner", mapped, "--kinds", "insights"], env=admin_env)
+    assert back.exit_code == 0, back.output
+    records = [json.loads(line) for line in back.stdout_bytes.split(b"\n") if line.strip()]
+    assert [x["content"] for x in records if x["type"] == "insight"] == [note]
+
+    bad = runner.invoke(cli, ["import", str(out), "--map", "alice"], env=admin_env)
+    assert bad.exit_code == 1 and "owner mapping 'alice'" in bad.stderr and "Traceback" not in bad.output
+    rest = httpx.post(
+        f"{cli_url}/v1/import",
+        params={"map": "user:x"},
+        content=out.read_bytes(),
+        headers={**auth(ADMIN_KEY), **NDJSON},
+    )
+    assert rest.status_code == 422 and rest.json()["error"] == "InvalidInput"
