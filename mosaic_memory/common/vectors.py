@@ -30,6 +30,7 @@ __all__ = [
     "plan_vector_search",
     "prefer_exact_scan",
     "scan_plan",
+    "scan_plans",
     "use_iterative_hnsw",
     "vector_dimensions",
     "vector_literal",
@@ -44,35 +45,63 @@ def vector_literal(vector: Any) -> str:
     return "[" + ",".join(repr(float(x)) for x in arr) + "]"
 
 
-async def scan_plan(session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], policy: ScanPolicy) -> ScanPlan:
+async def scan_plan(
+    session: AsyncSession,
+    model: Any,
+    owner_ids: Sequence[uuid.UUID],
+    policy: ScanPolicy,
+    *,
+    narrow: tuple[str, dict[str, Any]] | None = None,
+) -> ScanPlan:
     """Decide the plan in one round trip: the table's row estimate, then a capped count of the scope.
 
     The count is an index-only scan that stops at the cap, so deciding never costs more than
     reading ``cap + 1`` index entries; for a scope that is most of the table the cap is small.
+    ``narrow`` is a further SQL condition the query will apply (with its parameters), counted
+    too: HNSW over a scope whose rows that condition mostly rejects walks the whole index.
     """
-    table = model.__tablename__
-    stmt = text(
-        f"""
-        WITH cap AS (
-            SELECT CASE WHEN c.reltuples <= 0 THEN :max_rows
-                        ELSE greatest(:min_rows, least(:max_rows, (:share * c.reltuples)::bigint)) END AS n
-            FROM pg_class c WHERE c.oid = CAST(:table AS regclass)
-        )
-        SELECT count(*) AS rows, (SELECT n FROM cap) AS cap
-        FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners) LIMIT (SELECT n + 1 FROM cap)) AS scope
-        """
-    )
-    params = {
+    return (await scan_plans(session, [model], owner_ids, policy, narrow=narrow))[0]
+
+
+async def scan_plans(
+    session: AsyncSession,
+    models: Sequence[Any],
+    owner_ids: Sequence[uuid.UUID],
+    policy: ScanPolicy,
+    *,
+    narrow: tuple[str, dict[str, Any]] | None = None,
+) -> list[ScanPlan]:
+    """:func:`scan_plan` for several tables in one round trip (a search over every kind)."""
+    if not models:
+        return []
+    condition, extra = narrow if narrow is not None else ("", {})
+    caps, counts = [], []
+    params: dict[str, Any] = {
+        **extra,
         "max_rows": policy.max_rows,
         "min_rows": min(policy.min_rows, policy.max_rows),
         "share": policy.share,
-        "table": table,
         "owners": list(owner_ids),
     }
-    rows, cap = (await session.execute(stmt, params)).one()
-    if rows == 0:
-        return "empty"
-    return "exact" if rows <= cap else "hnsw"
+    for i, model in enumerate(models):
+        table = model.__tablename__
+        params[f"table{i}"] = table
+        caps.append(
+            f"""cap{i} AS (
+                SELECT CASE WHEN c.reltuples <= 0 THEN :max_rows
+                            ELSE greatest(:min_rows, least(:max_rows, (:share * c.reltuples)::bigint)) END AS n
+                FROM pg_class c WHERE c.oid = CAST(:table{i} AS regclass))"""
+        )
+        counts.append(
+            f"""SELECT {i} AS i, count(*) AS rows, (SELECT n FROM cap{i}) AS cap
+            FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners){condition}
+                  LIMIT (SELECT n + 1 FROM cap{i})) AS scope{i}"""
+        )
+    stmt = text(f"WITH {', '.join(caps)} {' UNION ALL '.join(counts)}")
+    plans: list[ScanPlan] = ["empty"] * len(models)
+    for i, rows, cap in (await session.execute(stmt, params)).all():
+        plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
+    return plans
 
 
 async def prefer_exact_scan(
@@ -99,13 +128,19 @@ async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tup
 
 
 async def plan_vector_search(
-    session: AsyncSession, model: Any, owner_ids: Sequence[uuid.UUID], policy: ScanPolicy, *, ef_search: int
+    session: AsyncSession,
+    model: Any,
+    owner_ids: Sequence[uuid.UUID],
+    policy: ScanPolicy,
+    *,
+    ef_search: int,
+    narrow: tuple[str, dict[str, Any]] | None = None,
 ) -> ScanPlan:
     """:func:`scan_plan`, and for an HNSW plan the iterative-scan settings for this transaction.
 
     ``empty``: the scope owns no rows of this table, so the caller runs no vector query at all.
     """
-    plan = await scan_plan(session, model, owner_ids, policy)
+    plan = await scan_plan(session, model, owner_ids, policy, narrow=narrow)
     if plan == "hnsw":
         await use_iterative_hnsw(session, ef_search)
     return plan

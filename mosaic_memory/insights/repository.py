@@ -41,6 +41,10 @@ class _BinaryVectorDumper(Dumper):
         return struct.pack(">HH", arr.shape[0], 0) + arr.tobytes()
 
 
+# The import's near-duplicate lookup leaves out rows of the file's own origin (``metadata.origin``).
+ORIGIN_FILTER = " AND coalesce({alias}metadata->>'origin', '') <> :origin"
+
+
 class InsightRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -158,7 +162,10 @@ class InsightRepository:
         """
         if len(vectors) == 0:
             return []
-        plan = await plan_vector_search(self.session, Insight, [owner_id], scan, ef_search=ef_search)
+        # Rows of the file's own origin are left out: count the scope without them, or a re-import
+        # (every row of the scope excluded) would send each vector through the whole HNSW index.
+        narrow = (ORIGIN_FILTER.format(alias=""), {"origin": exclude_origin}) if exclude_origin is not None else None
+        plan = await plan_vector_search(self.session, Insight, [owner_id], scan, ef_search=ef_search, narrow=narrow)
         if plan == "empty":
             return [None] * len(vectors)
         found = await self._nearest_current(owner_id, vectors, plan, exclude_origin)
@@ -175,7 +182,7 @@ class InsightRepository:
         origin_filter = ""
         params: dict[str, Any] = {"vecs": [vector_literal(v) for v in vectors], "owner": owner_id}
         if exclude_origin is not None:
-            origin_filter = " AND coalesce(i.metadata->>'origin', '') <> :origin"
+            origin_filter = ORIGIN_FILTER.format(alias="i.")
             params["origin"] = exclude_origin
         stmt = text(
             f"""

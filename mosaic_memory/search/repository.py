@@ -24,7 +24,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.kinds import KindSpec
 from mosaic_memory.common.schemas import Kind
-from mosaic_memory.common.vectors import ScanPlan, ScanPolicy, by_distance, nearest_rows, plan_vector_search
+from mosaic_memory.common.vectors import (
+    ScanPlan,
+    ScanPolicy,
+    by_distance,
+    nearest_rows,
+    plan_vector_search,
+    scan_plans,
+    use_iterative_hnsw,
+)
 from mosaic_memory.kinds import KIND_SPECS
 from mosaic_memory.search.schemas import SearchFilters
 
@@ -44,8 +52,21 @@ class Row:
 
 
 class SearchRepository:
+    """One search's SQL; built per search (it remembers the query's lexemes for every kind)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._lexemes: dict[str, list[str]] = {}
+
+    async def vector_plans(
+        self, kinds: Sequence[Kind], owner_ids: Sequence[uuid.UUID], scan: ScanPolicy, *, ef_search: int
+    ) -> dict[Kind, ScanPlan]:
+        """Each kind's plan (common/vectors.py) in one round trip, and the iterative-scan settings
+        once for the transaction when any kind walks HNSW."""
+        plans = await scan_plans(self.session, [KIND_SPECS[k].model for k in kinds], owner_ids, scan)
+        if "hnsw" in plans:
+            await use_iterative_hnsw(self.session, ef_search)
+        return dict(zip(kinds, plans, strict=True))
 
     def _where(
         self,
@@ -139,7 +160,9 @@ class SearchRepository:
         scan: ScanPolicy,
         ef_search: int,
         with_embedding: bool = False,
+        plan: ScanPlan | None = None,
     ) -> list[Row]:
+        """The kind's nearest rows; ``plan`` from :meth:`vector_plans` (decided here when None)."""
         spec = KIND_SPECS[kind]
         where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
         if where is None:
@@ -147,7 +170,8 @@ class SearchRepository:
         model = spec.model
         where.append(model.embedding.is_not(None))
         distance = model.embedding.cosine_distance(vector)
-        plan = await plan_vector_search(self.session, model, owner_ids, scan, ef_search=max(ef_search, limit))
+        if plan is None:
+            plan = await plan_vector_search(self.session, model, owner_ids, scan, ef_search=max(ef_search, limit))
         columns = [*self._columns(spec, with_embedding), distance.label("distance")]
 
         def query(plan: ScanPlan) -> Select[Any]:
@@ -212,10 +236,12 @@ class SearchRepository:
 
     async def query_lexemes(self, query: str) -> list[str]:
         """The query's lexemes as the ``english`` configuration stems them, stop-words dropped."""
-        # Words after a leading "-" are excluded by the query, so they are no evidence of a match.
-        positive = re.sub(r"(^|\s)-\S+", " ", query)
-        found = await self.session.scalar(select(func.tsvector_to_array(func.to_tsvector("english", positive))))
-        return list(found or [])
+        if query not in self._lexemes:  # the same for every kind of one search: one round trip
+            # Words after a leading "-" are excluded by the query, so they are no evidence of a match.
+            positive = re.sub(r"(^|\s)-\S+", " ", query)
+            found = await self.session.scalar(select(func.tsvector_to_array(func.to_tsvector("english", positive))))
+            self._lexemes[query] = list(found or [])
+        return list(self._lexemes[query])
 
     async def _idf(
         self, spec: KindSpec, where: list[ColumnElement[bool]], terms: Sequence[str], max_share: float, sample: int

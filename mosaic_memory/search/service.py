@@ -86,7 +86,10 @@ class SearchService:
         vector = None
         if req.mode in ("semantic", "hybrid"):
             vector = await self.embedder.embed_query(req.query)
-            for kind in dict.fromkeys(kinds):
+            ef_search = max(cfg.hnsw_ef_search, n)
+            unique = list(dict.fromkeys(kinds))
+            plans = await repo.vector_plans(unique, owner_ids, cfg.scan_policy(), ef_search=ef_search)
+            for kind, plan in plans.items():
                 semantic += await repo.semantic(
                     kind,
                     owner_ids,
@@ -96,8 +99,9 @@ class SearchService:
                     now=now,
                     include_history=req.include_history,
                     scan=cfg.scan_policy(),
-                    ef_search=cfg.hnsw_ef_search,
+                    ef_search=ef_search,
                     with_embedding=want_vectors,
+                    plan=plan,
                 )
             semantic.sort(key=lambda r: r.score, reverse=True)
             semantic = semantic[:n]
