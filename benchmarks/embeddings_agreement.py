@@ -81,7 +81,7 @@ async def main(count: int, queries: int, repeats: int, cache_dir: Path | None, t
         import torch
 
         torch.set_num_threads(threads)
-    torch_side = SentenceTransformersEmbedder()
+    torch_side = SentenceTransformersEmbedder(runtime="torch")
     onnx_side = OnnxEmbedder(cache_dir=cache_dir, threads=threads)
     started = time.perf_counter()
     await onnx_side.warm_up()

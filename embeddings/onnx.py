@@ -57,6 +57,11 @@ def default_cache_dir() -> Path:
     data_dir = os.environ.get("MOSAIC_DATA_DIR")
     if data_dir:
         return Path(data_dir).expanduser() / "models"
+    return shared_cache_dir()
+
+
+def shared_cache_dir() -> Path:
+    """The user cache dir's ``models``: one export for every data directory of this user."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("mosaic-memory")) / "models"
@@ -138,6 +143,8 @@ class OnnxEmbedder:
         self._batch_size = batch_size
         self._threads = threads or _available_cpus()
         self._runtime: _Runtime | None = None
+        self._queries: list[tuple[str, asyncio.Future[FloatArray]]] = []
+        self._drainer: asyncio.Task[None] | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -158,9 +165,34 @@ class OnnxEmbedder:
         return await asyncio.to_thread(self._embed, runtime, list(texts))
 
     async def embed_query(self, text: str) -> FloatArray:
+        """One query's vector. With fp32, queries asked while a model call runs are embedded
+        together in the next call (one call for up to ``batch_size`` of them): under concurrent
+        searches the model runs once per batch instead of once per query, and a lone query waits
+        for nothing. int8 embeds each query alone, since its vectors shift with their batch."""
         runtime = await self._loaded()
-        vector: FloatArray = (await asyncio.to_thread(self._embed, runtime, [text]))[0]
-        return vector
+        if self._quantize:
+            vector: FloatArray = (await asyncio.to_thread(self._embed, runtime, [text]))[0]
+            return vector
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[FloatArray] = loop.create_future()
+        self._queries.append((text, waiter))
+        if self._drainer is None or self._drainer.done() or self._drainer.get_loop() is not loop:
+            self._drainer = loop.create_task(self._drain_queries(runtime))
+        return await waiter
+
+    async def _drain_queries(self, runtime: _Runtime) -> None:
+        while self._queries:
+            batch, self._queries = self._queries[: self._batch_size], self._queries[self._batch_size :]
+            try:
+                vectors = await asyncio.to_thread(self._embed, runtime, [text for text, _ in batch])
+            except Exception as exc:  # every waiter of this batch gets the error
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            for (_, waiter), vector in zip(batch, vectors, strict=True):
+                if not waiter.done():  # a caller that was cancelled no longer waits
+                    waiter.set_result(vector)
 
     async def _loaded(self) -> _Runtime:
         if self._runtime is None:

@@ -60,6 +60,9 @@ class EmbeddingSettings(BaseModel):
     api_key: SecretStr | None = None
     dimensions: int | None = None
     batch_size: int = Field(default=64, ge=1, le=4096)
+    # sentence-transformers only: "auto" runs the bundled model on its ONNX fp32 export (the same
+    # vectors, about 3x faster for one text), "torch" always on torch, "onnx" insists on the export.
+    runtime: Literal["auto", "torch", "onnx"] = "auto"
 
     def provider_options(self) -> dict[str, Any]:
         """Keyword arguments for :func:`embeddings.get_embedder`, only those that are set."""
@@ -74,6 +77,8 @@ class EmbeddingSettings(BaseModel):
             options["dimensions"] = self.dimensions
         if self.provider in ("sentence-transformers", "openai-compatible"):
             options["batch_size"] = self.batch_size
+        if self.provider == "sentence-transformers" and self.runtime != "auto":
+            options["runtime"] = self.runtime
         return options
 
 

@@ -146,7 +146,7 @@ def corpus() -> list[str]:
 @pytest.fixture(scope="session")
 async def reference_vectors(corpus: list[str]) -> FloatArray:
     """The corpus as the default sentence-transformers provider embeds it."""
-    return await SentenceTransformersEmbedder().embed_documents(corpus)
+    return await SentenceTransformersEmbedder(runtime="torch").embed_documents(corpus)
 
 
 @pytest.fixture(scope="session")
@@ -260,7 +260,9 @@ def embeddings_server(_running_server: EmbeddingsServer) -> Iterator[EmbeddingsS
     _running_server.reset()
 
 
-PROVIDERS = ("sentence-transformers", "onnx", "openai-compatible")
+# sentence-transformers runs the bundled model on ONNX by default; "sentence-transformers/torch" is
+# the same provider on torch, so both runtimes keep the contract.
+PROVIDERS = ("sentence-transformers", "sentence-transformers/torch", "onnx", "openai-compatible")
 
 
 @pytest.fixture(scope="session", params=PROVIDERS)
@@ -270,10 +272,11 @@ async def provider(
     """Each provider, built through the registry and warmed up."""
     options: dict[str, dict[str, Any]] = {
         "sentence-transformers": {},
+        "sentence-transformers/torch": {"runtime": "torch"},
         "onnx": {"cache_dir": onnx_cache_dir},
         "openai-compatible": {"base_url": f"{_running_server.url}/v1", "model": SERVED_MODEL, "api_key": API_KEY},
     }
-    embedder = get_embedder(request.param, **options[request.param])
+    embedder = get_embedder(request.param.split("/")[0], **options[request.param])
     await embedder.warm_up()
     yield embedder
     await embedder.aclose()

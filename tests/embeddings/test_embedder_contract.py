@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,3 +108,56 @@ async def test_concurrent_calls_match_sequential_ones(provider: Embedder, corpus
 
     for expected, actual in zip(sequential, concurrent, strict=True):
         np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+async def test_the_bundled_model_runs_on_onnx_with_the_torch_vectors(corpus: list[str], tmp_path: Path) -> None:
+    from embeddings import SentenceTransformersEmbedder
+
+    fast = SentenceTransformersEmbedder(onnx_cache_dir=tmp_path)
+    torch_side = SentenceTransformersEmbedder(runtime="torch")
+    assert fast.model_id == torch_side.model_id  # one vector space: stored vectors stay valid
+    a, b = await fast.embed_documents(corpus), await torch_side.embed_documents(corpus)
+    assert fast.runtime == "onnx" and torch_side.runtime == "torch"
+    assert float(np.min(np.sum(a * b, axis=1))) > 0.99999
+    query = "how does the user like code reviewed?"
+    assert float(np.dot(await fast.embed_query(query), await torch_side.embed_query(query))) > 0.99999
+
+
+async def test_a_failed_export_falls_back_to_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from embeddings import SentenceTransformersEmbedder
+    from embeddings.base import EmbeddingConfigError
+
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory should be")
+    embedder = SentenceTransformersEmbedder(onnx_cache_dir=blocked)
+    vector = await embedder.embed_query("still works")
+    assert embedder.runtime == "torch" and vector.shape == (384,)
+    assert "running it on torch" in caplog.text
+    with pytest.raises(OSError):
+        await SentenceTransformersEmbedder(runtime="onnx", onnx_cache_dir=blocked).warm_up()
+    with pytest.raises(EmbeddingConfigError, match="unknown runtime"):
+        SentenceTransformersEmbedder(runtime="gpu")
+    with pytest.raises(EmbeddingConfigError, match="bundled"):
+        SentenceTransformersEmbedder(model="/some/other/model", runtime="onnx")
+
+
+async def test_concurrent_queries_share_model_calls(onnx_cache_dir: Path) -> None:
+    from embeddings import OnnxEmbedder
+
+    embedder = OnnxEmbedder(onnx_cache_dir, quantize=False)
+    await embedder.warm_up()
+    queries = [f"question number {i} about the deploy schedule" for i in range(24)]
+    alone = [await embedder.embed_query(q) for q in queries]
+    calls = 0
+    embed = embedder._embed
+
+    def counting(runtime: Any, texts: list[str]) -> Any:
+        nonlocal calls
+        calls += 1
+        return embed(runtime, texts)
+
+    embedder._embed = counting  # type: ignore[method-assign]
+    together = await asyncio.gather(*(embedder.embed_query(q) for q in queries))
+    assert calls < len(queries)  # the real model ran on batches, not once per query
+    for one, batched in zip(alone, together, strict=True):
+        np.testing.assert_allclose(one, batched, atol=1e-5)  # and each query got its own vector

@@ -66,14 +66,19 @@ def test_process_cache_retries_after_a_failed_load() -> None:
     assert cache.get_or_load("k", lambda: 42) == 42
 
 
-async def test_two_embedders_share_one_loaded_model() -> None:
-    first = get_embedder("sentence-transformers")
-    second = get_embedder("sentence-transformers", model="sentence-transformers/all-MiniLM-L6-v2")
+@pytest.mark.parametrize("runtime", ["auto", "torch"])
+async def test_two_embedders_share_one_loaded_model(runtime: str) -> None:
+    first = get_embedder("sentence-transformers", runtime=runtime)
+    second = get_embedder("sentence-transformers", model="sentence-transformers/all-MiniLM-L6-v2", runtime=runtime)
     await first.warm_up()
     await second.warm_up()
 
-    assert first._loaded is not None and second._loaded is not None  # type: ignore[attr-defined]
-    assert first._loaded.model is second._loaded.model  # type: ignore[attr-defined]
+    if runtime == "torch":
+        assert first._loaded is not None and second._loaded is not None  # type: ignore[attr-defined]
+        assert first._loaded.model is second._loaded.model  # type: ignore[attr-defined]
+    else:  # the ONNX export of the bundled model: one inference session in the process
+        assert first._onnx._runtime is not None  # type: ignore[attr-defined]
+        assert first._onnx._runtime.session is second._onnx._runtime.session  # type: ignore[attr-defined]
 
 
 def test_importing_and_constructing_loads_nothing_heavy() -> None:
