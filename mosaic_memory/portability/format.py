@@ -93,6 +93,10 @@ def check_kinds(kinds: Any) -> tuple[str, ...]:
 
 
 def encode_vector(vector: Any) -> str:
+    """Base64 of little-endian float32s, from an array or from pgvector's binary form (``bytes``
+    as ``vector_send`` gives it: two big-endian int16s, dimension and zero, then big-endian float4s)."""
+    if isinstance(vector, bytes | memoryview):
+        return base64.b64encode(np.frombuffer(vector, dtype=">f4", offset=4).astype("<f4").tobytes()).decode()
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
 
 
