@@ -38,7 +38,7 @@ from benchmarks.context import Context, open_context
 from embeddings import content_hash
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.owners.schemas import OwnerRef
-from mosaic_memory.portability.service import PortabilityService, export_lines
+from mosaic_memory.portability.service import export_lines
 
 COLUMNS = "owner_id, id, content, content_hash, embedding, embedding_model, source_type"
 EXPORT_SQL = (
@@ -108,7 +108,7 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 async def _import(ctx: Context, path: Path, as_owner: str) -> tuple[float, dict[str, Any]]:
-    service = PortabilityService.from_state(ctx.state)
+    service = ctx.state.portability
     started = time.perf_counter()
     report = await service.import_stream(ctx.state.sessionmaker, _chunks(path), principal=None, as_owner=as_owner)
     return time.perf_counter() - started, report.to_dict()

@@ -26,6 +26,7 @@ from mosaic_memory.insights.service import InsightService
 from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
 from mosaic_memory.owners.service import OwnerService
+from mosaic_memory.portability.service import PortabilityService
 from mosaic_memory.preferences.service import PreferenceService
 from mosaic_memory.reembed.service import check_embedding_space as reembed_check
 from mosaic_memory.search.access import AccessRecorder
@@ -54,6 +55,7 @@ class AppState:
     preferences: PreferenceService
     skills: SkillService
     federation: FederationService
+    portability: PortabilityService
     log_embedder: LogEmbeddingWorker | None = None
     access_recorder: AccessRecorder | None = None
 
@@ -137,6 +139,10 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         sessionmaker, flush_ms=settings.search.access_flush_ms, flush_max=settings.search.access_flush_max
     )
     search = SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker)
+    insights = InsightService(embedder=embedder, settings=settings)
+    logs = LogService(embedder=embedder, settings=settings)
+    preferences = PreferenceService(embedder=embedder, settings=settings)
+    skills = SkillService(embedder=embedder, settings=settings)
     return AppState(
         settings=settings,
         database=database,
@@ -144,13 +150,22 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         sessionmaker=sessionmaker,
         embedder=embedder,
         owners=owners,
-        insights=InsightService(embedder=embedder, settings=settings),
+        insights=insights,
         search=search,
-        logs=LogService(embedder=embedder, settings=settings),
-        preferences=PreferenceService(embedder=embedder, settings=settings),
-        skills=SkillService(embedder=embedder, settings=settings),
+        logs=logs,
+        preferences=preferences,
+        skills=skills,
         access_recorder=access,
         federation=FederationService(settings=settings, search=search),
+        portability=PortabilityService(
+            embedder=embedder,
+            settings=settings,
+            insights=insights,
+            preferences=preferences,
+            skills=skills,
+            logs=logs,
+            owners=owners,
+        ),
     )
 
 

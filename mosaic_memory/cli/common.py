@@ -1,26 +1,29 @@
-"""Helpers shared by CLI commands: settings, error reporting, direct database access, output."""
+"""Helpers shared by CLI commands: settings, error reporting, direct database access, output.
+
+The CLI must start fast (``--help`` and ``version`` load none of the service), so the modules a
+command needs are imported where they are used: the settings, the database, the client, the
+embeddings. Names used only in annotations are imported under ``TYPE_CHECKING``; names that typer
+reads from a command's signature (``JsonOpt``) stay here.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from embeddings import EmbeddingError
-from embeddings.urls import redact_url
-from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
-from mosaic_memory.config import Settings, load_settings
-from mosaic_memory.db import create_engine_for, create_sessionmaker, run_migrations, unit_of_work
 from mosaic_memory.errors import MosaicError
-from mosaic_memory.tiers import open_database, redact_database_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from mosaic_memory.client import AsyncMosaicClient
+    from mosaic_memory.config import Settings
 
 T = TypeVar("T")
 console = Console()
@@ -34,6 +37,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def settings() -> Settings:
+    from mosaic_memory.config import load_settings  # pydantic-settings: only for a command that runs
+
     try:
         return load_settings()
     except MosaicError as exc:
@@ -43,22 +48,47 @@ def settings() -> Settings:
         fail("invalid configuration: " + " ".join(line.strip() for line in first[:3]))
 
 
+def _failure_line(exc: Exception) -> str | None:
+    """The one line for an expected failure, or None for anything else (it propagates).
+
+    An exception class whose module was never imported cannot have been raised, so each is looked
+    up only when its module is loaded: a failing command never imports a library to name its error.
+    """
+    if "mosaic_memory.client" in sys.modules:
+        from mosaic_memory.client import MosaicClientError
+
+        if isinstance(exc, MosaicClientError):
+            return f"{exc.error}: {exc.detail}" if exc.status else exc.detail
+    if "embeddings.base" in sys.modules:
+        from embeddings.base import EmbeddingError
+
+        if isinstance(exc, EmbeddingError):
+            return str(exc)
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    if "sqlalchemy.exc" in sys.modules:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            # libpq's first line names host, port and user, never the password.
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            return f"the database is unreachable: {reason}"
+    return None
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine, turning every expected failure into one line and exit code 1."""
+    import asyncio
+
     try:
         return asyncio.run(coro)
     except MosaicError as exc:
         fail(exc.detail)
-    except MosaicClientError as exc:
-        fail(f"{exc.error}: {exc.detail}" if exc.status else exc.detail)
-    except EmbeddingError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{type(exc).__name__}: {exc.strerror or exc}")
-    except OperationalError as exc:
-        # libpq's first line names host, port and user, never the password.
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        fail(f"the database is unreachable: {reason}")
+    except Exception as exc:
+        line = _failure_line(exc)
+        if line is None:
+            raise
+        fail(line)
 
 
 async def embedding_dimensions(cfg: Settings) -> int:
@@ -78,6 +108,9 @@ async def embedding_dimensions(cfg: Settings) -> int:
 @asynccontextmanager
 async def direct_session(cfg: Settings, *, migrate: bool | None = None) -> AsyncIterator[AsyncSession]:
     """A transaction on the configured database, without the API (for admin commands)."""
+    from mosaic_memory.db import create_engine_for, create_sessionmaker, run_migrations, unit_of_work
+    from mosaic_memory.tiers import open_database
+
     database = open_database(cfg)
     engine = create_engine_for(database.url, pool_size=2, connect_timeout=cfg.db_connect_timeout)
     try:
@@ -111,6 +144,8 @@ def call_db(call: Callable[[AsyncSession], Awaitable[T]], *, migrate: bool | Non
 
 
 def client(cfg: Settings) -> AsyncMosaicClient:
+    from mosaic_memory.client import AsyncMosaicClient
+
     key = cfg.api_key.get_secret_value() if cfg.api_key else None
     if not key:
         fail("no API key: set MOSAIC_API_KEY (or api_key in the config file)")
@@ -143,6 +178,9 @@ def print_json(data: Any) -> None:
 
 
 def redacted_settings(cfg: Settings) -> dict[str, Any]:
+    from embeddings.urls import redact_url
+    from mosaic_memory.tiers import redact_database_url
+
     data = cfg.model_dump(mode="json")
     if cfg.database_url is not None:
         data["database_url"] = redact_database_url(cfg.database_url.get_secret_value())

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mosaic_memory import embedded
 from mosaic_memory.cli.common import JsonOpt, console, fail, print_json, settings
-from mosaic_memory.config import Settings
-from mosaic_memory.tiers import redact_database_url
+
+if TYPE_CHECKING:
+    from mosaic_memory.config import Settings
 
 __all__ = ["claim_serve_port", "db_status", "db_stop", "release_serve_port"]
 
@@ -29,6 +29,8 @@ def claim_serve_port(cfg: Settings, host: str, port: int) -> None:
     """Record this ``serve`` on ``host:port`` for the local tier; one line and exit 1 if taken."""
     if cfg.effective_tier != "local":
         return
+    from mosaic_memory import embedded  # psutil: only on the local tier
+
     data_dir, pgdata = _paths(cfg)
     try:
         others = embedded.announce_serve(data_dir, pgdata, host, port)
@@ -43,12 +45,17 @@ def claim_serve_port(cfg: Settings, host: str, port: int) -> None:
 
 def release_serve_port(cfg: Settings) -> None:
     if cfg.effective_tier == "local":
+        from mosaic_memory import embedded
+
         data_dir, _ = _paths(cfg)
         embedded.withdraw_serve(data_dir)
 
 
 def db_status(as_json: JsonOpt = False) -> None:
     """Show the embedded PostgreSQL: running or not, its pid, binaries, and the processes using it."""
+    from mosaic_memory import embedded
+    from mosaic_memory.tiers import redact_database_url
+
     cfg = settings()
     if cfg.effective_tier != "local":
         url = cfg.database_url.get_secret_value() if cfg.database_url is not None else ""
@@ -85,6 +92,8 @@ def db_stop(
     force: Annotated[bool, typer.Option("--force", help="stop it even while processes still use it")] = False,
 ) -> None:
     """Stop the embedded PostgreSQL cleanly (fast shutdown: no acknowledged write is lost)."""
+    from mosaic_memory import embedded
+
     cfg = settings()
     if cfg.effective_tier != "local":
         fail(f"tier {cfg.effective_tier} has no embedded server to stop")

@@ -4,14 +4,16 @@ model mismatch (it skips that check on purpose)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from jobs.ledger.schemas import JobRunOut
 from mosaic_memory.cli.common import JsonOpt, console, print_json, run, settings
 from mosaic_memory.cli.jobs import progress_bar, show_run
+
+if TYPE_CHECKING:
+    from jobs.ledger.schemas import JobRunOut
 
 embeddings_app = typer.Typer(help="Embedding model status and re-embedding.", no_args_is_help=True)
 

@@ -10,14 +10,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
 from mosaic_memory.cli.common import JsonOpt, call_db, console, fail, print_json, run, settings
-from mosaic_memory.config import Settings
 from mosaic_memory.errors import MosaicError
+
+if TYPE_CHECKING:
+    from mosaic_memory.config import Settings
 
 T = TypeVar("T")
 
@@ -345,12 +347,27 @@ def pull(
     as_json: JsonOpt = False,
 ) -> None:
     """Copy the memory a peer granted us into this instance (deduplicated, idempotent)."""
+    from mosaic_memory.cli.portability import show_import_report
+    from mosaic_memory.container import build_state
     from mosaic_memory.federation.consolidate import pull_from_peer
+    from mosaic_memory.portability.schemas import ImportReportOut
 
     cfg = settings()
     kind_list = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
-    report = run(pull_from_peer(cfg, peer, owner=owner, kinds=kind_list, remote_owner=remote_owner))
+
+    async def pull_with_state() -> dict[str, Any]:
+        state = await build_state(cfg)
+        try:
+            return await pull_from_peer(state, peer, owner=owner, kinds=kind_list, remote_owner=remote_owner)
+        finally:
+            await state.aclose()
+
+    report = run(pull_with_state())
     if as_json:
         print_json(report)
         return
-    console.print(f"pulled from {peer}: {report}", highlight=False)
+    if not report["grants"]:
+        console.print(f"{peer} holds no grant for {owner}: nothing to pull", highlight=False)
+    for grant in report["grants"]:
+        console.print(f"grant {grant['grant']} of {grant['from_owner']} on {peer}:", highlight=False)
+        show_import_report(ImportReportOut.model_validate(grant))

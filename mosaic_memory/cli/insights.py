@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,8 +20,10 @@ from mosaic_memory.cli.common import (
     shorten,
     shown_as_json_or_empty,
 )
-from mosaic_memory.insights.schemas import InsightOut
-from mosaic_memory.search.schemas import SearchResponse
+
+if TYPE_CHECKING:
+    from mosaic_memory.insights.schemas import InsightOut
+    from mosaic_memory.search.schemas import SearchResponse
 
 insights_app = typer.Typer(help="Insights: learned facts.", no_args_is_help=True)
 

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jobs.ledger.schemas import JobRunOut
-from jobs.ledger.service import JobControl, JobLedgerService
 from mosaic_memory.cli.common import JsonOpt, console, direct_session, err_console, print_json, run, settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from jobs.ledger.schemas import JobRunOut
+    from jobs.ledger.service import JobControl
 
 T = TypeVar("T")
 
@@ -36,6 +39,8 @@ async def with_runner(work: Callable[[JobControl], Awaitable[T]]) -> T:
 
 
 def progress_bar() -> Progress:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -101,6 +106,7 @@ def jobs_rollback(run_id: uuid.UUID, as_json: JsonOpt = False) -> None:
 def jobs_list(as_json: JsonOpt = False) -> None:
     """Registered jobs, their schedules and latest run."""
     from jobs import build_registry
+    from jobs.ledger.service import JobLedgerService
 
     cfg = settings()
     registry = build_registry(cfg)
@@ -146,6 +152,8 @@ def jobs_history(
     as_json: JsonOpt = False,
 ) -> None:
     """Recent runs from the ledger, newest first."""
+    from jobs.ledger.service import JobLedgerService
+
     cfg = settings()
 
     async def go() -> list[JobRunOut]:
@@ -174,6 +182,8 @@ def jobs_history(
 @jobs_app.command("show")
 def jobs_show(run_id: uuid.UUID) -> None:
     """One run as JSON: counts, errors, changes."""
+    from jobs.ledger.service import JobLedgerService
+
     cfg = settings()
 
     async def go() -> JobRunOut:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 import typer
@@ -73,6 +72,8 @@ def serve(
     migrate: Annotated[bool, typer.Option("--migrate/--no-migrate", help="upgrade the schema at start")] = True,
 ) -> None:
     """Run the service (REST API). On the local tier this starts the embedded PostgreSQL."""
+    import logging
+
     import uvicorn
 
     from mosaic_memory.api import create_app
@@ -387,6 +388,8 @@ def logs_search(
 def mcp() -> None:
     """Serve the memory tools over MCP on stdio, as a client of the service at MOSAIC_URL
     (with MOSAIC_API_KEY). Point an MCP host (Claude Desktop, an IDE) at this command."""
+    import logging
+
     from mosaic_memory.mcp_server import run_stdio
 
     cfg = settings()

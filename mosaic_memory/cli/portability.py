@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mosaic_memory.cli.common import call_api, console, err_console, fail, print_json, settings
-from mosaic_memory.client import AsyncMosaicClient
-from mosaic_memory.portability.schemas import ImportReportOut
+
+if TYPE_CHECKING:
+    from mosaic_memory.client import AsyncMosaicClient
+    from mosaic_memory.portability.schemas import ImportReportOut
 
 PARTIAL_EXIT = 3  # the import ran, but some records failed (listed)
 
@@ -56,6 +57,8 @@ def export_cmd(
         return
     if out.is_dir():
         fail(f"{out} is a directory; give a file name such as {out / 'memory.jsonl.gz'}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
     )
@@ -100,6 +103,8 @@ def import_cmd(
         mapping = parse_owner_map(owner_map or [])
     except InvalidInput as exc:
         fail(exc.detail)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("importing" if not dry_run else "checking"),
         BarColumn(),
@@ -127,6 +132,11 @@ def _show(report: ImportReportOut, as_json: bool) -> None:
     if as_json:
         print_json(report.model_dump(mode="json"))
         return
+    show_import_report(report)
+
+
+def show_import_report(report: ImportReportOut) -> None:
+    """The report as a table per kind, then reasons and warnings (import and federation pull)."""
     title = f"{'dry run: would import' if report.dry_run else 'imported'} from {report.origin}"
     table = Table("kind", "added", "merged", "duplicate", "conflict", "failed", title=title)
     for kind, c in report.counts.items():

@@ -22,7 +22,6 @@ from mosaic_memory.owners.schemas import OwnerRef
 
 if TYPE_CHECKING:
     from mosaic_memory.common.schemas import Kind
-    from mosaic_memory.config import Settings
     from mosaic_memory.container import AppState
 
 __all__ = ["export_stream", "pull_from_peer"]
@@ -57,7 +56,7 @@ async def export_stream(
 
 
 async def pull_from_peer(
-    settings: Settings,
+    state: AppState,
     peer: str,
     *,
     owner: str,
@@ -67,30 +66,22 @@ async def pull_from_peer(
     """Copy every grant ``peer`` holds for local ``owner`` into ``owner``'s memory; per-grant import reports.
 
     Raises PeerNotFound, FederationError (peer unreachable or refusing), InvalidInput (bad kinds)."""
-    from mosaic_memory.container import build_state
-    from mosaic_memory.portability.service import PortabilityService
-
-    state = await build_state(settings)
-    try:
-        async with state.sessionmaker() as session:
-            entry = await PeerRepository(session).get(peer)
-        if entry is None:
-            raise PeerNotFound(peer)
-        client = state.federation.client()
-        grants = await client.grants(peer, entry.url, {"recipients": [owner]})
-        if remote_owner is not None:
-            grants = [g for g in grants if g["owner"] == remote_owner]
-        importer = PortabilityService.from_state(state)
-        reports = []
-        for grant in grants:
-            body = PeerExportRequest.model_validate(
-                {"recipients": [owner], "grant_id": grant["id"], "kinds": list(kinds) if kinds else None}
-            ).model_dump(mode="json")
-            async with client.export_lines(peer, entry.url, body) as lines:
-                report = await importer.import_stream(
-                    state.sessionmaker, lines, principal=None, as_owner=owner, origin=peer
-                )
-            reports.append({"grant": grant["id"], "from_owner": grant["owner"], **report.to_dict()})
-        return {"peer": peer, "owner": owner, "grants": reports}
-    finally:
-        await state.aclose()
+    async with state.sessionmaker() as session:
+        entry = await PeerRepository(session).get(peer)
+    if entry is None:
+        raise PeerNotFound(peer)
+    client = state.federation.client()
+    grants = await client.grants(peer, entry.url, {"recipients": [owner]})
+    if remote_owner is not None:
+        grants = [g for g in grants if g["owner"] == remote_owner]
+    reports = []
+    for grant in grants:
+        body = PeerExportRequest.model_validate(
+            {"recipients": [owner], "grant_id": grant["id"], "kinds": list(kinds) if kinds else None}
+        ).model_dump(mode="json")
+        async with client.export_lines(peer, entry.url, body) as lines:
+            report = await state.portability.import_stream(
+                state.sessionmaker, lines, principal=None, as_owner=owner, origin=peer
+            )
+        reports.append({"grant": grant["id"], "from_owner": grant["owner"], **report.to_dict()})
+    return {"peer": peer, "owner": owner, "grants": reports}

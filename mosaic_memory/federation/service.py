@@ -49,6 +49,9 @@ from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.search.schemas import Hit, SearchRequest, SearchResponse
 from mosaic_memory.search.service import SearchService
 
+# How often a federated search writes a healthy peer's last contact and latency (``peer list``).
+CONTACT_EVERY_S = 10.0
+
 __all__ = ["FederationService", "merge_hits", "query_hash"]
 
 
@@ -117,6 +120,7 @@ class FederationService:
         self.paths = FederationPaths.for_data_dir(settings.data_dir)
         self._client: PeerClient | None = None
         self.server_ssl: ssl.SSLContext | None = None  # the listener's, when it runs in this process
+        self._contacts: dict[str, tuple[float, str | None]] = {}  # peer -> (when written, its error)
 
     # identity ---------------------------------------------------------------------------------
     @property
@@ -130,6 +134,17 @@ class FederationService:
             return self.name
         except FederationError:
             return "local"
+
+    def _contact_due(self, result: PeerResult) -> bool:
+        """Whether to write this answer to the peer's row (``peer list``): at once when the peer's
+        state changes (it failed, or recovered), else at most every ``CONTACT_EVERY_S`` seconds,
+        so a busy federated search does not write a row per peer per query."""
+        now = time.monotonic()
+        last = self._contacts.get(result.peer)
+        if last is not None and last[1] == result.error and now - last[0] < CONTACT_EVERY_S:
+            return False
+        self._contacts[result.peer] = (now, result.error)
+        return True
 
     def client(self) -> PeerClient:
         """The fan-out client (one connection pool), rebuilt when the certificate files change."""
@@ -399,13 +414,14 @@ class FederationService:
         now = self.clock()
         repo = PeerRepository(session)
         for result in results:
-            await repo.record_contact(
-                result.peer,
-                at=now,
-                latency_ms=result.latency_ms,
-                cert_not_after=result.cert_not_after,
-                error=result.error,
-            )
+            if self._contact_due(result):
+                await repo.record_contact(
+                    result.peer,
+                    at=now,
+                    latency_ms=result.latency_ms,
+                    cert_not_after=result.cert_not_after,
+                    error=result.error,
+                )
             if result.error is not None:
                 failed.append(PeerFailure(peer=result.peer, reason=result.error))
             elif result.body is not None:

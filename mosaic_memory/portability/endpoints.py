@@ -14,7 +14,7 @@ from mosaic_memory.api.docs import ERRORS
 from mosaic_memory.errors import InvalidInput
 from mosaic_memory.portability.format import check_kinds, parse_owner_map
 from mosaic_memory.portability.schemas import ImportReportOut
-from mosaic_memory.portability.service import PortabilityService, export_lines, resolve_export_owners
+from mosaic_memory.portability.service import export_lines, resolve_export_owners
 
 router = APIRouter(prefix="/v1", tags=["portability"], responses=ERRORS)
 
@@ -134,7 +134,7 @@ async def import_memory(
     teams (other records fail with PermissionDenied). Malformed lines are reported with their
     number and skipped; a newer format version is refused (422) before anything is written."""
     await session.commit()  # the key is checked; the import commits in batches of its own
-    report = await PortabilityService.from_state(state).import_stream(
+    report = await state.portability.import_stream(
         state.sessionmaker,
         _body(request),
         principal=principal,

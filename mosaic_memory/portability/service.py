@@ -23,7 +23,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -61,9 +61,6 @@ from mosaic_memory.portability.format import (
 from mosaic_memory.portability.repository import ExportRepository
 from mosaic_memory.preferences.service import PreferenceService
 from mosaic_memory.skills.service import SkillService
-
-if TYPE_CHECKING:
-    from mosaic_memory.container import AppState
 
 __all__ = [
     "ImportReport",
@@ -446,18 +443,6 @@ class PortabilityService:
         self.logs = logs
         self.owners = owners or OwnerService()
         self.clock = clock
-
-    @classmethod
-    def from_state(cls, state: AppState) -> PortabilityService:
-        return cls(
-            embedder=state.embedder,
-            settings=state.settings,
-            insights=state.insights,
-            preferences=state.preferences,
-            skills=state.skills,
-            logs=state.logs,
-            owners=state.owners,
-        )
 
     async def import_stream(
         self,

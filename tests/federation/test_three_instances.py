@@ -449,6 +449,11 @@ def test_peer_list_shows_last_contact_latency_and_certificate_expiry(cluster: Cl
 
 
 def _pull(inst: Instance, *args: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_pull_text(inst, *args, "--json"))
+    return data
+
+
+def _pull_text(inst: Instance, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
     env.update(
         MOSAIC_DATA_DIR=str(inst.data_dir),
@@ -459,15 +464,14 @@ def _pull(inst: Instance, *args: str) -> dict[str, Any]:
         HF_HUB_OFFLINE="1",
     )
     done = subprocess.run(
-        [sys.executable, "-m", "mosaic_memory", "federation", "pull", *args, "--json"],
+        [sys.executable, "-m", "mosaic_memory", "federation", "pull", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    data: dict[str, Any] = json.loads(done.stdout)
-    return data
+    return done.stdout
 
 
 def _added(report: dict[str, Any]) -> int:
@@ -495,6 +499,10 @@ def test_pull_copies_granted_memory_once_with_its_origin(cluster: Cluster, insig
     assert len(exports) == 2 and all(r["grant_id"] == insight_grant["id"] for r in exports)
     # Bob on B holds no grant: his pull copies nothing.
     assert _pull(b, "a", "--owner", "user:bob")["grants"] == []
+    # For a person: one table per grant, in words.
+    text = _pull_text(b, "a", "--owner", "user:alice")
+    assert f"grant {insight_grant['id']} of user:alice on a:" in text and "duplicate" in text, text
+    assert "a holds no grant for user:bob" in _pull_text(b, "a", "--owner", "user:bob")
 
 
 def test_zz_a_stopped_peer_leaves_local_hits_and_names_the_peer(cluster: Cluster, insight_grant: Any) -> None:

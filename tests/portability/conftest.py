@@ -18,7 +18,7 @@ from mosaic_memory.logs.schemas import LogBatchIn
 from mosaic_memory.models import AgentLog, Insight
 from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.portability.format import dump_line
-from mosaic_memory.portability.service import PortabilityService, export_records
+from mosaic_memory.portability.service import export_records
 from mosaic_memory.preferences.schemas import PreferencePut
 from mosaic_memory.skills.schemas import SkillCreate
 from tests.conftest import ADMIN_KEY, scratch_dir
@@ -118,7 +118,7 @@ async def lines_of(lines: Sequence[bytes]) -> AsyncIterator[bytes]:
 
 
 async def import_lines(target: AppState, lines: Sequence[bytes], **options: Any) -> Any:
-    service = PortabilityService.from_state(target)
+    service = target.portability
     options.setdefault("principal", None)
     return await service.import_stream(target.sessionmaker, lines_of(lines), **options)
 
