@@ -16,6 +16,8 @@ from jobs.ledger.repository import JobRunRepository
 from jobs.registry import JobContext
 from mosaic_memory.db import unit_of_work
 from mosaic_memory.errors import SummarizerBudgetExhausted
+from mosaic_memory.logs.service import LogService
+from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.summaries.registry import build_summarizer
 from mosaic_memory.summaries.service import GroupResult, SummarizationService
 
@@ -23,7 +25,13 @@ __all__ = ["rollback_summarize", "summarize"]
 
 
 def _service(ctx: JobContext) -> SummarizationService:
-    return SummarizationService(embedder=ctx.embedder, insights=ctx.insights, settings=ctx.settings)
+    return SummarizationService(
+        embedder=ctx.embedder,
+        insights=ctx.insights,
+        logs=LogService(embedder=ctx.embedder, settings=ctx.settings),
+        owners=OwnerService(),
+        settings=ctx.settings,
+    )
 
 
 async def summarize(ctx: JobContext) -> str | None:

@@ -129,7 +129,7 @@ class SearchSettings(BaseModel):
     reranker: str | None = None
     reranker_options: dict[str, Any] = Field(default_factory=dict)
     rerank_candidates: int = Field(default=30, ge=1, le=200)
-    # Recalls of insights are written in batches off the search path (search/access.py).
+    # Recalls of insights are written in batches off the search path (insights/access.py).
     access_flush_ms: int = Field(default=500, ge=10, le=60_000)
     access_flush_max: int = Field(default=1000, ge=1)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)

@@ -22,6 +22,7 @@ from mosaic_memory.db import (
     run_migrations,
 )
 from mosaic_memory.federation.service import FederationService
+from mosaic_memory.insights.access import AccessRecorder
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
@@ -29,7 +30,6 @@ from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.portability.service import PortabilityService
 from mosaic_memory.preferences.service import PreferenceService
 from mosaic_memory.reembed.service import check_embedding_space as reembed_check
-from mosaic_memory.search.access import AccessRecorder
 from mosaic_memory.search.service import SearchService
 from mosaic_memory.skills.service import SkillService
 from mosaic_memory.tiers import Database, open_database

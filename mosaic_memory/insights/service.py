@@ -171,6 +171,19 @@ class InsightService:
                     results[i] = insight_out(row, owner, deduplicated=True)
         return self._batch_out(results)
 
+    async def nearest_current(
+        self, session: AsyncSession, owner_id: uuid.UUID, vectors: np.ndarray
+    ) -> list[tuple[uuid.UUID, float] | None]:
+        """For each vector, the owner's most similar current insight and its cosine (the write
+        path's near-duplicate plan); the summarizer's contradiction check asks this."""
+        return await InsightRepository(session).nearest_current(
+            owner_id, vectors, scan=self.settings.search.scan_policy(), ef_search=self.settings.search.hnsw_ef_search
+        )
+
+    async def row(self, session: AsyncSession, owner_id: uuid.UUID, insight_id: uuid.UUID) -> Insight | None:
+        """The stored insight (a job's view: no principal, the owner given by the caller)."""
+        return await InsightRepository(session).get([owner_id], insight_id)
+
     @staticmethod
     def _batch_out(results: Sequence[InsightOut | None]) -> InsightBatchOut:
         items = [r for r in results if r is not None]

@@ -252,6 +252,12 @@ class LogService:
         )
 
     # import (portability) -------------------------------------------------------------------
+    async def store_embeddings(
+        self, session: AsyncSession, items: Sequence[tuple[uuid.UUID, uuid.UUID, Any]], model_id: str
+    ) -> None:
+        """Keep vectors computed elsewhere (the summarizer) for ``(owner_id, id, vector)`` logs."""
+        await LogRepository(session).set_embeddings(items, model_id)
+
     async def import_rows(
         self, session: AsyncSession, owner_id: uuid.UUID, rows: Sequence[dict[str, Any]]
     ) -> builtins.list[tuple[str, uuid.UUID]]:

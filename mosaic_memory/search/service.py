@@ -15,7 +15,6 @@ from embeddings import Embedder
 from embeddings.rerank import Reranker
 from mosaic_memory.common.schemas import KINDS, Kind
 from mosaic_memory.config import Settings
-from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.models import utc_now
 from mosaic_memory.owners.schemas import Principal
 from mosaic_memory.owners.service import OwnerService
@@ -29,7 +28,7 @@ log = logging.getLogger("mosaic_memory.search")
 
 
 class AccessSink(Protocol):
-    """Where recalls of insights go: ``(owner_id, id)`` pairs and when (see ``search/access.py``)."""
+    """Where recalls of insights go: ``(owner_id, id)`` pairs and when (see ``insights/access.py``)."""
 
     def record(self, keys: Sequence[tuple[object, object]], when: datetime) -> None: ...
 
@@ -47,8 +46,9 @@ class SearchService:
     calibrated relevance in [0, 1], the same scale in every mode and for every query, with
     ``search.relevance_cut`` (0.5) between unrelated and relevant; ``scores`` keeps the raw
     signals (cosine, keyword coverage, reranker). Hits of insights count as a recall
-    (``access_count``): through ``access`` when given (recorded later, off the search path),
-    otherwise in the search's own transaction. A configured reranker that fails is logged and
+    (``access_count``) through ``access`` (recorded later, off the search path; the service
+    passes ``insights/access.py``; tools built without one count nothing), so a search never
+    writes. A configured reranker that fails is logged and
     skipped: the search answers with the fused order.
     """
 
@@ -138,11 +138,8 @@ class SearchService:
         scored = scored[: req.k]
 
         insight_keys = [(r.owner_id, r.id) for r, _ in scored if r.kind == "insights"]
-        if insight_keys:
-            if self.access is not None:
-                self.access.record(insight_keys, now)
-            else:
-                await InsightRepository(session).bump_access(insight_keys, now)
+        if insight_keys and self.access is not None:
+            self.access.record(insight_keys, now)
         hits = [
             Hit(
                 id=r.id,

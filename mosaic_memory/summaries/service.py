@@ -19,15 +19,14 @@ from embeddings import Embedder
 from mosaic_memory.common.schemas import Source
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import OwnerNotFound
-from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.insights.spec import insight_text
-from mosaic_memory.logs.repository import LogRepository
+from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.spec import log_text
 from mosaic_memory.models import AgentLog, Insight, utc_now
-from mosaic_memory.owners.repository import OwnerRepository
-from mosaic_memory.owners.schemas import OwnerRef, Principal
+from mosaic_memory.owners.schemas import Principal
+from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.summaries.repository import MERGE_FIELDS, SUPERSEDE_FIELDS, GroupKey, SummaryRepository
 from mosaic_memory.summaries.summarizers import ContradictionJudge, LogLine, Summarizer, SummaryGroup
 
@@ -105,11 +104,15 @@ class SummarizationService:
         *,
         embedder: Embedder,
         insights: InsightService,
+        logs: LogService,
+        owners: OwnerService,
         settings: Settings,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.embedder = embedder
         self.insights = insights
+        self.logs = logs
+        self.owners = owners
         self.settings = settings
         self.clock = clock
 
@@ -140,14 +143,13 @@ class SummarizationService:
                 for i in missing
                 if logs[i].embedding is None and logs[i].tier != "cold"
             ]
-            await LogRepository(session).set_embeddings(fill, model)
+            await self.logs.store_embeddings(session, fill, model)
         return out
 
     async def _principal(self, session: AsyncSession, owner_id: uuid.UUID) -> Principal:
-        owner = await OwnerRepository(session).get(owner_id)
-        if owner is None:
+        ref = await self.owners.owner_by_id(session, owner_id)
+        if ref is None:
             raise OwnerNotFound(str(owner_id))
-        ref = OwnerRef(owner.id, owner.kind, owner.name)
         return Principal(user=ref, key_id=None, scopes=frozenset({"read", "write"}))
 
     async def _contradictions(
@@ -159,20 +161,14 @@ class SummarizationService:
             return []
         threshold = self.settings.policy.insights.dedup_threshold or 1.0
         low = self.settings.jobs.contradiction_min_similarity
-        repo = InsightRepository(session)
         vectors = await self.embedder.embed_documents([insight_text(item.content) for item in items])
-        nearest: list[tuple[uuid.UUID, float] | None] = await repo.nearest_current(
-            owner_id,
-            vectors,
-            scan=self.settings.search.scan_policy(),
-            ef_search=self.settings.search.hnsw_ef_search,
-        )
+        nearest = await self.insights.nearest_current(session, owner_id, vectors)
         priors: list[dict[str, Any]] = []
         taken: set[uuid.UUID] = set()
         for item, near in zip(items, nearest, strict=True):
             if near is None or near[0] in taken or not low <= near[1] < threshold:
                 continue
-            old = await repo.get([owner_id], near[0])
+            old = await self.insights.row(session, owner_id, near[0])
             if old is None or old.pinned or not await summarizer.contradicts(item.content, old.content):
                 continue
             taken.add(old.id)
