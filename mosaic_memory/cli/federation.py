@@ -283,11 +283,12 @@ def grant_list(peer: Annotated[str | None, typer.Option("--peer")] = None, as_js
     if as_json:
         print_json([g.model_dump(mode="json") for g in grants])
         return
-    table = Table("id", "peer", "owner", "recipient", "kinds", "tags", "expires", "state")
+    table = Table("peer", "owner", "recipient", "kinds", "tags", "expires", "state", "id")
+    table.columns[-1].no_wrap = True  # grant revoke needs the whole id
+    table.columns[-1].min_width = 36
     for g in grants:
         state = "active" if g.active else ("revoked" if g.revoked_at else "expired")
         table.add_row(
-            str(g.id),
             g.peer,
             g.owner,
             g.recipient,
@@ -295,6 +296,7 @@ def grant_list(peer: Annotated[str | None, typer.Option("--peer")] = None, as_js
             ",".join(g.tags or []),
             g.expires_at.strftime("%Y-%m-%d %H:%M"),
             state,
+            str(g.id),
         )
     console.print(table)
 

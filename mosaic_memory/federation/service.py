@@ -56,11 +56,20 @@ __all__ = ["FederationService", "merge_hits", "query_hash"]
 
 
 def merge_hits(lists: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
-    """Merge hits from several instances by score, best first, ``k`` at most.
+    """Merge hits from several instances by score, best first, ``k`` at most, each memory once.
 
     Scores are calibrated to 0..1 and comparable across queries and instances (the search
-    service's contract), so the merge is a sort; ties keep the order of ``lists`` (local first)."""
-    merged = [hit for hits in lists for hit in hits]
+    service's contract), so the merge is a sort; ties keep the order of ``lists`` (local first).
+    A row pulled from a peer keeps its id and content, so after ``federation pull`` the peer's
+    original and the local copy are one memory: the hit of the earlier list (local) stands."""
+    seen: set[tuple[str, object]] = set()
+    merged: list[Hit] = []
+    for hits in lists:
+        for hit in hits:
+            keys = {(hit.kind, hit.id), (hit.kind, hit.content)}
+            if seen.isdisjoint(keys):
+                merged.append(hit)
+            seen |= keys
     merged.sort(key=lambda hit: hit.score, reverse=True)  # stable: earlier lists win ties
     return merged[:k]
 

@@ -439,6 +439,11 @@ def test_a_hanging_peer_is_named_in_peers_failed_after_the_timeout(cluster: Clus
     assert _from(result, "a") and _from(result, "b")
 
 
+def test_grant_list_prints_whole_ids_on_a_narrow_terminal(cluster: Cluster, insight_grant: Any) -> None:
+    out = _cli(cluster["a"], "federation", "grant", "list", columns=80)
+    assert insight_grant["id"] in out, out  # grant revoke needs it whole
+
+
 def test_peer_list_shows_last_contact_latency_and_certificate_expiry(cluster: Cluster, insight_grant: Any) -> None:
     cluster["b"].search("alice", "payments")
     peers = {p["name"]: p for p in cluster["b"].call("GET", "/v1/federation/peers").json()}
@@ -454,6 +459,11 @@ def _pull(inst: Instance, *args: str) -> dict[str, Any]:
 
 
 def _pull_text(inst: Instance, *args: str) -> str:
+    return _cli(inst, "federation", "pull", *args)
+
+
+def _cli(inst: Instance, *args: str, columns: int = 120) -> str:
+    """``mosaic-memory ARGS`` on ``inst``'s data directory, as its admin would run it; its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
     env.update(
         MOSAIC_DATA_DIR=str(inst.data_dir),
@@ -462,9 +472,10 @@ def _pull_text(inst: Instance, *args: str) -> str:
         MOSAIC_JOBS__ENABLED="false",
         MOSAIC_LOGS__BACKGROUND_EMBEDDER="false",
         HF_HUB_OFFLINE="1",
+        COLUMNS=str(columns),
     )
     done = subprocess.run(
-        [sys.executable, "-m", "mosaic_memory", "federation", "pull", *args],
+        [sys.executable, "-m", "mosaic_memory", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -499,6 +510,12 @@ def test_pull_copies_granted_memory_once_with_its_origin(cluster: Cluster, insig
     assert len(exports) == 2 and all(r["grant_id"] == insight_grant["id"] for r in exports)
     # Bob on B holds no grant: his pull copies nothing.
     assert _pull(b, "a", "--owner", "user:bob")["grants"] == []
+    # With the grant still active, the pulled copy and A's original are one memory in a federated search.
+    merged = b.search("alice", "when are payments deployed?")
+    contents = [h["content"] for h in merged["hits"]]
+    assert len(contents) == len(set(contents)), contents
+    deploys = [h for h in merged["hits"] if h["content"].startswith("Alice deploys the payments service")]
+    assert [h["origin"] for h in deploys] == ["b"]  # the local copy stands
     # For a person: one table per grant, in words.
     text = _pull_text(b, "a", "--owner", "user:alice")
     assert f"grant {insight_grant['id']} of user:alice on a:" in text and "duplicate" in text, text
