@@ -1,0 +1,67 @@
+"""Facts about a large scope (its vector plan, its keyword document frequencies) are counted once
+and remembered for a while; a small scope is counted on every search (a fresh row there matters)."""
+
+from __future__ import annotations
+
+import httpx
+
+from benchmarks.common import fact_texts, question_texts
+from mosaic_memory.common.ttl_cache import TtlCache
+from mosaic_memory.container import AppState
+from mosaic_memory.search.repository import LARGE_SCOPE_DF, LARGE_SCOPE_PLANS
+from mosaic_memory.search.schemas import SearchRequest
+from mosaic_memory.search.service import SearchService
+from tests.conftest import UserFactory
+from tests.search.test_statement_count import counted
+
+
+async def _searches(state: AppState, service: SearchService, token: str, query: str) -> list[tuple[int, list[str]]]:
+    async with state.sessionmaker() as session:
+        principal = await state.owners.authenticate(session, token)
+    out = []
+    for _ in range(2):
+        with counted(state) as statements:
+            async with state.sessionmaker() as session, session.begin():
+                found = await service.search(session, principal, SearchRequest(query=query, kinds=["insights"]))
+        out.append((len(statements), [h.content for h in found.hits]))
+    return out
+
+
+async def test_a_large_scope_is_planned_and_counted_once(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState
+) -> None:
+    # "Large" made small for the test: past 5 rows a scope walks HNSW; frequencies over 100 rows.
+    search = state.settings.search.model_copy(
+        update={"exact_scan_min_rows": 5, "exact_scan_threshold": 5, "exact_scan_share": 0.0, "keyword_df_sample": 100}
+    )
+    service = SearchService(embedder=state.embedder, settings=state.settings.model_copy(update={"search": search}))
+    LARGE_SCOPE_PLANS.clear()
+    LARGE_SCOPE_DF.clear()
+
+    _, big = await make_user()
+    items = [{"content": text} for text in fact_texts(150, seed=3)]  # distinct facts: none merge
+    r = await http.post("/v1/insights/batch", json={"items": items}, headers=big)
+    assert r.status_code == 201 and sum(not x["merged"] for x in r.json()["items"]) >= 100
+    question = question_texts(1, seed=3)[0]
+    (first, hits), (second, again) = await _searches(state, service, big["Authorization"][7:], question)
+    assert hits and again == hits  # the same answer
+    assert second == first - 2  # without the plan count and the frequency count
+
+    _, small = await make_user()
+    for content in ("The deploy runs on Fridays", "Stage two checks the schema"):
+        assert (await http.post("/v1/insights", json={"content": content}, headers=small)).status_code == 201
+    (first, hits), (second, again) = await _searches(state, service, small["Authorization"][7:], "deploy stage checks")
+    assert hits and again == hits and second == first
+
+
+def test_entries_expire() -> None:
+    now = [0.0]
+    cache: TtlCache[str] = TtlCache(10.0, max_entries=2, clock=lambda: now[0])
+    cache.put("a", "plan")
+    assert cache.get("a") == "plan"
+    now[0] = 10.0
+    assert cache.get("a") is None
+    cache.put("a", "x")
+    cache.put("b", "y")
+    cache.put("c", "z")  # full: dropped and started again
+    assert cache.get("a") is None and cache.get("c") == "z"
