@@ -21,6 +21,7 @@ from typing import IO, Annotated, Any, Literal, cast
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from mosaic_memory.common.pgvector_binary import from_vector_send
 from mosaic_memory.errors import InvalidInput
 
 __all__ = [
@@ -96,7 +97,7 @@ def encode_vector(vector: Any) -> str:
     """Base64 of little-endian float32s, from an array or from pgvector's binary form (``bytes``
     as ``vector_send`` gives it: two big-endian int16s, dimension and zero, then big-endian float4s)."""
     if isinstance(vector, bytes | memoryview):
-        return base64.b64encode(np.frombuffer(vector, dtype=">f4", offset=4).astype("<f4").tobytes()).decode()
+        return base64.b64encode(from_vector_send(vector).astype("<f4").tobytes()).decode()
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mosaic_memory.common.pgvector_binary import binary_vector
 from mosaic_memory.models import AgentLog, Insight, InsightSource, InstanceMeta, PreferenceHistory
 
 __all__ = ["ExportRepository"]
@@ -24,7 +25,7 @@ def _columns(model: Any, with_vectors: bool) -> list[Any]:
     binary form: parsing its text form cost half of an export's time."""
     cols: list[Any] = [c for c in model.__table__.c if c.name not in ("search_tsv", "embedding")]
     if with_vectors:
-        cols.append(func.vector_send(model.embedding).label("embedding"))
+        cols.append(binary_vector(model.embedding).label("embedding"))
     return cols
 
 

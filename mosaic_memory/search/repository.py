@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.kinds import KindSpec
+from mosaic_memory.common.pgvector_binary import binary_vector, from_vector_send
 from mosaic_memory.common.schemas import Kind
 from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.common.vectors import (
@@ -147,7 +148,7 @@ class SearchRepository:
             (spec.importance if spec.importance is not None else literal(0.5)).label("importance"),
         ]
         if with_embedding:
-            cols.append(model.embedding.label("embedding"))
+            cols.append(binary_vector(model.embedding).label("embedding"))
         return cols
 
     @staticmethod
@@ -163,7 +164,7 @@ class SearchRepository:
             created_at=r.created_at,
             importance=float(r.importance),
             score=score,
-            embedding=None if emb is None else np.asarray(emb, dtype=np.float32),
+            embedding=None if emb is None else from_vector_send(emb),
         )
 
     async def semantic(
