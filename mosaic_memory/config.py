@@ -23,11 +23,13 @@ from pydantic_settings import (
 from mosaic_memory.common.scan_policy import ScanPolicy
 
 __all__ = [
+    "ContextSettings",
     "EmbeddingSettings",
     "FederationSettings",
     "JobsSettings",
     "KindPolicy",
     "LogSettings",
+    "SecretSettings",
     "Settings",
     "default_config_file",
     "default_data_dir",
@@ -239,6 +241,25 @@ class FederationSettings(BaseModel):
     store_query_text: bool = False
 
 
+class ContextSettings(BaseModel):
+    """The block of memory for a session's start (POST /v1/context)."""
+
+    # An insight or skill goes into the block when the search scores it relevant
+    # (search.relevance_cut), or when its cosine to the query is at least this. The calibrated
+    # score weighs a hit against the caller's other rows, so in a small store (a new user, one
+    # skill) a close paraphrase can score low; a cosine this high is one all-MiniLM-L6-v2 gives
+    # related texts only (about 0.1 for unrelated ones). Set it for another model.
+    min_cosine: float = Field(default=0.35, ge=-1.0, le=1.0)
+
+
+class SecretSettings(BaseModel):
+    """Credentials in the text of a write (see ``mosaic_memory/common/secret_scan.py``)."""
+
+    # redact (default): each one is stored as [REDACTED:<kind>] and counted in the response;
+    # refuse: the write answers 422 SecretDetected and stores nothing; off: no scan.
+    mode: Literal["redact", "refuse", "off"] = "redact"
+
+
 class Settings(BaseSettings):
     """The effective configuration of one process."""
 
@@ -272,6 +293,8 @@ class Settings(BaseSettings):
     logs: LogSettings = LogSettings()
     jobs: JobsSettings = JobsSettings()
     federation: FederationSettings = FederationSettings()
+    secrets: SecretSettings = SecretSettings()
+    context: ContextSettings = ContextSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod
