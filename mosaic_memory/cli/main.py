@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from mosaic_memory import __version__
-from mosaic_memory.cli import embedded_cmd
+from mosaic_memory.cli import context_cmd, embedded_cmd
 from mosaic_memory.cli import insights as insights_cli
 from mosaic_memory.cli import portability as portability_cli
 from mosaic_memory.cli.common import (
@@ -304,6 +304,7 @@ def teams_list(as_json: JsonOpt = False) -> None:
 app.command("remember", help="Store an insight (same as 'insights add').")(insights_cli.add)
 app.command("search")(insights_cli.search)
 app.command("recall", help="Search memory (same as 'search').")(insights_cli.search)
+app.command("context")(context_cmd.context)
 
 
 @logs_app.command("add")
