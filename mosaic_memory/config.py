@@ -244,12 +244,17 @@ class FederationSettings(BaseModel):
 class ContextSettings(BaseModel):
     """The block of memory for a session's start (POST /v1/context)."""
 
-    # An insight or skill goes into the block when the search scores it relevant
-    # (search.relevance_cut), or when its cosine to the query is at least this. The calibrated
-    # score weighs a hit against the caller's other rows, so in a small store (a new user, one
-    # skill) a close paraphrase can score low; a cosine this high is one all-MiniLM-L6-v2 gives
-    # related texts only (about 0.1 for unrelated ones). Set it for another model.
+    # An insight or skill found for the query goes into the block when its cosine to the query is
+    # at least min_cosine, or when the keyword side found at least min_keyword of the query's
+    # useful words in it (IDF-weighted; 1.0: all of them, as a project's name). Not the search's
+    # calibrated score: it weighs a hit against the caller's other rows, so it rated a stranger's
+    # best row relevant (0.89 for a cellist fact on the query "mosaic", cosine 0.28) and, in a
+    # store of one skill, that skill not (0.20 at cosine 0.92). On the corpus of
+    # benchmarks/corpus.py, 0.35 kept the four allergy facts for "food allergies" (cosines 0.40 to
+    # 0.54) and dropped the rest (0.33 and below). The cosine is all-MiniLM-L6-v2's: set it anew
+    # for another model.
     min_cosine: float = Field(default=0.35, ge=-1.0, le=1.0)
+    min_keyword: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 class SecretSettings(BaseModel):

@@ -96,11 +96,12 @@ class ContextService:
     Guarantees: the block holds only the caller's memory (each part comes from a service that
     scopes by the principal); its preferences come first (global, the project's and the key's
     agent's; per key the most specific scope, the caller's own before a team's), then insights
-    and skills in order of relevance to the query (or to the project when there is no query; with
-    neither, the pinned, most important and newest insights); it never takes more than
-    ``token_budget`` tokens of ``tokens``, markers and its last line included; a memory that
-    does not fit is left out and counted in ``omitted`` (a skill whose instructions do not fit is
-    shown by name and description). Raises what SearchService raises (EmbeddingUnavailable).
+    and skills about the query (or the project when there is no query; see ContextSettings) in
+    order of relevance, or with neither the pinned, most important and newest insights; it never
+    takes more than ``token_budget`` tokens of ``tokens``, markers and its last line included; a
+    memory that does not fit is left out and counted in ``omitted`` (a skill whose instructions
+    do not fit is shown by name and description). Raises what SearchService raises
+    (EmbeddingUnavailable).
     """
 
     def __init__(
@@ -169,15 +170,16 @@ class ContextService:
     async def _relevant(
         self, session: AsyncSession, principal: Principal, query: str, kinds: Sequence[str], budget: int
     ) -> list[_Entry]:
-        """Insights and skills ranked for ``query``, best first: those the search scores relevant,
-        or whose cosine to the query is ``context.min_cosine`` or more (see ContextSettings)."""
+        """Insights and skills ranked for ``query``, best first, that are about it: a cosine of
+        ``context.min_cosine`` or more, or ``context.min_keyword`` of its words (ContextSettings)."""
         k = max(10, min(100, budget // 20))  # a short memory costs about 20 tokens
         request = SearchRequest.model_validate({"query": query, "k": k, "kinds": list(kinds)})
         found = await self.search.search(session, principal, request)
-        cut, min_cosine = self.settings.search.relevance_cut, self.settings.context.min_cosine
+        cfg = self.settings.context
         entries = []
         for hit in found.hits:
-            if hit.score < cut and hit.scores.get("semantic", -1.0) < min_cosine:
+            about = hit.scores.get("semantic", -1.0) >= cfg.min_cosine
+            if not about and hit.scores.get("keyword", 0.0) < cfg.min_keyword - 1e-6:
                 continue
             if hit.kind == "insights":
                 entries.append(_Entry("insights", hit.id, f"- {_clean(hit.content)}"))

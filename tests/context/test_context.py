@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.corpus import TOPICS
 from embeddings.tokens import BundledTokenCounter
 from mosaic_memory.context.markers import CONTEXT_CLOSE, CONTEXT_OPEN, strip_injected
 from tests.conftest import UserFactory, auth
@@ -170,6 +171,27 @@ async def test_what_fits_the_query_is_included_and_the_rest_is_not(
     check_shape(small)
     assert small["included"]["skills"] == 1
     assert "deploy-to-staging: Deploy the current branch" in small["text"] and "Step 1 " not in small["text"]
+
+
+async def test_in_a_larger_store_only_what_is_about_the_query_goes_in(
+    http: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    _, h = await make_user("ctx")
+    facts = [text for topic in TOPICS for text in (topic.fact, topic.other, *topic.same)]
+    r = await http.post("/v1/insights/batch", json={"items": [{"content": f} for f in facts]}, headers=h)
+    assert r.status_code == 201 and r.json()["created"] > 100
+    out = await post_context(http, h, query="food allergies", token_budget=20000)
+    check_shape(out)
+    shown = [line.removeprefix("- ") for line in body_lines(out["text"]) if line.startswith("- ")]
+    assert "The user is allergic to peanuts" in shown and "Peanuts give the user an allergic reaction" in shown
+    assert all(any(w in line for w in ("allerg", "peanut", "shellfish")) for line in shown), shown
+    # a project name no memory mentions brings nothing; one that a memory names brings that one
+    assert (await post_context(http, h, project="mosaic"))["text"] == ""
+    await http.post("/v1/insights", json={"content": "The mosaic repo pins Python 3.11"}, headers=h)
+    named = await post_context(http, h, project="mosaic")
+    assert [line for line in body_lines(named["text"]) if line.startswith("- ")] == [
+        "- The mosaic repo pins Python 3.11"
+    ]
 
 
 async def test_a_small_budget_counts_what_it_left_out(http: httpx.AsyncClient, make_user: UserFactory) -> None:
