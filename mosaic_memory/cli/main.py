@@ -18,6 +18,7 @@ from mosaic_memory.cli.common import (
     console,
     embedding_dimensions,
     fail,
+    note_redacted,
     print_json,
     redacted_settings,
     run,
@@ -326,6 +327,7 @@ def logs_add(
         return
     note = " (searchable by meaning shortly)" if out.pending else ""
     console.print(f"logged {out.ids[0]}{note}", highlight=False)
+    note_redacted(out.secrets_redacted)
 
 
 @logs_app.command("list")

@@ -4,7 +4,10 @@ about passwords is left alone."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,8 @@ import httpx
 from mosaic_memory.client import AsyncMosaicClient
 from tests.canaries import assert_clean, canaries, everything, leaky_text
 from tests.conftest import UserFactory
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_insight_single_batch_and_patch_are_redacted(http: httpx.AsyncClient, make_user: UserFactory) -> None:
@@ -230,4 +235,27 @@ async def test_import_in_refuse_mode_fails_the_leaky_records_only(
     assert all(e.reason.startswith("SecretDetected: ") for e in report.errors)
     assert report.counts["insights"].added == 1 and report.secrets_redacted == 0
     assert [i["content"] for i in (await http.get("/v1/insights", headers=h)).json()["items"]] == ["a clean fact"]
+    await everything(http, h, c)
+
+
+async def test_the_cli_says_what_it_redacted(live_url: str, http: httpx.AsyncClient, make_user: UserFactory) -> None:
+    _, h = await make_user("sec")
+    c = canaries()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    env |= {
+        "MOSAIC_URL": live_url,
+        "MOSAIC_API_KEY": h["Authorization"].removeprefix("Bearer "),
+        "MOSAIC_CONFIG_FILE": "",
+    }
+    for args, said in (
+        (["remember", f"the key is {c['aws-key']}"], "1 secret was redacted"),
+        (["logs", "add", leaky_text(c), "--session", "s1"], "5 secrets were redacted"),
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mosaic_memory", *args, env=env, cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
+        assert proc.returncode == 0, stderr.decode()
+        assert said in stderr.decode() and c["aws-key"] not in stdout.decode() + stderr.decode()
     await everything(http, h, c)
