@@ -22,6 +22,7 @@ import httpx
 
 from jobs.ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.common.schemas import Page
+from mosaic_memory.context.schemas import ContextResponse
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, OwnerOut, TeamOut, UserCreated
@@ -171,6 +172,20 @@ class AsyncMosaicClient:
     ) -> SearchResponse:
         body = _clean({"query": query, "k": k, "kinds": kinds, "mode": mode, "filters": filters, **options})
         return SearchResponse.model_validate(await self.request("POST", "/v1/search", json=body))
+
+    # context -------------------------------------------------------------------------------
+    async def context(
+        self,
+        query: str | None = None,
+        *,
+        project: str | None = None,
+        token_budget: int | None = None,
+        kinds: list[str] | None = None,
+    ) -> ContextResponse:
+        """The block of memory for a session's start (``POST /v1/context``): preferences first,
+        then what fits ``query`` (or ``project``), within ``token_budget`` tokens."""
+        body = _clean({"query": query, "project": project, "token_budget": token_budget, "kinds": kinds})
+        return ContextResponse.model_validate(await self.request("POST", "/v1/context", json=body))
 
     # agent logs ----------------------------------------------------------------------------
     async def log_events(self, events: list[dict[str, Any]], owner: str | None = None) -> LogBatchOut:

@@ -23,11 +23,13 @@ from pydantic_settings import (
 from mosaic_memory.common.scan_policy import ScanPolicy
 
 __all__ = [
+    "ContextSettings",
     "EmbeddingSettings",
     "FederationSettings",
     "JobsSettings",
     "KindPolicy",
     "LogSettings",
+    "SecretSettings",
     "Settings",
     "default_config_file",
     "default_data_dir",
@@ -239,6 +241,30 @@ class FederationSettings(BaseModel):
     store_query_text: bool = False
 
 
+class ContextSettings(BaseModel):
+    """The block of memory for a session's start (POST /v1/context)."""
+
+    # An insight or skill found for the query goes into the block when its cosine to the query is
+    # at least min_cosine, or when the keyword side found at least min_keyword of the query's
+    # useful words in it (IDF-weighted; 1.0: all of them, as a project's name). Not the search's
+    # calibrated score: it weighs a hit against the caller's other rows, so it rated a stranger's
+    # best row relevant (0.89 for a cellist fact on the query "mosaic", cosine 0.28) and, in a
+    # store of one skill, that skill not (0.20 at cosine 0.92). On the corpus of
+    # benchmarks/corpus.py, 0.35 kept the four allergy facts for "food allergies" (cosines 0.40 to
+    # 0.54) and dropped the rest (0.33 and below). The cosine is all-MiniLM-L6-v2's: set it anew
+    # for another model.
+    min_cosine: float = Field(default=0.35, ge=-1.0, le=1.0)
+    min_keyword: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class SecretSettings(BaseModel):
+    """Credentials in the text of a write (see ``mosaic_memory/common/secret_scan.py``)."""
+
+    # redact (default): each one is stored as [REDACTED:<kind>] and counted in the response;
+    # refuse: the write answers 422 SecretDetected and stores nothing; off: no scan.
+    mode: Literal["redact", "refuse", "off"] = "redact"
+
+
 class Settings(BaseSettings):
     """The effective configuration of one process."""
 
@@ -272,6 +298,8 @@ class Settings(BaseSettings):
     logs: LogSettings = LogSettings()
     jobs: JobsSettings = JobsSettings()
     federation: FederationSettings = FederationSettings()
+    secrets: SecretSettings = SecretSettings()
+    context: ContextSettings = ContextSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from embeddings import Embedder, get_embedder
+from embeddings.tokens import BundledTokenCounter
 from mosaic_memory.config import Settings
+from mosaic_memory.context.service import ContextService
 from mosaic_memory.db import (
     create_engine_for,
     create_sessionmaker,
@@ -56,6 +58,7 @@ class AppState:
     skills: SkillService
     federation: FederationService
     portability: PortabilityService
+    context: ContextService
     log_embedder: LogEmbeddingWorker | None = None
     access_recorder: AccessRecorder | None = None
 
@@ -143,6 +146,14 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
     logs = LogService(embedder=embedder, settings=settings)
     preferences = PreferenceService(embedder=embedder, settings=settings)
     skills = SkillService(embedder=embedder, settings=settings)
+    context = ContextService(
+        settings=settings,
+        search=search,
+        preferences=preferences,
+        insights=insights,
+        skills=skills,
+        tokens=BundledTokenCounter(),
+    )
     return AppState(
         settings=settings,
         database=database,
@@ -157,6 +168,7 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         skills=skills,
         access_recorder=access,
         federation=FederationService(settings=settings, search=search),
+        context=context,
         portability=PortabilityService(
             embedder=embedder,
             settings=settings,

@@ -30,6 +30,7 @@ __all__ = [
     "PeerNotFound",
     "PermissionDenied",
     "PreferenceNotFound",
+    "SecretDetected",
     "SkillExists",
     "SkillNotFound",
     "StorageTierError",
@@ -62,6 +63,19 @@ class InvalidInput(MosaicError):
     """The request is well-formed transport-wise but its content is not acceptable."""
 
     status_code = 422
+
+
+class SecretDetected(InvalidInput):
+    """The text to store holds what looks like a credential, and the service is set to refuse
+    such writes (``MOSAIC_SECRETS__MODE=refuse``): nothing was stored. Names the kinds, never
+    the secret."""
+
+    def __init__(self, kinds: list[str]) -> None:
+        super().__init__(
+            f"the text holds what looks like a secret ({', '.join(kinds)}); nothing was stored. Remove it, "
+            "or let the service store it redacted (MOSAIC_SECRETS__MODE=redact)",
+            kinds=kinds,
+        )
 
 
 class AuthenticationFailed(MosaicError):

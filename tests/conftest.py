@@ -133,6 +133,15 @@ def make_user(http: httpx.AsyncClient, admin_headers: dict[str, str]) -> UserFac
 
 
 @pytest.fixture
+def refuse_secrets(state: AppState) -> Iterator[None]:
+    """The service set to refuse writes that hold a secret (as with MOSAIC_SECRETS__MODE=refuse)."""
+    before = state.settings.secrets.mode
+    state.settings.secrets.mode = "refuse"
+    yield
+    state.settings.secrets.mode = before
+
+
+@pytest.fixture
 def make_team(http: httpx.AsyncClient, admin_headers: dict[str, str]) -> Callable[..., Awaitable[str]]:
     async def factory(*members: str) -> str:
         name = f"team-{uuid.uuid4().hex[:8]}"

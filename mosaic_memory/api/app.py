@@ -20,6 +20,7 @@ from mosaic_memory.api.docs import HEALTH_RESPONSES, READY_RESPONSES, keep_examp
 from mosaic_memory.api.errors import error_response, install_error_handlers
 from mosaic_memory.config import Settings
 from mosaic_memory.container import AppState, bootstrap_admin, build_state
+from mosaic_memory.context.endpoints import router as context_router
 from mosaic_memory.db import head_revision
 from mosaic_memory.federation.endpoints import router as federation_router
 from mosaic_memory.federation.listener import federation_listener
@@ -139,6 +140,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.include_router(skills_router)
     app.include_router(portability_router)
     app.include_router(federation_router)
+    app.include_router(context_router)
     # MCP over streamable HTTP: tools on the same services, served by the lifespan's session manager.
     mcp_http = McpHttp(lambda: app.state.mosaic, log_level=settings.log_level)
     app.router.routes.append(Route("/mcp", endpoint=mcp_http))

@@ -152,6 +152,13 @@ def client(cfg: Settings) -> AsyncMosaicClient:
     return AsyncMosaicClient(cfg.url, key)
 
 
+def note_redacted(count: int) -> None:
+    """Tell the person, on stderr, that credentials were redacted from what was stored."""
+    if count:
+        noun = "secret was" if count == 1 else "secrets were"
+        err_console.print(f"{count} {noun} redacted before storing ([REDACTED:<kind>])", markup=False)
+
+
 def shorten(text: str, width: int = 100) -> str:
     """One line of at most ``width`` characters for a table cell."""
     text = " ".join(text.split())

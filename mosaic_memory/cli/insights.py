@@ -15,6 +15,7 @@ from mosaic_memory.cli.common import (
     console,
     err_console,
     fail,
+    note_redacted,
     print_json,
     settings,
     shorten,
@@ -80,6 +81,7 @@ def add(
         return
     state = "merged into" if out.merged else "already stored as" if out.deduplicated else "stored"
     console.print(f"{state} {out.id} ({out.owner})", highlight=False)
+    note_redacted(out.secrets_redacted)
 
 
 insights_app.command("add")(add)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from mosaic_memory import __version__
-from mosaic_memory.cli import embedded_cmd
+from mosaic_memory.cli import context_cmd, embedded_cmd
 from mosaic_memory.cli import insights as insights_cli
 from mosaic_memory.cli import portability as portability_cli
 from mosaic_memory.cli.common import (
@@ -18,6 +18,7 @@ from mosaic_memory.cli.common import (
     console,
     embedding_dimensions,
     fail,
+    note_redacted,
     print_json,
     redacted_settings,
     run,
@@ -304,6 +305,7 @@ def teams_list(as_json: JsonOpt = False) -> None:
 app.command("remember", help="Store an insight (same as 'insights add').")(insights_cli.add)
 app.command("search")(insights_cli.search)
 app.command("recall", help="Search memory (same as 'search').")(insights_cli.search)
+app.command("context")(context_cmd.context)
 
 
 @logs_app.command("add")
@@ -325,6 +327,7 @@ def logs_add(
         return
     note = " (searchable by meaning shortly)" if out.pending else ""
     console.print(f"logged {out.ids[0]}{note}", highlight=False)
+    note_redacted(out.secrets_redacted)
 
 
 @logs_app.command("list")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import call_api, console, err_console, fail, print_json, settings
+from mosaic_memory.cli.common import call_api, console, err_console, fail, note_redacted, print_json, settings
 
 if TYPE_CHECKING:
     from mosaic_memory.client import AsyncMosaicClient
@@ -144,6 +144,7 @@ def show_import_report(report: ImportReportOut) -> None:
     console.print(table)
     if report.reembed_reason:
         console.print(f"embedded here: {report.reembed_reason}", highlight=False)
+    note_redacted(report.secrets_redacted)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for error in report.errors[:50]:

@@ -14,6 +14,7 @@ from mosaic_memory.cli.common import (
     client,
     console,
     fail,
+    note_redacted,
     print_json,
     run,
     settings,
@@ -66,6 +67,7 @@ def prefs_set(
     lock = " (immutable)" if not out.mutable else ""
     verb = "created" if out.created else "set"
     console.print(f"{verb} {out.key}{where} = {render_value(out.value)}{lock} ({out.owner})", highlight=False)
+    note_redacted(out.secrets_redacted)
 
 
 @prefs_app.command("get")

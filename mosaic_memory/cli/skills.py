@@ -14,6 +14,7 @@ from mosaic_memory.cli.common import (
     client,
     console,
     fail,
+    note_redacted,
     print_json,
     run,
     settings,
@@ -56,6 +57,7 @@ def skills_add(
         print_json(out.model_dump(mode="json"))
         return
     console.print(f"stored skill {out.name} {out.id} ({out.owner})", highlight=False)
+    note_redacted(out.secrets_redacted)
 
 
 @skills_app.command("list")

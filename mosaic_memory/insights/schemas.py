@@ -135,6 +135,9 @@ class InsightOut(BaseModel):
     updated_at: datetime
     merged: bool = Field(default=False, description="true when the write was merged into this existing insight")
     deduplicated: bool = Field(default=False, description="true when identical content already existed")
+    secrets_redacted: int = Field(
+        default=0, description="credentials in the written text, stored as [REDACTED:<kind>] (MOSAIC_SECRETS__MODE)"
+    )
 
 
 class InsightBatchOut(BaseModel):
@@ -145,3 +148,4 @@ class InsightBatchOut(BaseModel):
     items: list[InsightOut]
     created: int
     merged: int
+    secrets_redacted: int = Field(default=0, description="credentials redacted over all items (see InsightOut)")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder, content_hash
 from mosaic_memory.common.schemas import Page, Source, check_json_size, decode_cursor, encode_cursor, make_page
+from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ContentTooLarge, InsightNotFound, InvalidInput
 from mosaic_memory.insights.repository import InsightRepository
@@ -55,8 +56,10 @@ class InsightService:
 
     Guarantees: identical content for one owner is stored once (the existing id comes back);
     content whose embedding is at least ``policy.insights.dedup_threshold`` similar to a current
-    insight of the same owner is merged into it; nothing is embedded twice for the same text.
-    Raises InvalidInput, ContentTooLarge, InsightNotFound, OwnerNotFound, Conflict.
+    insight of the same owner is merged into it; nothing is embedded twice for the same text;
+    credentials in content and metadata are redacted before anything else sees them (or the
+    write is refused, by ``secrets.mode``), and counted in ``secrets_redacted``.
+    Raises InvalidInput, ContentTooLarge, InsightNotFound, OwnerNotFound, Conflict, SecretDetected.
     """
 
     def __init__(self, *, embedder: Embedder, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
@@ -94,6 +97,7 @@ class InsightService:
             raise InvalidInput(f"a batch holds at most {self.settings.max_batch_items} items, got {len(items)}")
         for item in items:
             self._check_size(item)
+        items, redacted = self._without_secrets(items)
         repo = InsightRepository(session)
         now = self.clock()
         owners = [OwnerService.resolve_owner(principal, item.owner) for item in items]
@@ -111,7 +115,7 @@ class InsightService:
             if results[i] is None:
                 pending.setdefault((o.id, h), []).append(i)
         if not pending:
-            return self._batch_out(results)
+            return self._batch_out(results, redacted)
 
         # 2. embed each distinct new text once.
         firsts = [idx[0] for idx in pending.values()]
@@ -169,7 +173,7 @@ class InsightService:
                 results[first] = insight_out(row, owner)
                 for i in indices[1:]:
                     results[i] = insight_out(row, owner, deduplicated=True)
-        return self._batch_out(results)
+        return self._batch_out(results, redacted)
 
     async def nearest_current(
         self, session: AsyncSession, owner_id: uuid.UUID, vectors: np.ndarray
@@ -184,11 +188,32 @@ class InsightService:
         """The stored insight (a job's view: no principal, the owner given by the caller)."""
         return await InsightRepository(session).get([owner_id], insight_id)
 
+    def _without_secrets(self, items: Sequence[InsightCreate]) -> tuple[list[InsightCreate], list[int]]:
+        """The items with credentials redacted from content and metadata, and how many per item.
+        Raises SecretDetected (refuse mode) before anything is looked up or written."""
+        check = SecretCheck(self.settings.secrets.mode)
+        cleaned: list[InsightCreate] = []
+        counts: list[int] = []
+        for item in items:
+            before = check.count
+            content = check.text(item.content)
+            metadata = check.json(item.metadata)
+            counts.append(check.count - before)
+            changed = counts[-1] > 0
+            cleaned.append(item.model_copy(update={"content": content, "metadata": metadata}) if changed else item)
+        return cleaned, counts
+
     @staticmethod
-    def _batch_out(results: Sequence[InsightOut | None]) -> InsightBatchOut:
-        items = [r for r in results if r is not None]
+    def _batch_out(results: Sequence[InsightOut | None], redacted: Sequence[int]) -> InsightBatchOut:
+        items: list[InsightOut] = []
+        for result, count in zip(results, redacted, strict=True):
+            if result is not None:
+                result.secrets_redacted = count
+                items.append(result)
         created = sum(1 for r in items if not r.merged and not r.deduplicated)
-        return InsightBatchOut(items=items, created=created, merged=sum(1 for r in items if r.merged))
+        return InsightBatchOut(
+            items=items, created=created, merged=sum(1 for r in items if r.merged), secrets_redacted=sum(redacted)
+        )
 
     async def _near_duplicate(
         self,
@@ -306,25 +331,28 @@ class InsightService:
         self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID, data: InsightUpdate
     ) -> InsightOut:
         self._check_size(data)
+        check = SecretCheck(self.settings.secrets.mode)
+        content = check.optional(data.content)
+        metadata = None if data.metadata is None else check.json(data.metadata)
         repo = InsightRepository(session)
         row = await repo.get_for_update(principal.owner_ids, insight_id)
         if row is None:
             raise InsightNotFound(insight_id)
         now = self.clock()
         fields = data.model_fields_set
-        if "content" in fields and data.content is not None and data.content != row.content:
-            h = content_hash(insight_text(data.content))
+        if "content" in fields and content is not None and content != row.content:
+            h = content_hash(insight_text(content))
             clash = (await repo.by_hashes(row.owner_id, [h])).get(h)
             if clash is not None and clash.id != row.id:
                 raise Conflict(f"insight {clash.id} already holds this content")
-            row.content = data.content
+            row.content = content
             row.content_hash = h
-            row.embedding = (await self.embedder.embed_documents([insight_text(data.content)]))[0]
+            row.embedding = (await self.embedder.embed_documents([insight_text(content)]))[0]
             row.embedding_model = self.embedder.model_id
         if "tags" in fields and data.tags is not None:
             row.tags = sorted(set(data.tags))
-        if "metadata" in fields and data.metadata is not None:
-            row.metadata_ = data.metadata
+        if "metadata" in fields and metadata is not None:
+            row.metadata_ = metadata
         if "superseded_by" in fields and data.superseded_by is not None:
             if data.superseded_by == row.id or await repo.get([row.owner_id], data.superseded_by) is None:
                 raise InvalidInput("superseded_by must name another insight of the same owner")
@@ -338,7 +366,9 @@ class InsightService:
                 setattr(row, name, value)
         row.updated_at = now
         await session.flush()
-        return insight_out(row, principal.owner_by_id(row.owner_id))
+        out = insight_out(row, principal.owner_by_id(row.owner_id))
+        out.secrets_redacted = check.count
+        return out
 
     async def delete(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> None:
         if not await InsightRepository(session).delete(principal.owner_ids, insight_id):

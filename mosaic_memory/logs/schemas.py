@@ -102,6 +102,9 @@ class LogBatchOut(BaseModel):
         description="events stored without a vector yet: found by keyword at once, by meaning once the "
         "background embedder has reached them",
     )
+    secrets_redacted: int = Field(
+        default=0, description="credentials in the written text, stored as [REDACTED:<kind>] (MOSAIC_SECRETS__MODE)"
+    )
 
 
 class LogOut(BaseModel):

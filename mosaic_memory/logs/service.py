@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder, EmbeddingError, content_hash
 from mosaic_memory.common.schemas import Page, check_json_size, make_page
+from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import ContentTooLarge, InvalidInput, LogNotFound, PermissionDenied
 from mosaic_memory.logs.repository import LogRepository
@@ -76,8 +77,10 @@ class LogService:
     ``(occurred_at, seq)`` order, ``seq`` being insertion order; every event is found by
     keyword as soon as the write commits; a write waits for the model at most
     ``logs.embed_inline_budget_ms`` (larger batches, a slow model or a failing provider leave
-    rows pending for :meth:`embed_pending`, which the background embedder calls).
-    Raises InvalidInput, ContentTooLarge, PermissionDenied, OwnerNotFound, LogNotFound.
+    rows pending for :meth:`embed_pending`, which the background embedder calls); credentials in
+    content and metadata are redacted before the events are stored or embedded (or the call is
+    refused, by ``secrets.mode``).
+    Raises InvalidInput, ContentTooLarge, PermissionDenied, OwnerNotFound, LogNotFound, SecretDetected.
     """
 
     def __init__(self, *, embedder: Embedder, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
@@ -140,9 +143,12 @@ class LogService:
     async def append(self, session: AsyncSession, principal: Principal, batch: LogBatchIn) -> LogBatchOut:
         """Store every event of ``batch`` for one owner; embed inline only within the budget."""
         self._validate(principal, batch)
+        check = SecretCheck(self.settings.secrets.mode)
+        contents = [check.text(e.content) for e in batch.events]
+        metadata = [check.json(e.metadata) for e in batch.events]
         owner = OwnerService.resolve_owner(principal, batch.owner)
         now = self.clock()
-        texts = [log_text(e.content) for e in batch.events]
+        texts = [log_text(content) for content in contents]
         vectors = await self._embed_within_budget(texts)
         rows: list[dict[str, Any]] = []
         for i, event in enumerate(batch.events):
@@ -153,9 +159,9 @@ class LogService:
                     "session_id": event.session_id,
                     "agent_id": event.agent_id or principal.agent_id,
                     "level": event.level,
-                    "content": event.content,
+                    "content": contents[i],
                     "content_hash": content_hash(texts[i]),
-                    "metadata_": event.metadata,
+                    "metadata_": metadata[i],
                     "occurred_at": event.occurred_at or now,
                     "created_at": now,
                     "tier": "hot",
@@ -165,7 +171,10 @@ class LogService:
             )
         await LogRepository(session).insert_many(rows)
         return LogBatchOut(
-            ids=[r["id"] for r in rows], count=len(rows), pending=0 if vectors is not None else len(rows)
+            ids=[r["id"] for r in rows],
+            count=len(rows),
+            pending=0 if vectors is not None else len(rows),
+            secrets_redacted=check.count,
         )
 
     async def _embed_within_budget(self, texts: Sequence[str]) -> list[Any] | None:

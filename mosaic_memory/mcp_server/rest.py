@@ -16,6 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
 from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
+from mosaic_memory.context.schemas import ContextRequest, ContextResponse
 from mosaic_memory.insights.schemas import InsightCreate, InsightOut
 from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut
 from mosaic_memory.mcp_server.tools import KeyScope
@@ -75,6 +76,9 @@ class RestBackend:
 
     async def append_logs(self, ctx: Context, batch: LogBatchIn) -> LogBatchOut:
         return LogBatchOut.model_validate(await self._call("POST", "/v1/logs", json=_body(batch)))
+
+    async def get_context(self, ctx: Context, request: ContextRequest) -> ContextResponse:
+        return ContextResponse.model_validate(await self._call("POST", "/v1/context", json=_body(request)))
 
     async def find_skills(self, ctx: Context, request: SearchRequest) -> list[tuple[Hit, SkillOut]]:
         found = await self.search(ctx, request)

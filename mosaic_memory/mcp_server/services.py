@@ -15,6 +15,7 @@ from mcp.server.mcpserver import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mosaic_memory.container import AppState
+from mosaic_memory.context.schemas import ContextRequest, ContextResponse
 from mosaic_memory.errors import AuthenticationFailed
 from mosaic_memory.insights.schemas import InsightCreate, InsightOut
 from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut
@@ -100,6 +101,12 @@ class ServiceBackend:
             await session.commit()
         if out.pending:
             state.logs.notify_pending()
+        return out
+
+    async def get_context(self, ctx: Context, request: ContextRequest) -> ContextResponse:
+        async with self._unit() as (state, session):
+            out = await state.context.build(session, principal_of(ctx), request)
+            await session.commit()
         return out
 
     async def find_skills(self, ctx: Context, request: SearchRequest) -> list[tuple[Hit, SkillOut]]:

@@ -25,6 +25,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 from mosaic_memory import __version__
 from mosaic_memory.common.failures import Failure, failure_of
 from mosaic_memory.common.schemas import StrictModel
+from mosaic_memory.context.schemas import DEFAULT_TOKEN_BUDGET, ContextRequest, ContextResponse
 from mosaic_memory.insights.schemas import InsightCreate, InsightOut
 from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut
 from mosaic_memory.preferences.schemas import PreferenceKey, PreferenceOut, PreferencePut, PreferenceScope
@@ -71,13 +72,17 @@ class Backend(Protocol):
         """The skill hits of ``request`` (kinds ["skills"]), each with its skill, best first."""
         ...
 
+    async def get_context(self, ctx: Context, request: ContextRequest) -> ContextResponse: ...
+
 
 INSTRUCTIONS = """\
-Mosaic Memory is this user's long-term memory. Use it to remember durable facts and decisions
-(`remember`), to look up what you learned before starting a task or answering a question
-about the user, their projects or past sessions (`recall`), to respect the user's stated
-preferences (`get_preferences`, `set_preference`), to record what happened in a session
-(`log_events`, `search_logs`) and to find a stored procedure for a task (`find_skill`).
+Mosaic Memory is this user's long-term memory. At the start of a session, `get_context` gives
+the user's preferences and what is known about the task in one short block. Use the memory to
+remember durable facts and decisions (`remember`), to look up what you learned before starting
+a task or answering a question about the user, their projects or past sessions (`recall`), to
+respect the user's stated preferences (`get_preferences`, `set_preference`), to record what
+happened in a session (`log_events`, `search_logs`) and to find a stored procedure for a task
+(`find_skill`).
 Everything is private to the API key's user and their teams."""
 
 # Fields of a search hit worth a model's tokens; scores per mode and empty fields are dropped.
@@ -126,7 +131,10 @@ def _json(model: BaseModel) -> dict[str, Any]:
 
 
 def _preference(out: PreferenceOut) -> dict[str, Any]:
-    return {k: v for k, v in _json(out).items() if k not in ("embedding_model", "created")}
+    body = {k: v for k, v in _json(out).items() if k not in ("embedding_model", "created")}
+    if not body.get("secrets_redacted"):
+        body.pop("secrets_redacted", None)
+    return body
 
 
 def _hit(hit: Hit) -> dict[str, Any]:
@@ -199,7 +207,41 @@ def build_server(backend: Backend, *, log_level: str = "INFO") -> MCPServer:
         status = "merged" if out.merged else "duplicate" if out.deduplicated else "stored"
         stored = _json(out)
         keep = ("id", "owner", "content", "tags", "category", "importance")
-        return {"status": status, **_compact({k: stored.get(k) for k in keep})}
+        body = {"status": status, **_compact({k: stored.get(k) for k in keep})}
+        if out.secrets_redacted:
+            body["secrets_redacted"] = out.secrets_redacted
+        return body
+
+    @tool(read_only=True)
+    async def get_context(
+        ctx: Context,
+        query: Annotated[
+            str | None, Field(description="what this session is about, e.g. the user's first request; optional")
+        ] = None,
+        project: Annotated[
+            str | None,
+            Field(description="the project's id (e.g. the repository name): adds its 'project:ID' preferences"),
+        ] = None,
+        token_budget: Annotated[
+            int, Field(description="the most tokens the block may take, 50 to 20000")
+        ] = DEFAULT_TOKEN_BUDGET,
+    ) -> dict[str, Any]:
+        """Get one compact block of what you should know at the start of a session.
+
+        Use it once when a session or a new task starts, before other memory tools: it holds the
+        user's preferences (global and the project's) first, then the stored insights and skills
+        that fit the query or the project, packed to fit `token_budget`. Follow the preferences.
+        Use `recall` afterwards to dig into something specific.
+
+        Returns {text, tokens, token_budget, included: {preferences, insights, skills}, omitted: {...}}.
+        `text` is wrapped in <mosaic-memory-context> lines and ends by saying what did not fit;
+        it is "" when nothing is stored yet. Do not `remember` what it gave you: it is memory already.
+        """
+        with _reported():
+            await backend.authorize(ctx, "read")
+            body = _compact({"query": query, "project": project, "token_budget": token_budget})
+            out = await backend.get_context(ctx, ContextRequest.model_validate(body))
+        return {k: v for k, v in _json(out).items() if k not in ("items", "tokenizer")}
 
     @tool(read_only=True)
     async def recall(
@@ -393,6 +435,7 @@ class LogEvent(TypedDict):
 
 
 TOOL_NAMES = (
+    "get_context",
     "remember",
     "recall",
     "forget",

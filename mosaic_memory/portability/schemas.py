@@ -23,6 +23,7 @@ REPORT_EXAMPLE: dict[str, Any] = {
     "lines": 187,
     "records_seen": 185,
     "complete": True,
+    "secrets_redacted": 0,
 }
 
 
@@ -54,3 +55,6 @@ class ImportReportOut(BaseModel):
     lines: int
     records_seen: int
     complete: bool = Field(description="the end record was seen (a file cut at a line boundary lacks it)")
+    secrets_redacted: int = Field(
+        default=0, description="credentials in imported text, stored as [REDACTED:<kind>] (MOSAIC_SECRETS__MODE)"
+    )

@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from embeddings import Embedder
+from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import MosaicError, OwnerNotFound, PermissionDenied
 from mosaic_memory.insights.service import InsightService
@@ -114,6 +115,7 @@ class ImportReport:
     lines: int = 0
     records_seen: int = 0  # records read (header and end record not counted), parsed or not
     complete: bool = False  # the end record was seen
+    secrets_redacted: int = 0  # credentials redacted from the records that were applied
 
     def kind(self, name: str) -> KindCounts:
         return self.counts.setdefault(name, KindCounts())
@@ -421,6 +423,9 @@ class PortabilityService:
     skipped; records are committed in batches, so a failure never loses what came before;
     importing the same file twice changes nothing the second time; ``dry_run`` runs the same
     path in one transaction that is rolled back, so it reports exactly what it would do.
+    Credentials in a record's text are redacted before it reaches the kind's service (its
+    file vector is then dropped and the text embedded anew); with ``secrets.mode = "refuse"``
+    such a record fails with SecretDetected as its reason and the rest still lands.
     """
 
     def __init__(
@@ -574,9 +579,10 @@ class PortabilityService:
         """Apply one batch of records of one type; on failure, each record alone, so one bad
         record fails by itself and the rest still lands."""
         try:
+            check = SecretCheck(self.settings.secrets.mode)
             async with batch_tx() as session:
-                outcomes = await self._apply_batch(run, session, batch)
-            self._count(run, batch, outcomes)
+                outcomes = await self._apply_batch(run, session, batch, check)
+            self._count(run, batch, outcomes, check)
             return
         except (MosaicError, SQLAlchemyError, ValueError) as exc:
             if len(batch) == 1:
@@ -587,9 +593,10 @@ class PortabilityService:
         run.owners.clear()
         for item in batch:
             try:
+                check = SecretCheck(self.settings.secrets.mode)
                 async with batch_tx() as session:
-                    outcomes = await self._apply_batch(run, session, [item])
-                self._count(run, [item], outcomes)
+                    outcomes = await self._apply_batch(run, session, [item], check)
+                self._count(run, [item], outcomes, check)
             except (MosaicError, SQLAlchemyError, ValueError) as exc:
                 run.owners.clear()
                 run.report.fail(item[0], kind_of(item[1].type), _reason(exc))
@@ -621,16 +628,47 @@ class PortabilityService:
         return vector if vector.shape[0] == self.embedder.dimensions else None
 
     @staticmethod
-    def _count(run: _Run, batch: list[tuple[int, Record]], outcomes: list[str]) -> None:
+    def _count(run: _Run, batch: list[tuple[int, Record]], outcomes: list[str], check: SecretCheck) -> None:
         """Count a batch's outcomes once its transaction has committed (or its savepoint held)."""
         counts = run.report.kind(kind_of(batch[0][1].type))
         for outcome in outcomes:
             setattr(counts, outcome, getattr(counts, outcome) + 1)
+        run.report.secrets_redacted += check.count
 
-    async def _apply_batch(self, run: _Run, session: AsyncSession, batch: list[tuple[int, Record]]) -> list[str]:
+    @staticmethod
+    def _without_secrets(record: Record, check: SecretCheck) -> Record:
+        """The record with credentials redacted from its text (and its vector dropped, as it was
+        computed from the text with them). Raises SecretDetected in refuse mode."""
+        before = check.count
+        update: dict[str, Any]
+        if isinstance(record, (LogRecord, InsightRecord)):
+            update = {"content": check.text(record.content), "metadata": check.json(record.metadata)}
+        elif isinstance(record, PreferenceRecord):
+            update = {"value": check.json(record.value)}
+        elif isinstance(record, PreferenceChangeRecord):
+            update = {"old_value": check.json(record.old_value), "new_value": check.json(record.new_value)}
+        elif isinstance(record, SkillRecord):
+            update = {
+                "name": check.text(record.name),
+                "description": check.text(record.description),
+                "instructions": check.text(record.instructions),
+                "metadata": check.json(record.metadata),
+            }
+        else:
+            return record
+        if check.count == before:
+            return record
+        if not isinstance(record, PreferenceChangeRecord):
+            update["vector"] = None
+        return record.model_copy(update=update)
+
+    async def _apply_batch(
+        self, run: _Run, session: AsyncSession, batch: list[tuple[int, Record]], check: SecretCheck
+    ) -> list[str]:
         by_owner: dict[uuid.UUID, list[Record]] = {}
         refs: dict[uuid.UUID, OwnerRef] = {}
-        for _, record in batch:
+        for _, raw in batch:
+            record = self._without_secrets(raw, check)
             ref = await self._target(run, session, record.owner)
             refs[ref.id] = ref
             by_owner.setdefault(ref.id, []).append(record)

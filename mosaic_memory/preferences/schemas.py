@@ -95,6 +95,9 @@ class PreferenceOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     created: bool = Field(default=False, description="true when this write created the preference")
+    secrets_redacted: int = Field(
+        default=0, description="credentials in the written text, stored as [REDACTED:<kind>] (MOSAIC_SECRETS__MODE)"
+    )
 
 
 class PreferenceChange(BaseModel):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder, content_hash
 from mosaic_memory.common.schemas import Page, check_json_size, make_page
+from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ImmutablePreference, InvalidInput, PreferenceNotFound
 from mosaic_memory.models import Preference, PreferenceHistory, utc_now
@@ -26,7 +27,9 @@ from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut, P
 __all__ = ["PreferenceService", "preference_out"]
 
 
-def preference_out(row: Preference, owner: OwnerRef, *, created: bool = False) -> PreferenceOut:
+def preference_out(
+    row: Preference, owner: OwnerRef, *, created: bool = False, secrets_redacted: int = 0
+) -> PreferenceOut:
     return PreferenceOut(
         id=row.id,
         owner=owner.label,
@@ -39,6 +42,7 @@ def preference_out(row: Preference, owner: OwnerRef, *, created: bool = False) -
         created_at=row.created_at,
         updated_at=row.updated_at,
         created=created,
+        secrets_redacted=secrets_redacted,
     )
 
 
@@ -82,8 +86,9 @@ class PreferenceService:
     Guarantees: one row per (owner, scope, key); every create, change and delete is recorded in
     the history with the writer and source; a preference with ``mutable=false`` is never changed
     or deleted by an agent-bound key (ImmutablePreference, nothing written); the text
-    ``key: value`` is embedded only when it changed (content hash).
-    Raises InvalidInput, ImmutablePreference, PreferenceNotFound, OwnerNotFound.
+    ``key: value`` is embedded only when it changed (content hash); credentials in a value are
+    redacted before it is stored or embedded (or the write refused, by ``secrets.mode``).
+    Raises InvalidInput, ImmutablePreference, PreferenceNotFound, OwnerNotFound, SecretDetected.
     """
 
     def __init__(self, *, embedder: Embedder, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
@@ -94,6 +99,10 @@ class PreferenceService:
     async def put(self, session: AsyncSession, principal: Principal, key: str, data: PreferencePut) -> PreferenceOut:
         """Create or replace ``key`` in ``data.scope``; ``created`` in the answer tells which."""
         check_json_size(data.value, self.settings.max_content_bytes, "value")
+        check = SecretCheck(self.settings.secrets.mode)
+        value = check.json(data.value)
+        if check.count:
+            data = data.model_copy(update={"value": value})
         owner = OwnerService.resolve_owner(principal, data.owner)
         repo = PreferenceRepository(session)
         source = data.source or ("agent" if principal.agent_id is not None else "user")
@@ -118,7 +127,7 @@ class PreferenceService:
             )
             if await repo.try_add(row):
                 await self._record(repo, principal, row, "create", None, row.value, now)
-                return preference_out(row, owner, created=True)
+                return preference_out(row, owner, created=True, secrets_redacted=check.count)
             # A concurrent request created it first: replace that row instead.
             row = await repo.get_for_update(owner.id, key, data.scope)
             if row is None:
@@ -129,7 +138,7 @@ class PreferenceService:
         mutable = row.mutable if data.mutable is None else data.mutable
         same_value = _same_json(row.value, data.value)
         if same_value and row.mutable == mutable:
-            return preference_out(row, owner)
+            return preference_out(row, owner, secrets_redacted=check.count)
         old_value = row.value
         if not same_value:
             text = await repo.render(key, data.value)
@@ -144,7 +153,7 @@ class PreferenceService:
         row.updated_at = now
         await session.flush()
         await self._record(repo, principal, row, "update", old_value, row.value, now)
-        return preference_out(row, owner)
+        return preference_out(row, owner, secrets_redacted=check.count)
 
     async def get(
         self, session: AsyncSession, principal: Principal, key: str, *, scope: str = "", owner: str | None = None

@@ -91,3 +91,6 @@ class SkillOut(BaseModel):
     embedding_model: str | None
     created_at: datetime
     updated_at: datetime
+    secrets_redacted: int = Field(
+        default=0, description="credentials in the written text, stored as [REDACTED:<kind>] (MOSAIC_SECRETS__MODE)"
+    )

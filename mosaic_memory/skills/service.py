@@ -6,11 +6,13 @@ import builtins
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder, content_hash
 from mosaic_memory.common.schemas import Page, check_json_size, decode_cursor, encode_cursor, make_page
+from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import ContentTooLarge, SkillExists, SkillNotFound
 from mosaic_memory.models import Skill, utc_now
@@ -22,8 +24,10 @@ from mosaic_memory.skills.spec import skill_text
 
 __all__ = ["SkillService", "skill_out", "skill_text"]
 
+SkillData = TypeVar("SkillData", SkillCreate, SkillUpdate)
 
-def skill_out(row: Skill, owner: OwnerRef) -> SkillOut:
+
+def skill_out(row: Skill, owner: OwnerRef, *, secrets_redacted: int = 0) -> SkillOut:
     return SkillOut(
         id=row.id,
         owner=owner.label,
@@ -35,6 +39,7 @@ def skill_out(row: Skill, owner: OwnerRef) -> SkillOut:
         embedding_model=row.embedding_model,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        secrets_redacted=secrets_redacted,
     )
 
 
@@ -42,8 +47,9 @@ class SkillService:
     """Creates, reads, edits and deletes skills for a principal's owners.
 
     Guarantees: one skill per (owner, name); ``name: description`` is embedded only when it
-    changed (content hash). Raises SkillExists, SkillNotFound, ContentTooLarge, InvalidInput,
-    OwnerNotFound.
+    changed (content hash); credentials in name, description, instructions and metadata are
+    redacted before anything is stored or embedded (or the write refused, by ``secrets.mode``).
+    Raises SkillExists, SkillNotFound, ContentTooLarge, InvalidInput, OwnerNotFound, SecretDetected.
     """
 
     def __init__(self, *, embedder: Embedder, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
@@ -59,8 +65,22 @@ class SkillService:
         if data.metadata is not None:
             check_json_size(data.metadata, 64 * 1024, "metadata")
 
+    def _without_secrets(self, data: SkillData) -> tuple[SkillData, int]:
+        """``data`` with credentials redacted from its texts, and how many. Raises SecretDetected."""
+        check = SecretCheck(self.settings.secrets.mode)
+        update = {
+            "name": check.optional(data.name),
+            "description": check.optional(data.description),
+            "instructions": check.optional(data.instructions),
+            "metadata": None if data.metadata is None else check.json(data.metadata),
+        }
+        if not check.count:
+            return data, 0
+        return data.model_copy(update={k: v for k, v in update.items() if v is not None}), check.count
+
     async def create(self, session: AsyncSession, principal: Principal, data: SkillCreate) -> SkillOut:
         self._check_size(data)
+        data, redacted = self._without_secrets(data)
         owner = OwnerService.resolve_owner(principal, data.owner)
         repo = SkillRepository(session)
         if await repo.by_name(owner.id, data.name) is not None:
@@ -83,7 +103,7 @@ class SkillService:
         )
         if not await repo.try_add(row):
             raise SkillExists(data.name, owner.label)
-        return skill_out(row, owner)
+        return skill_out(row, owner, secrets_redacted=redacted)
 
     async def get(self, session: AsyncSession, principal: Principal, skill_id: uuid.UUID) -> SkillOut:
         row = await SkillRepository(session).get(principal.owner_ids, skill_id)
@@ -115,6 +135,7 @@ class SkillService:
         self, session: AsyncSession, principal: Principal, skill_id: uuid.UUID, data: SkillUpdate
     ) -> SkillOut:
         self._check_size(data)
+        data, redacted = self._without_secrets(data)
         repo = SkillRepository(session)
         row = await repo.get_for_update(principal.owner_ids, skill_id)
         if row is None:
@@ -141,7 +162,7 @@ class SkillService:
         row.updated_at = self.clock()
         if not await repo.try_flush():
             raise SkillExists(row.name, owner.label)
-        return skill_out(row, owner)
+        return skill_out(row, owner, secrets_redacted=redacted)
 
     async def delete(self, session: AsyncSession, principal: Principal, skill_id: uuid.UUID) -> None:
         if not await SkillRepository(session).delete(principal.owner_ids, skill_id):
