@@ -1,0 +1,110 @@
+"""What capture stores of a text: injected memory and reminders removed, length bounded.
+
+One log event is built here for hooks and transcripts alike (:func:`log_event`), so both paths
+store the same shape: ``session_id``, ``agent_id``, ``content``, ``level``, ``occurred_at``, a
+stable ``id`` (the service treats a known id as a duplicate) and ``metadata`` with ``role``,
+``source`` (``hook`` or ``transcript``), ``project`` and, for tool calls, ``tool``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = [
+    "INJECTED_END",
+    "INJECTED_START",
+    "ROLES",
+    "TEXT_CHARS",
+    "Role",
+    "bound",
+    "clean",
+    "compact_json",
+    "event_id",
+    "log_event",
+    "strip_injected",
+]
+
+# The context package (POST /v1/context, its MCP tool and the session-start hook; issue 13, item 2)
+# emits these two marker lines around the memory it injects into an agent's prompt. What stands
+# between them came from Mosaic Memory: stored again as new memory, recalls would echo forever.
+INJECTED_START = "<mosaic-memory-context>"
+INJECTED_END = "</mosaic-memory-context>"
+
+# Prompts and answers keep this many characters: at 4 bytes a character at most, still under the
+# service's default max_content_bytes (32 KiB).
+TEXT_CHARS = 8000
+
+Role = Literal["user", "assistant", "tool", "event"]
+ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "tool": "tool", "event": "event"}
+
+_INJECTED = re.compile(re.escape(INJECTED_START) + r".*?(?:" + re.escape(INJECTED_END) + r"|\Z)", re.DOTALL)
+# Claude Code adds these to prompts and tool results; they are instructions to the model, not work.
+_REMINDERS = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
+_BLANK_LINES = re.compile(r"\n{3,}")
+_NAMESPACE = uuid.UUID("6f1c2b7e-3d4a-5e8f-9a0b-1c2d3e4f5a6b")
+
+
+def strip_injected(text: str) -> str:
+    """``text`` without the blocks between :data:`INJECTED_START` and :data:`INJECTED_END`
+    (markers included; an unclosed block runs to the end of the text)."""
+    if INJECTED_START not in text:
+        return text
+    return _INJECTED.sub("", text)
+
+
+def clean(text: str) -> str:
+    """``text`` without injected memory and system reminders, trimmed; "" when nothing is left."""
+    text = _REMINDERS.sub("", strip_injected(text))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def bound(text: str, limit: int) -> str:
+    """At most ``limit`` characters plus a note of how many were cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… [{len(text) - limit} more characters]"
+
+
+def compact_json(value: Any, limit: int) -> str:
+    """A one-line JSON rendering of ``value`` (a string as is), bounded."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return bound(text, limit)
+
+
+def event_id(*parts: str) -> uuid.UUID:
+    """The same id for the same parts (agent, session, time, role, content, ...): a re-sent or
+    re-imported event is recognised by the service as a duplicate."""
+    return uuid.uuid5(_NAMESPACE, "\x1f".join(parts))
+
+
+def log_event(
+    *,
+    agent: str,
+    session_id: str,
+    role: Role,
+    content: str,
+    occurred_at: datetime,
+    source: Literal["hook", "transcript"],
+    project: str | None = None,
+    level: str = "info",
+    key: tuple[str, ...] = (),
+    **metadata: Any,
+) -> dict[str, Any]:
+    """One ``POST /v1/logs`` event (JSON-ready). ``key`` adds parts to the stable id when time and
+    content alone may repeat (the n-th identical turn of a transcript, a Codex turn id)."""
+    content = bound(content, TEXT_CHARS)
+    meta = {"role": role, "source": source, **({"project": project} if project else {}), **metadata}
+    when = occurred_at.isoformat()
+    return {
+        "id": str(event_id(agent, session_id, when, role, content, *key)),
+        "session_id": session_id[:256],
+        "agent_id": agent,
+        "level": level,
+        "content": content,
+        "occurred_at": when,
+        "metadata": {k: v for k, v in meta.items() if v is not None},
+    }
