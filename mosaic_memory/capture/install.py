@@ -160,8 +160,13 @@ def _without_ours(groups: list[Any]) -> tuple[list[Any], int]:
     return kept, removed
 
 
-def claude_code_install(path: Path, *, program: str | None = None, dry_run: bool = False) -> Change:
-    """Add (or refresh) our hook on each of :data:`CLAUDE_CODE_EVENTS` in the settings at ``path``."""
+def claude_code_install(
+    path: Path, *, program: str | None = None, background: bool = False, dry_run: bool = False
+) -> Change:
+    """Add (or refresh) our hook on each of :data:`CLAUDE_CODE_EVENTS` in the settings at ``path``.
+
+    ``background`` marks the hooks ``"async": true``: recent Claude Code versions then run them
+    without waiting (older ones may not know the field)."""
     before = _read(path)
     data = _load_settings(path, before)
     hooks: dict[str, Any] = data.setdefault("hooks", {})
@@ -174,7 +179,10 @@ def claude_code_install(path: Path, *, program: str | None = None, dry_run: bool
         kept, removed = _without_ours(groups or [])
         refreshed += removed
         group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
-        group["hooks"] = [{"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}]
+        hook: dict[str, Any] = {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}
+        if background:
+            hook["async"] = True
+        group["hooks"] = [hook]
         hooks[event] = [*kept, group]
     after = _dump(data)
     note = "refreshed" if refreshed else "installed"

@@ -80,6 +80,9 @@ def hooks_install(
     settings_file: SettingsOpt = None,
     dry_run: DryRunOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Codex: replace another notify program")] = False,
+    background: Annotated[
+        bool, typer.Option("--background", help='Claude Code: "async": true, the agent does not wait (recent versions)')
+    ] = False,
     program: Annotated[
         str | None, typer.Option("--program", help="the command hooks run (default: this install's mosaic-memory)")
     ] = None,
@@ -92,7 +95,7 @@ def hooks_install(
         if agent == "codex":
             change = codex_install(path, program=program, force=force, dry_run=dry_run)
         else:
-            change = claude_code_install(path, program=program, dry_run=dry_run)
+            change = claude_code_install(path, program=program, background=background, dry_run=dry_run)
     except InstallError as exc:
         fail(str(exc))
     _show(change, dry_run)

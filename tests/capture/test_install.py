@@ -88,6 +88,10 @@ def test_install_merges_with_other_hooks_and_uninstall_takes_out_exactly_ours(tm
 
     ok(mm("hooks", "install", "claude-code", "--project", str(project), home=tmp_path))  # again: no second copy
     assert json.loads(settings.read_text()) == installed
+    ok(mm("hooks", "install", "claude-code", "--project", str(project), "--background", home=tmp_path))
+    background = json.loads(settings.read_text())
+    assert all(len(commands) == 1 for commands in _ours(background).values())
+    assert background["hooks"]["Stop"][1]["hooks"][0]["async"] is True
 
     ok(mm("hooks", "uninstall", "claude-code", "--project", str(project), home=tmp_path))
     assert json.loads(settings.read_text()) == THEIRS
