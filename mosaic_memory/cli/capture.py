@@ -1,4 +1,4 @@
-"""``mosaic-memory hooks install|uninstall`` and ``capture``.
+"""``mosaic-memory hooks install|uninstall``, ``capture`` and ``import-transcripts``.
 
 ``capture`` is what an agent's hook runs: it must never fail or hold up the agent, so every
 error becomes one line on stderr and exit code 0, stdout stays empty (Claude Code adds a
@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mosaic_memory.cli.common import console, err_console, fail, run, settings
+from mosaic_memory.cli.common import console, err_console, fail, print_json, run, settings
 
 if TYPE_CHECKING:
+    from mosaic_memory.capture.backfill import FileReport
     from mosaic_memory.capture.install import Change
     from mosaic_memory.config import Settings
 
@@ -29,6 +30,7 @@ hooks_app = typer.Typer(
 )
 
 AGENTS = ("claude-code", "codex")
+PARTIAL_EXIT = 3  # import-transcripts ran, but some files failed (listed)
 
 AgentArg = Annotated[str, typer.Argument(help="claude-code or codex")]
 ProjectOpt = Annotated[
@@ -217,6 +219,105 @@ def capture_cmd(
         _say(str(exc) or type(exc).__name__)
 
 
+# import-transcripts ----------------------------------------------------------------------------------
+def _summary(reports: list[FileReport], dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print_json([{**r.__dict__, "path": str(r.path)} for r in reports])
+        return
+    from rich.table import Table
+
+    added = "would add" if dry_run else "added"
+    table = Table("file", "agent", "turns read", added, "duplicate", "noise", "live", "invalid")
+    for r in reports:
+        cells = (r.read, r.added, r.duplicates, r.noise, r.live, r.invalid)
+        table.add_row(r.path.name, r.agent, *(str(v) for v in cells))
+    if len(reports) > 1:
+        fields = ("read", "added", "duplicates", "noise", "live", "invalid")
+        totals = [sum(getattr(r, f) for r in reports) for f in fields]
+        table.add_row("all files", "", *(str(v) for v in totals), style="bold")
+    console.print(table)
+    for r in reports:
+        if r.error:
+            console.print(f"{r.path}: {r.error}", highlight=False, soft_wrap=True)
+    if any(r.live for r in reports):
+        console.print("live: sessions the hooks already capture, left out (--include-live imports them)")
+
+
+def import_transcripts_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="session files, or folders searched for *.jsonl", exists=True)],
+    agent: Annotated[str, typer.Option("--agent", help="auto, claude-code, codex or generic")] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="read and count; send nothing")] = False,
+    owner: Annotated[str | None, typer.Option(help="'team:NAME' to write to a team")] = None,
+    include_live: Annotated[
+        bool, typer.Option("--include-live", help="also sessions the hooks already captured")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the counts as JSON")] = False,
+) -> None:
+    """Import agent session transcripts (Claude Code, Codex, generic JSONL) as agent logs.
+
+    One log per meaningful turn, noise dropped; idempotent (a second run adds nothing).
+    Exit code 3 when some files could not be imported (each is named)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mosaic_memory.capture.backfill import import_transcript, transcript_files
+    from mosaic_memory.capture.transcripts import READERS
+
+    if agent != "auto" and agent not in READERS:
+        fail(f"unknown agent {agent!r}; known: auto, {', '.join(READERS)}")
+    files = list(transcript_files(paths))
+    if not files:
+        fail("no *.jsonl files under the paths given")
+    cfg = settings()
+    sizes = {f: max(1, f.stat().st_size) for f in files}
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[file]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+    async def go() -> list[FileReport]:
+        from mosaic_memory.cli.common import client
+
+        reports: list[FileReport] = []
+        mm = None if dry_run else client(cfg)
+        try:
+            task = progress.add_task("reading" if dry_run else "importing", total=sum(sizes.values()), file="")
+            done = 0
+            for file in files:
+                progress.update(task, completed=done, file=file.name)
+
+                def advance(share: float, base: int = done, size: int = sizes[file]) -> None:
+                    progress.update(task, completed=base + share * size)
+
+                reports.append(
+                    await import_transcript(
+                        mm,
+                        file,
+                        agent=agent,
+                        owner=owner,
+                        include_live=include_live,
+                        excerpt_chars=cfg.capture.excerpt_chars,
+                        on_progress=advance,
+                    )
+                )
+                done += sizes[file]
+            progress.update(task, completed=done, file="")
+        finally:
+            if mm is not None:
+                await mm.aclose()
+        return reports
+
+    with progress:
+        reports = run(go())
+    _summary(reports, dry_run, as_json)
+    if any(r.error for r in reports):
+        raise typer.Exit(PARTIAL_EXIT)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(hooks_app, name="hooks")
     app.command("capture")(capture_cmd)
+    app.command("import-transcripts")(import_transcripts_cmd)

@@ -58,7 +58,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(embeddings_app, name="embeddings")
 portability_cli.register(app)  # export, import
 app.add_typer(federation_app, name="federation")
-capture_cli.register(app)  # hooks install|uninstall, capture
+capture_cli.register(app)  # hooks install|uninstall, capture, import-transcripts
 
 
 @app.command()
