@@ -223,9 +223,8 @@ def _claude_code(entries: list[dict[str, Any]], out: Transcript, excerpt_chars: 
                 result, failed = results.get(str(block.get("id")), (None, False))
                 text, bad = tool_content(name, block.get("input"), result, excerpt_chars)
                 meta = {**common["metadata"], "tool": name, "tool_input": compact_json(block.get("input"), INPUT_CHARS)}
-                turn = Turn(role="tool", content=text, level="error" if failed or bad else "info", **common)
-                turn.metadata = meta
-                out.turns.append(turn)
+                level = "error" if failed or bad else "info"
+                out.turns.append(Turn(role="tool", content=text, level=level, **{**common, "metadata": meta}))
             elif block.get("type") in ("thinking", "redacted_thinking"):
                 out.noise += 1
 
@@ -299,9 +298,9 @@ def _codex(entries: list[dict[str, Any]], out: Transcript, excerpt_chars: int) -
                 continue
             result, failed = _codex_output(outputs.get(str(payload.get("call_id"))))
             text, bad = tool_content(name, arguments, result, excerpt_chars)
-            turn = Turn(role="tool", content=text, level="error" if failed or bad else "info", **common)
-            turn.metadata = {"tool": name, "tool_input": compact_json(arguments, INPUT_CHARS)}
-            out.turns.append(turn)
+            meta = {"tool": name, "tool_input": compact_json(arguments, INPUT_CHARS)}
+            level = "error" if failed or bad else "info"
+            out.turns.append(Turn(role="tool", content=text, level=level, metadata=meta, **common))
         elif item == "reasoning":
             out.noise += 1
 

@@ -175,10 +175,13 @@ def _hook(agent: str | None, payload: str | None) -> None:
 
     key = cfg.api_key.get_secret_value() if cfg.api_key else None
     report = asyncio.run(deliver(spool, events, url=cfg.url, api_key=key, timeout=cfg.capture.timeout_seconds))
+    said = []
     if report.problem:
-        _say(f"{report.problem}; events wait in {spool.path} and go with the next capture")
+        said.append(f"{report.problem}; events wait in {spool.path} and go with the next capture")
     if report.rejected:
-        _say(f"{report.rejected} events refused by the service, set aside in {spool.rejected_path}")
+        said.append(f"{report.rejected} events refused by the service, set aside in {spool.rejected_path}")
+    if said:
+        _say("; ".join(said))
 
 
 def _flush() -> None:
