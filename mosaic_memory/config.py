@@ -23,6 +23,7 @@ from pydantic_settings import (
 from mosaic_memory.common.scan_policy import ScanPolicy
 
 __all__ = [
+    "CaptureSettings",
     "ContextSettings",
     "EmbeddingSettings",
     "FederationSettings",
@@ -224,6 +225,17 @@ class JobsSettings(BaseModel):
         return value
 
 
+class CaptureSettings(BaseModel):
+    """Agent hooks (``mosaic-memory capture``) and transcript import (``docs/agents.md``)."""
+
+    # A hook returns within this, sent or not: whatever the service did not take waits in the spool.
+    timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Tool output kept per event (the rest is cut, with a note of how much).
+    excerpt_chars: int = Field(default=2000, ge=100, le=8000)
+    # Where unsent events wait; default <data_dir>/capture/spool.jsonl.
+    spool_file: Path | None = None
+
+
 class FederationSettings(BaseModel):
     """Federation: the mutual-TLS listener, fan-out timeouts, the CA passphrase, the audit."""
 
@@ -300,11 +312,17 @@ class Settings(BaseSettings):
     federation: FederationSettings = FederationSettings()
     secrets: SecretSettings = SecretSettings()
     context: ContextSettings = ContextSettings()
+    capture: CaptureSettings = CaptureSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def spool_file(self) -> Path:
+        """The capture spool: ``capture.spool_file`` or ``<data_dir>/capture/spool.jsonl``."""
+        return (self.capture.spool_file or self.data_dir / "capture" / "spool.jsonl").expanduser()
 
     @property
     def effective_tier(self) -> Literal["local", "standalone"]:

@@ -12,6 +12,8 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -27,7 +30,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["MOSAIC_CONFIG_FILE"] = ""
 
 from mosaic_memory.api.app import create_app
-from mosaic_memory.config import Settings
+from mosaic_memory.config import LogSettings, Settings
 from mosaic_memory.container import AppState, bootstrap_admin, build_state
 
 ADMIN_KEY = "mm_0badc0de_test-admin-key-for-the-suite-only"
@@ -105,6 +108,38 @@ async def live_url(app: Any) -> AsyncIterator[str]:
     server.should_exit = True
     await task
     sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def cli_url(settings: Settings, state: AppState) -> Iterator[str]:
+    """A real HTTP server on loopback in a thread of its own, for CLI commands and subprocesses
+    (blocking clients may call it). It reaches the suite's embedded database as a standalone URL
+    (so its shutdown leaves that server running) and runs no background embedder."""
+    own = settings.model_copy(
+        update={
+            "tier": "standalone",
+            "database_url": SecretStr(state.database.url),
+            "logs": LogSettings(background_embedder=False),
+        }
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(own), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=60)
 
 
 def auth(key: str) -> dict[str, str]:

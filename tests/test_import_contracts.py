@@ -35,6 +35,7 @@ PLANTED = [
     ("mosaic_memory/preferences/service.py", "import mosaic_memory.mcp_server", "The MCP edge is built only"),
     ("mosaic_memory/search/service.py", "import jobs", "Only the composition roots (app factory, CLI) import jobs"),
     ("mosaic_memory/container.py", "import mosaic_memory.cli.common", "The CLI is imported only by"),
+    ("mosaic_memory/capture/spool.py", "import mosaic_memory.db", "capture/ is a client of the REST API"),
 ]
 
 

@@ -8,17 +8,12 @@ cost half of an export and most of a hybrid search's keyword rows.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from sqlalchemy import func
 
-__all__ = ["binary_vector", "from_vector_send"]
+__all__ = ["from_vector_send"]
 
-
-def binary_vector(column: Any) -> Any:
-    """The SQL expression selecting ``column`` in binary form (label it as needed)."""
-    return func.vector_send(column)
+# The SQL side, ``vector_send(column)``, is ``common/vectors.py``'s ``binary_vector``: this module
+# stays free of SQL so that format code (export files, the Python client) can use it.
 
 
 def from_vector_send(raw: bytes | memoryview) -> np.ndarray:

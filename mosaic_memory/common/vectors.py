@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Select, literal_column, select, text
+from sqlalchemy import Select, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -24,6 +24,7 @@ from mosaic_memory.common.scan_policy import ScanPolicy
 __all__ = [
     "ScanPlan",
     "ScanPolicy",
+    "binary_vector",
     "by_distance",
     "by_distance_sql",
     "nearest_rows",
@@ -37,6 +38,12 @@ __all__ = [
 ]
 
 ScanPlan = Literal["empty", "exact", "hnsw"]
+
+
+def binary_vector(column: Any) -> Any:
+    """``column`` selected in pgvector's binary form (``vector_send``); decode the bytes with
+    ``common/pgvector_binary.py``'s ``from_vector_send`` (a hundred times cheaper than the text form)."""
+    return func.vector_send(column)
 
 
 def vector_literal(vector: Any) -> str:

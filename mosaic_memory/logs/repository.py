@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -36,6 +37,14 @@ class LogRepository:
         """Insert rows given as attribute dicts (one multi-row INSERT per chunk; no RETURNING)."""
         if rows:
             await self.session.execute(insert(AgentLog), list(rows))
+
+    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+        """Insert the rows whose (owner, id) is not taken; the ids inserted. A row a concurrent
+        transaction inserted first is skipped (``ON CONFLICT DO NOTHING`` waits for it to end)."""
+        if not rows:
+            return set()
+        stmt = pg_insert(AgentLog).on_conflict_do_nothing(index_elements=["owner_id", "id"]).returning(AgentLog.id)
+        return set((await self.session.scalars(stmt, list(rows))).all())
 
     async def get(self, owner_ids: Sequence[uuid.UUID], log_id: uuid.UUID) -> LogRow | None:
         stmt = _rows().where(AgentLog.owner_id.in_(owner_ids), AgentLog.id == log_id)

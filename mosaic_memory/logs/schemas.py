@@ -51,6 +51,11 @@ class LogEventIn(StrictModel):
     occurred_at: UtcDatetime | None = Field(
         default=None, description="default: when the service received it; naive = UTC"
     )
+    id: uuid.UUID | None = Field(
+        default=None,
+        description="a client-chosen id that makes the write idempotent: an event whose id the owner already "
+        "holds (same content) is not stored again and counts as a duplicate; default a new id",
+    )
 
     @field_validator("content")
     @classmethod
@@ -91,12 +96,19 @@ class LogBatchIn(StrictModel):
 class LogBatchOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"ids": [OUT_EXAMPLE["id"], "0b7f0a9e-3c51-4d0e-b1c4-6f5f0d9a8e21"], "count": 2, "pending": 0}]
+            "examples": [
+                {
+                    "ids": [OUT_EXAMPLE["id"], "0b7f0a9e-3c51-4d0e-b1c4-6f5f0d9a8e21"],
+                    "count": 2,
+                    "pending": 0,
+                    "duplicates": 0,
+                }
+            ]
         }
     )
 
-    ids: list[uuid.UUID] = Field(description="the new events' ids, in request order")
-    count: int
+    ids: list[uuid.UUID] = Field(description="the events' ids, in request order (a duplicate's is the stored one's)")
+    count: int = Field(description="events stored by this call (duplicates not counted)")
     pending: int = Field(
         default=0,
         description="events stored without a vector yet: found by keyword at once, by meaning once the "
@@ -105,6 +117,7 @@ class LogBatchOut(BaseModel):
     secrets_redacted: int = Field(
         default=0, description="credentials in the written text, stored as [REDACTED:<kind>] (MOSAIC_SECRETS__MODE)"
     )
+    duplicates: int = Field(default=0, description="events left out because their client-chosen id is already stored")
 
 
 class LogOut(BaseModel):

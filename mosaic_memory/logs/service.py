@@ -20,7 +20,7 @@ from embeddings import Embedder, EmbeddingError, content_hash
 from mosaic_memory.common.schemas import Page, check_json_size, make_page
 from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
-from mosaic_memory.errors import ContentTooLarge, InvalidInput, LogNotFound, PermissionDenied
+from mosaic_memory.errors import Conflict, ContentTooLarge, InvalidInput, LogNotFound, PermissionDenied
 from mosaic_memory.logs.repository import LogRepository
 from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut, LogOut
 from mosaic_memory.logs.spec import log_text
@@ -141,39 +141,69 @@ class LogService:
                 )
 
     async def append(self, session: AsyncSession, principal: Principal, batch: LogBatchIn) -> LogBatchOut:
-        """Store every event of ``batch`` for one owner; embed inline only within the budget."""
+        """Store every event of ``batch`` for one owner; embed inline only within the budget.
+
+        Credentials in the content and metadata are redacted (or refused) first, per
+        ``secrets.mode``. An event with a client-chosen ``id`` the owner already holds is a
+        duplicate: not stored again, its id answered, counted in ``duplicates`` (so a client may
+        re-send a batch whose answer it never saw). The same id with other content raises Conflict.
+        """
         self._validate(principal, batch)
         check = SecretCheck(self.settings.secrets.mode)
         contents = [check.text(e.content) for e in batch.events]
         metadata = [check.json(e.metadata) for e in batch.events]
         owner = OwnerService.resolve_owner(principal, batch.owner)
         now = self.clock()
-        texts = [log_text(content) for content in contents]
-        vectors = await self._embed_within_budget(texts)
-        rows: list[dict[str, Any]] = []
+        repo = LogRepository(session)
+        all_texts = [log_text(content) for content in contents]
+        given = [e.id for e in batch.events if e.id is not None]
+        stored = await repo.existing_ids(owner.id, given)
+        ids: list[uuid.UUID] = []
+        fresh: list[int] = []
         for i, event in enumerate(batch.events):
+            if event.id is None:
+                ids.append(uuid.uuid4())
+                fresh.append(i)
+                continue
+            known, digest = stored.get(event.id), content_hash(all_texts[i])
+            if known is None:
+                stored[event.id] = digest  # a repeat later in this batch is a duplicate
+                fresh.append(i)
+            elif known != digest:
+                raise Conflict(f"log event {event.id} is already stored with other content")
+            ids.append(event.id)
+        texts = [all_texts[i] for i in fresh]
+        vectors = await self._embed_within_budget(texts) if texts else []
+        rows: list[dict[str, Any]] = []
+        for n, i in enumerate(fresh):
+            event = batch.events[i]
             rows.append(
                 {
                     "owner_id": owner.id,
-                    "id": uuid.uuid4(),
+                    "id": ids[i],
                     "session_id": event.session_id,
                     "agent_id": event.agent_id or principal.agent_id,
                     "level": event.level,
                     "content": contents[i],
-                    "content_hash": content_hash(texts[i]),
+                    "content_hash": content_hash(texts[n]),
                     "metadata_": metadata[i],
                     "occurred_at": event.occurred_at or now,
                     "created_at": now,
                     "tier": "hot",
-                    "embedding": None if vectors is None else vectors[i],
+                    "embedding": None if vectors is None else vectors[n],
                     "embedding_model": None if vectors is None else self.embedder.model_id,
                 }
             )
-        await LogRepository(session).insert_many(rows)
+        if given:  # a concurrent call may have stored one of these ids since the check: a duplicate too
+            inserted = await repo.insert_new(rows)
+            rows = [r for r in rows if r["id"] in inserted]
+        else:
+            await repo.insert_many(rows)
         return LogBatchOut(
-            ids=[r["id"] for r in rows],
+            ids=ids,
             count=len(rows),
             pending=0 if vectors is not None else len(rows),
+            duplicates=len(batch.events) - len(rows),
             secrets_redacted=check.count,
         )
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mosaic_memory.common.pgvector_binary import binary_vector
+from mosaic_memory.common.vectors import binary_vector
 from mosaic_memory.models import AgentLog, Insight, InsightSource, InstanceMeta, PreferenceHistory
 
 __all__ = ["ExportRepository"]

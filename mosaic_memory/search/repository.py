@@ -23,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.kinds import KindSpec
-from mosaic_memory.common.pgvector_binary import binary_vector, from_vector_send
+from mosaic_memory.common.pgvector_binary import from_vector_send
 from mosaic_memory.common.schemas import Kind
 from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.common.vectors import (
     ScanPlan,
     ScanPolicy,
+    binary_vector,
     by_distance,
     nearest_rows,
     plan_vector_search,

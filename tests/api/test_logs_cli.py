@@ -4,67 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from mosaic_memory.api.app import create_app
 from mosaic_memory.cli.main import app as cli
-from mosaic_memory.config import LogSettings, Settings
 from mosaic_memory.container import AppState
 from tests.conftest import ADMIN_KEY
 from tests.jobs.conftest import runner_for
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def live_url(settings: Settings, state: AppState) -> Iterator[str]:
-    """A real HTTP server on loopback. It reaches the suite's embedded database as a standalone
-    URL (so its shutdown leaves that server running) and runs no background embedder."""
-    own = settings.model_copy(
-        update={
-            "tier": "standalone",
-            "database_url": SecretStr(state.database.url),
-            "logs": LogSettings(background_embedder=False),
-        }
-    )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(own), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=60)
-
-
 @pytest.fixture
-def env(live_url: str) -> dict[str, str]:
+def env(cli_url: str) -> dict[str, str]:
     r = httpx.post(
-        f"{live_url}/v1/admin/users",
+        f"{cli_url}/v1/admin/users",
         json={"name": f"cli-{uuid.uuid4().hex[:8]}"},
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     )
     assert r.status_code == 201, r.text
-    return {"MOSAIC_URL": live_url, "MOSAIC_API_KEY": r.json()["api_key"], "MOSAIC_CONFIG_FILE": ""}
+    return {"MOSAIC_URL": cli_url, "MOSAIC_API_KEY": r.json()["api_key"], "MOSAIC_CONFIG_FILE": ""}
 
 
 def mm(env: dict[str, str], *args: str) -> Any:

@@ -105,6 +105,9 @@ def test_importing_the_cli_loads_nothing_heavy() -> None:
         ("jobs", "run", "--help"),
         ("search", "--help"),
         ("export", "--help"),
+        ("hooks", "install", "--help"),
+        ("capture", "--help"),
+        ("import-transcripts", "--help"),
     ],
 )
 def test_help_and_version_load_nothing_heavy(args: tuple[str, ...]) -> None:

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import threading
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-import uvicorn
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from mosaic_memory.api.app import create_app
 from mosaic_memory.cli.main import app as cli
-from mosaic_memory.config import LogSettings, Settings
-from mosaic_memory.container import AppState
 from tests.conftest import ADMIN_KEY, UserFactory, auth, scratch_dir
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -97,37 +87,7 @@ async def test_import_over_rest_is_scoped_to_the_key_and_idempotent(
     assert csv.status_code == 415
 
 
-# CLI --------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def cli_url(settings: Settings, state: AppState) -> Iterator[str]:
-    """A real HTTP server on loopback over the suite's database (as a standalone URL)."""
-    own = settings.model_copy(
-        update={
-            "tier": "standalone",
-            "database_url": SecretStr(state.database.url),
-            "logs": LogSettings(background_embedder=False),
-        }
-    )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(own), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=60)
-
-
+# CLI (against the suite's cli_url server) ------------------------------------------------------
 def test_cli_export_import_round_trip_with_gzip(cli_url: str) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     r = httpx.post(f"{cli_url}/v1/admin/users", json={"name": name}, headers=auth(ADMIN_KEY))
