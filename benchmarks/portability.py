@@ -31,16 +31,15 @@ from typing import Any
 
 import numpy as np
 import psutil
-from pgvector.psycopg import register_vector_async
 
 from benchmarks.common import DIM, Sizes, fact_texts, machine
 from benchmarks.context import Context, open_context
+from benchmarks.vector_cases import copy_insights
 from embeddings import content_hash
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.owners.schemas import OwnerRef
 from mosaic_memory.portability.service import export_lines
 
-COLUMNS = "owner_id, id, content, content_hash, embedding, embedding_model, source_type"
 EXPORT_SQL = (
     "COPY (SELECT id, owner_id, content, category, tags, metadata, importance, confidence, pinned, valid_from, "
     "valid_to, superseded_by, expires_at, access_count, last_accessed_at, source_type, source_ref, created_at, "
@@ -118,18 +117,7 @@ async def _copy_in(ctx: Context, owner: OwnerRef, texts: list[str], vectors: np.
     rows = [
         (owner.id, uuid.uuid4(), text, content_hash(text), vectors[i], model, "import") for i, text in enumerate(texts)
     ]
-    started = time.perf_counter()
-    async with await ctx.raw(autocommit=False) as conn:
-        await register_vector_async(conn)
-        async with (
-            conn.cursor() as cur,
-            cur.copy(f"COPY insights ({COLUMNS}) FROM STDIN WITH (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["uuid", "uuid", "text", "varchar", "vector", "varchar", "varchar"])
-            for row in rows:
-                await copy.write_row(row)
-        await conn.commit()
-    return time.perf_counter() - started
+    return await copy_insights(ctx, rows)
 
 
 def _rate(rows: int, seconds: float) -> int:

@@ -95,6 +95,14 @@ async def load_plain(ctx: Context, data: Dataset, rows: Sequence[int]) -> float:
         )
         for i in idx
     ]
+    seconds = await copy_insights(ctx, prepared)
+    ctx.loaded = len(idx) == len(data.vectors)
+    return seconds
+
+
+async def copy_insights(ctx: Context, rows: Sequence[tuple[Any, ...]]) -> float:
+    """One binary ``COPY`` of ``rows`` (the :data:`COLUMNS`, hashes computed beforehand) in one
+    transaction, through pgvector.psycopg's adapters: the plain peer of our loaders. Returns seconds."""
     t0 = time.perf_counter()
     async with await ctx.raw(autocommit=False) as conn:
         await register_vector_async(conn)
@@ -103,10 +111,9 @@ async def load_plain(ctx: Context, data: Dataset, rows: Sequence[int]) -> float:
             cur.copy(f"COPY insights ({COLUMNS}) FROM STDIN WITH (FORMAT BINARY)") as copy,
         ):
             copy.set_types(["uuid", "uuid", "text", "varchar", "vector", "varchar", "varchar"])
-            for row in prepared:
+            for row in rows:
                 await copy.write_row(row)
         await conn.commit()
-    ctx.loaded = len(idx) == len(data.vectors)
     return time.perf_counter() - t0
 
 
