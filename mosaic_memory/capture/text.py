@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
+from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.context.markers import CONTEXT_CLOSE, CONTEXT_OPEN, strip_injected
 
 __all__ = [
@@ -92,12 +93,17 @@ def log_event(
     content = bound(content, TEXT_CHARS)
     meta = {"role": role, "source": source, **({"project": project} if project else {}), **metadata}
     when = occurred_at.isoformat()
+    event_uuid = event_id(agent, session_id, when, role, content, *key)
+    # Redacted here, before the event touches the spool: a credential in a prompt or a tool's
+    # output never sits on disk in clear, whatever the service's secrets mode (the service scans
+    # again with the same rules, so its stored text and this one agree).
+    check = SecretCheck("redact")
     return {
-        "id": str(event_id(agent, session_id, when, role, content, *key)),
+        "id": str(event_uuid),
         "session_id": session_id[:256],
         "agent_id": agent,
         "level": level,
-        "content": content,
+        "content": check.text(content),
         "occurred_at": when,
-        "metadata": {k: v for k, v in meta.items() if v is not None},
+        "metadata": check.json({k: v for k, v in meta.items() if v is not None}),
     }

@@ -53,6 +53,13 @@ _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # password=DB_PASSWORD names a varia
 _DATE_LIKE = re.compile(r"[\d.:/+-]*[.:/-][\d.:/+TZ-]*")  # 2026-11-25, 10:15:00, 1.2.3: no secret
 
 
+# Values that are code or prose, not credentials: a call or a subscript, a path, a dotted name,
+# lower-case words joined by hyphens.
+_CODE_OR_PATH = re.compile(r"[(\[]|^(?:/|\./|\.\./|~/)")
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_KEBAB_WORDS = re.compile(r"[a-z]+(?:-[a-z]+)+")
+
+
 def _has_mixed_alnum(value: str) -> bool:
     """Random-looking: upper and lower case letters and a digit (generated keys are; words are not)."""
     return any(c.isupper() for c in value) and any(c.islower() for c in value) and any(c.isdigit() for c in value)
@@ -72,6 +79,8 @@ def looks_like_secret_value(value: str) -> bool:
         return False
     if _ENV_NAME.fullmatch(value) or _DATE_LIKE.fullmatch(value):
         return False
+    if _CODE_OR_PATH.search(value) or _DOTTED_NAME.fullmatch(value) or _KEBAB_WORDS.fullmatch(value):
+        return False  # get_token(), os.environ["X"], settings.openai_key, /etc/app.yaml, auto-refresh
     if _DIGIT.search(value) or _SYMBOLS.search(value):
         return True
     return len(value) >= 20 and any(c.isupper() for c in value[1:]) and any(c.islower() for c in value)
@@ -330,6 +339,16 @@ class SecretCheck:
 
     def optional(self, value: str | None) -> str | None:
         return None if value is None else self.text(value)
+
+    def named(self, name: str, value: Any) -> Any:
+        """``value`` stored under ``name`` (a preference's key): redacted whole when the name says
+        secret and a string value looks like one (``db_password`` = ``S3cure!pass``), else :meth:`json`."""
+        if self.mode != "off" and isinstance(value, str):
+            kind = _named_secret(name, value)
+            if kind is not None:
+                self._found([kind])
+                return REDACTED.format(kind=kind)
+        return self.json(value)
 
     def json(self, value: Any) -> Any:
         """A JSON value with every string checked; an object's string under a secret's name

@@ -60,16 +60,16 @@ def merge_hits(lists: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
 
     Scores are calibrated to 0..1 and comparable across queries and instances (the search
     service's contract), so the merge is a sort; ties keep the order of ``lists`` (local first).
-    A row pulled from a peer keeps its id and content, so after ``federation pull`` the peer's
-    original and the local copy are one memory: the hit of the earlier list (local) stands."""
+    A row pulled from a peer keeps its id, so after ``federation pull`` the peer's original and the
+    local copy are one memory: the hit of the earlier list (local) stands. Two rows that only share
+    their text (the same words logged in two sessions) stay two hits."""
     seen: set[tuple[str, object]] = set()
     merged: list[Hit] = []
     for hits in lists:
         for hit in hits:
-            keys = {(hit.kind, hit.id), (hit.kind, hit.content)}
-            if seen.isdisjoint(keys):
+            if (hit.kind, hit.id) not in seen:
+                seen.add((hit.kind, hit.id))
                 merged.append(hit)
-            seen |= keys
     merged.sort(key=lambda hit: hit.score, reverse=True)  # stable: earlier lists win ties
     return merged[:k]
 

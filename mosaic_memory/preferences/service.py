@@ -100,7 +100,7 @@ class PreferenceService:
         """Create or replace ``key`` in ``data.scope``; ``created`` in the answer tells which."""
         check_json_size(data.value, self.settings.max_content_bytes, "value")
         check = SecretCheck(self.settings.secrets.mode)
-        value = check.json(data.value)
+        value = check.named(key, data.value)
         if check.count:
             data = data.model_copy(update={"value": value})
         owner = OwnerService.resolve_owner(principal, data.owner)

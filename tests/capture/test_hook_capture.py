@@ -215,3 +215,27 @@ def test_bad_input_never_fails_the_agent(user: User) -> None:
     )
     assert no_key.returncode == 0 and "no API key" in no_key.stderr
     assert [e["metadata"]["hook"] for e in user.spooled()] == ["Stop"]  # kept until a key is set
+
+
+def test_a_credential_is_redacted_before_the_event_reaches_the_spool() -> None:
+    from datetime import UTC, datetime
+
+    from mosaic_memory.capture.text import log_event
+
+    token = "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    when = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    def event() -> dict[str, object]:
+        return log_event(
+            agent="claude-code",
+            session_id="s-1",
+            role="user",
+            content=f"push with {token} please",
+            occurred_at=when,
+            source="hook",
+            tool_input={"command": f"git push https://x:{token}@github.com/o/r"},
+        )
+
+    first, again = event(), event()
+    assert token not in json.dumps(first) and "[REDACTED:github-token]" in str(first["content"])
+    assert first["id"] == again["id"]  # stable: a re-send is still recognised

@@ -84,6 +84,11 @@ PROSE = [
     "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
     "commit 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39 fixed the build",
     "uuid 2b9e4f71-6c3a-4d8e-9f12-a7b5c3d1e0f4 and sha256:9f86d081884c7d659a2feaa0c55ad015",
+    # code and paths, not credentials (a skill is mostly code; redaction cannot be undone)
+    'password = os.environ["DB_PASSWORD"]',
+    "token = get_token()",
+    "api_key=settings.openai_key",
+    "Secret: /etc/app/config.yaml and token: auto-refresh",
 ]
 
 
@@ -148,3 +153,12 @@ def test_the_mode_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOSAIC_SECRETS__MODE", "ignore")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_value_stored_under_a_secrets_name_is_redacted_whole() -> None:
+    check = SecretCheck("redact")
+    assert check.named("db_password", "S3cure!pass") == "[REDACTED:password]" and check.count == 1
+    assert check.named("editor.theme", "S3cure!pass") == "S3cure!pass"  # the name says nothing
+    assert check.named("api_token", "auto-refresh") == "auto-refresh"  # the value is words
+    with pytest.raises(SecretDetected):
+        SecretCheck("refuse").named("db_password", "S3cure!pass")

@@ -140,3 +140,21 @@ def test_the_cli_walks_init_ca_issue_install_trust_renew(root: Path) -> None:
     assert wrong.returncode == 1 and "passphrase is wrong" in wrong.stderr and "nope" not in wrong.stderr
     no_ca = _cli(home, "renew", **secret)
     assert no_ca.returncode == 1 and "no federation CA" in no_ca.stderr
+
+
+def test_federated_merge_lists_a_memory_once_by_id_and_keeps_equal_texts() -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from mosaic_memory.federation.service import merge_hits
+    from mosaic_memory.search.schemas import Hit
+
+    def hit(id_: uuid.UUID, content: str, score: float, origin: str) -> Hit:
+        now = datetime.now(UTC)
+        return Hit(id=id_, kind="logs", content=content, score=score, owner="user:a", created_at=now, origin=origin)
+
+    pulled, a, b = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    local = [hit(pulled, "Deploys go out on Fridays", 0.9, "home"), hit(a, "Tests passed", 0.5, "home")]
+    remote = [hit(pulled, "Deploys go out on Fridays", 0.95, "laptop"), hit(b, "Tests passed", 0.5, "laptop")]
+    merged = merge_hits([local, remote], k=10)
+    assert [(h.id, h.origin) for h in merged] == [(pulled, "home"), (a, "home"), (b, "laptop")]
