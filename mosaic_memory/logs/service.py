@@ -194,8 +194,14 @@ class LogService:
                     "embedding_model": None if vectors is None else self.embedder.model_id,
                 }
             )
-        if given:  # a concurrent call may have stored one of these ids since the check: a duplicate too
+        if given:  # a concurrent call may have stored one of these ids since the check
             inserted = await repo.insert_new(rows)
+            raced = [r for r in rows if r["id"] not in inserted]
+            if raced:  # a duplicate when it stored the same content, a conflict otherwise
+                now_stored = await repo.existing_ids(owner.id, [r["id"] for r in raced])
+                for r in raced:
+                    if now_stored.get(r["id"]) != r["content_hash"]:
+                        raise Conflict(f"log event {r['id']} is already stored with other content")
             rows = [r for r in rows if r["id"] in inserted]
         else:
             await repo.insert_many(rows)
