@@ -32,7 +32,6 @@ from mosaic_memory.common.vectors import (
     binary_vector,
     by_distance,
     nearest_rows,
-    plan_vector_search,
     scan_plans,
     use_iterative_hnsw,
 )
@@ -191,8 +190,8 @@ class SearchRepository:
         model = spec.model
         where.append(model.embedding.is_not(None))
         distance = model.embedding.cosine_distance(vector)
-        if plan is None:
-            plan = await plan_vector_search(self.session, model, owner_ids, scan, ef_search=max(ef_search, limit))
+        if plan is None:  # the same remembered plans as the service's path
+            plan = (await self.vector_plans([kind], owner_ids, scan, ef_search=max(ef_search, limit)))[kind]
         columns = [*self._columns(spec, with_embedding), distance.label("distance")]
 
         def query(plan: ScanPlan) -> Select[Any]:
