@@ -174,6 +174,10 @@ class LocalTierSettings(BaseModel):
     # As root, the embedded server opens the permissions of its data directory's parents.
     # We refuse to do that to a home directory unless this is set.
     allow_open_permissions: bool = False
+    # PostgreSQL settings for the embedded server, written to its postgresql.auto.conf before it
+    # starts, where that file does not set them yet (ALTER SYSTEM keeps the last word). Empty
+    # values take the defaults sized from the machine's memory (tiers.py, `embedded_server_settings`).
+    server_settings: dict[str, str] = {}
 
 
 class LLMSummarizerSettings(BaseModel):

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.kinds import KindSpec
 from mosaic_memory.common.pgvector_binary import from_vector_send
+from mosaic_memory.common.repository import owned_by
 from mosaic_memory.common.schemas import Kind
 from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.common.vectors import (
@@ -59,6 +60,11 @@ class Row:
 LARGE_SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
 LARGE_SCOPE_DF: TtlCache[int] = TtlCache(60.0, max_entries=100_000)
 
+# A word in at most this share of the scope's rows is rare: a keyword pass over rare words alone
+# reads their rows through the GIN index (at 100k rows, at most ~1,000 a word), where an any-word
+# pass with a common word reads rows until the candidate cap is full.
+RARE_SHARE = 0.01
+
 
 class SearchRepository:
     """One search's SQL; built per search (it remembers the query's lexemes for every kind)."""
@@ -68,10 +74,10 @@ class SearchRepository:
         self._lexemes: dict[str, list[str]] = {}
 
     async def vector_plans(
-        self, kinds: Sequence[Kind], owner_ids: Sequence[uuid.UUID], scan: ScanPolicy, *, ef_search: int
+        self, kinds: Sequence[Kind], owner_ids: Sequence[uuid.UUID], scan: ScanPolicy, *, ef_search: int | None
     ) -> dict[Kind, ScanPlan]:
-        """Each kind's plan (common/vectors.py) in one round trip, and the iterative-scan settings
-        once for the transaction when any kind walks HNSW."""
+        """Each kind's plan (common/vectors.py) in one round trip, and, given ``ef_search``, the
+        iterative-scan settings once for the transaction when any kind walks HNSW."""
         scope = frozenset(owner_ids)
         out: dict[Kind, ScanPlan] = {}
         for kind in kinds:
@@ -84,7 +90,7 @@ class SearchRepository:
             out[kind] = plan
             if plan == "hnsw":  # a large scope stays large for seconds; a small one is counted each time
                 LARGE_SCOPE_PLANS.put((kind, scope, scan), plan)
-        if "hnsw" in out.values():
+        if ef_search is not None and "hnsw" in out.values():
             await use_iterative_hnsw(self.session, ef_search)
         return {kind: out[kind] for kind in kinds}
 
@@ -99,7 +105,7 @@ class SearchRepository:
     ) -> list[ColumnElement[bool]] | None:
         """The WHERE clauses, or None when a filter names a field this kind does not have."""
         model = spec.model
-        clauses: list[ColumnElement[bool]] = [model.owner_id.in_(owner_ids)]
+        clauses: list[ColumnElement[bool]] = [owned_by(model.owner_id, owner_ids)]
 
         def need(column: Any) -> bool:
             return column is not None
@@ -237,18 +243,28 @@ class SearchRepository:
         if not terms:
             return []
         scope_key = (kind, frozenset(owner_ids), filters.model_dump_json(), include_history, df_sample)
-        weights = await self._idf(spec, where, terms, max_df_share, df_sample, scope_key)
+        weights, shares = await self._idf(spec, where, terms, max_df_share, df_sample, scope_key)
         useful = [t for t in terms if weights[t] > 0]
         if not useful:
             return []
-        operators = has_operators(query)
-        passes = [func.websearch_to_tsquery("english", query)] if operators else [_tsquery(useful, " & ")]
-        if not operators and len(useful) > 1:
-            passes.append(_tsquery(useful, " | "))
+        passes: list[tuple[Any, int]]
+        if has_operators(query):
+            passes = [(func.websearch_to_tsquery("english", query), candidate_cap)]
+        else:
+            passes = [(_tsquery(useful, " & "), candidate_cap)]
+            if len(useful) > 1:
+                rare = [t for t in useful if shares[t] <= RARE_SHARE]
+                if rare and len(rare) < len(useful):
+                    # The rows holding a rare word first, found through the index alone; rows that
+                    # match only common words are weak evidence: a short pass of them after.
+                    passes.append((_tsquery(rare, " | "), candidate_cap))
+                    passes.append((_tsquery(useful, " | "), min(candidate_cap, 4 * limit)))
+                else:
+                    passes.append((_tsquery(useful, " | "), candidate_cap))
         rows: list[Row] = []
-        for tsquery in passes:
+        for tsquery, cap in passes:
             seen = {r.id for r in rows}
-            found = await self._ranked(spec, kind, where, tsquery, weights, limit, candidate_cap, with_embedding)
+            found = await self._ranked(spec, kind, where, tsquery, weights, limit, cap, with_embedding)
             rows += [row for row in found if row.id not in seen]
             if len(rows) >= limit:
                 break
@@ -272,8 +288,9 @@ class SearchRepository:
         max_share: float,
         sample: int,
         scope_key: Hashable,
-    ) -> dict[str, float]:
-        """BM25 IDF of each lexeme in the scope (0 for a lexeme above ``max_share``), one round trip.
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """BM25 IDF of each lexeme in the scope (0 for a lexeme above ``max_share``) and the share
+        of the scope's rows holding it, in one round trip.
 
         One pass over at most ``sample`` rows of the scope counts every lexeme at once: counting
         each lexeme's matches separately read up to ``sample`` rows per lexeme (220 ms a search
@@ -297,18 +314,19 @@ class SearchRepository:
                     LARGE_SCOPE_DF.put((scope_key, term), frequencies[term])
         n = max(1, n)
         idf: dict[str, float] = {}
+        shares = {term: frequencies[term] / n for term in terms}
         common: set[str] = set()
         for term in terms:
             df = frequencies[term]
             idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-            if df / n > max_share:
+            if shares[term] > max_share:
                 common.add(term)
         # A common word weighs nothing beside a rarer one; a query of common words only keeps
         # them (IDF-weighted), or a three-row store could never be searched by its own words.
         if len(common) < len(idf):
             for term in common:
                 idf[term] = 0.0
-        return idf
+        return idf, shares
 
     async def _ranked(
         self,
@@ -321,9 +339,14 @@ class SearchRepository:
         cap: int,
         with_embedding: bool,
     ) -> list[Row]:
+        """At most ``cap`` rows matching ``tsquery``, ranked by coverage; the best ``limit`` built.
+
+        The candidates carry only their id and tsvector through the ranking; the content and the
+        vector are read for the ``limit`` winners alone (carrying them for 1,000 candidates of a
+        common word was most of the statement's time)."""
         model = spec.model
         matches = (
-            select(*self._columns(spec, with_embedding), model.search_tsv.label("tsv"))
+            select(model.owner_id.label("owner_id"), model.id.label("id"), model.search_tsv.label("tsv"))
             .where(*where, model.search_tsv.op("@@")(tsquery))
             .limit(cap)
             .subquery()
@@ -334,10 +357,17 @@ class SearchRepository:
             if weight > 0:
                 coverage = coverage + case((matches.c.tsv.op("@@")(_tsquery([term], "")), weight / total), else_=0.0)
         rank = func.ts_rank_cd(matches.c.tsv, tsquery, 32)
-        stmt = (
-            select(matches, coverage.label("coverage"))
+        top = (
+            select(matches.c.owner_id, matches.c.id, coverage.label("coverage"), rank.label("rank"))
             .order_by(coverage.desc(), rank.desc(), matches.c.id)
             .limit(limit)
+            .subquery()
+        )
+        stmt = (
+            select(*self._columns(spec, with_embedding), top.c.coverage)
+            # (owner, id): the primary key, so one index probe per winner, and never past the scope
+            .join_from(model, top, (model.owner_id == top.c.owner_id) & (model.id == top.c.id))
+            .order_by(top.c.coverage.desc(), top.c.rank.desc(), top.c.id)
         )
         rows = (await self.session.execute(stmt)).all()
         return [self._row(kind, r, min(1.0, float(r.coverage))) for r in rows]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from embeddings import Embedder
 from embeddings.rerank import Reranker
 from mosaic_memory.common.schemas import KINDS, Kind
+from mosaic_memory.common.vectors import ScanPlan
 from mosaic_memory.config import Settings
 from mosaic_memory.models import utc_now
 from mosaic_memory.owners.schemas import Principal
@@ -84,12 +85,19 @@ class SearchService:
         semantic: list[Row] = []
         keyword: list[Row] = []
         vector = None
-        if req.mode in ("semantic", "hybrid"):
-            vector = await self.embedder.embed_query(req.query)
-            ef_search = max(cfg.hnsw_ef_search, n)
-            unique = list(dict.fromkeys(kinds))
+        wants_semantic = req.mode in ("semantic", "hybrid")
+        ef_search = max(cfg.hnsw_ef_search, n)
+        unique = list(dict.fromkeys(kinds))
+        present: list[Kind] = unique
+        plans: dict[Kind, ScanPlan] = {}
+        if wants_semantic:
+            # One statement decides every kind's plan; a kind the caller owns nothing of is
+            # skipped by both sides (each keyword pass is a statement of its own).
             plans = await repo.vector_plans(unique, owner_ids, cfg.scan_policy(), ef_search=ef_search)
-            for kind, plan in plans.items():
+            present = [kind for kind in unique if plans[kind] != "empty"]
+        if wants_semantic and present:
+            vector = await self.embedder.embed_query(req.query)
+            for kind in present:
                 semantic += await repo.semantic(
                     kind,
                     owner_ids,
@@ -101,12 +109,12 @@ class SearchService:
                     scan=cfg.scan_policy(),
                     ef_search=ef_search,
                     with_embedding=want_vectors,
-                    plan=plan,
+                    plan=plans[kind],
                 )
             semantic.sort(key=lambda r: r.score, reverse=True)
             semantic = semantic[:n]
         if req.mode in ("keyword", "hybrid"):
-            for kind in dict.fromkeys(kinds):
+            for kind in present:
                 keyword += await repo.keyword(
                     kind,
                     owner_ids,
