@@ -74,10 +74,10 @@ def service_url(url: str) -> str:
     base = url.strip().rstrip("/")
     base = base.removesuffix("/mcp").rstrip("/")
     parts = urlsplit(base)
+    if "@" in parts.netloc:  # checked first: the URL is echoed below
+        raise InstallError("--url must not carry credentials; the key comes from MOSAIC_API_KEY")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InstallError(f"--url must be the service's http(s) URL, e.g. http://127.0.0.1:8765 (got {url!r})")
-    if parts.username or parts.password:
-        raise InstallError("--url must not carry credentials; the key comes from MOSAIC_API_KEY")
     return base
 
 
