@@ -1,10 +1,10 @@
 """Both MCP eras against a real ``mosaic-memory serve`` process, with the SDK's own client.
 
-The initialize-handshake revisions (2025-11-25 and the earlier 2025-06-18 and 2025-03-26 that
-clients in the field still offer) and the stateless 2026-07-28 revision (``server/discover``, no
-initialize, every request self-contained) over streamable HTTP, and stdio. Then the entries
-``mosaic-memory mcp config`` prints are used as each client would use them: the variable expanded
-from the environment, the rest as written.
+The initialize-handshake revisions (2025-11-25 and the earlier 2025-06-18, 2025-03-26 and
+2024-11-05 that clients in the field still offer) and the stateless 2026-07-28 revision
+(``server/discover``, no initialize, every request self-contained) over streamable HTTP, and
+stdio. Then the entries ``mosaic-memory mcp config`` prints are used as each client would use
+them: the variable expanded from the environment, the rest as written.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ async def test_each_era_over_http(service: Service, mode: str, version: str) -> 
         await remember_and_recall(client, f"The user's build runs on Gradle 9 ({mode})", "which build tool?")
 
 
-@pytest.mark.parametrize("version", ["2025-06-18", "2025-03-26"])
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-03-26", "2024-11-05"])
 async def test_older_handshake_revisions(service: Service, version: str) -> None:
     """A client that offers an older revision gets that revision, not the newest."""
     key = service.user()
