@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -33,7 +33,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mosaic_memory.container import AppState
 from mosaic_memory.mcp_server import TOOL_NAMES
-from tests.conftest import ADMIN_KEY, auth, free_port, scratch_dir
+from tests.conftest import ADMIN_KEY, auth, free_port, scratch_dir, start_serve
 from tests.mcp.conftest import ROOT, payload
 
 MODERN = "2026-07-28"
@@ -74,31 +74,11 @@ def service(state: AppState) -> Iterator[Service]:
         MOSAIC_LOG_LEVEL="WARNING",
         TRANSFORMERS_OFFLINE="1",
     )
-    log = data_dir / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mosaic_memory", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 180
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{svc.url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"serve did not become ready:\n{log.read_text()}")
-        time.sleep(0.2)
+    proc = start_serve(port, env, data_dir / "serve.log")
     yield svc
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @asynccontextmanager
@@ -111,14 +91,13 @@ async def http_client(endpoint: str, headers: dict[str, str], mode: str) -> Asyn
         yield client
 
 
-async def remember_and_recall(client: Client, fact: str, query: str) -> dict[str, Any]:
+async def remember_and_recall(client: Client, fact: str, query: str) -> None:
     """What every era must do: list the tools, store a fact, find it again."""
     assert {t.name for t in (await client.list_tools()).tools} == set(TOOL_NAMES)
     stored = payload(await client.call_tool("remember", {"content": fact}))
     assert stored["status"] == "stored"
     found = payload(await client.call_tool("recall", {"query": query, "k": 3}))
     assert found["hits"] and found["hits"][0]["id"] == stored["id"]
-    return stored
 
 
 @pytest.mark.parametrize(("mode", "version"), [("legacy", "2025-11-25"), (MODERN, MODERN), ("auto", MODERN)])
