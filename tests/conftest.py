@@ -11,6 +11,8 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -114,6 +116,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``python -m mosaic_memory serve --port PORT`` with exactly ``env``, its output to ``log``;
+    returns once ``/readyz`` answers 200 (RuntimeError with the log's tail if it exits or hangs)."""
+    root = Path(__file__).resolve().parents[1]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mosaic_memory", "serve", "--port", str(port)],
+            env=env,
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 180
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited early:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"serve did not become ready:\n{log.read_text()[-4000:]}")
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

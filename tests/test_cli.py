@@ -13,10 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, scratch_dir
+from tests.conftest import ADMIN_KEY, scratch_dir, start_serve
 
 
 def _free_port() -> int:
@@ -26,7 +25,7 @@ def _free_port() -> int:
 
 
 class Service:
-    def __init__(self, data_dir: Path, port: int, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, data_dir: Path, port: int, proc: subprocess.Popen[bytes]) -> None:
         self.data_dir, self.port, self.proc = data_dir, port, proc
         self.url = f"http://127.0.0.1:{port}"
 
@@ -52,31 +51,11 @@ def service() -> Iterator[Service]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
     env.update(MOSAIC_DATA_DIR=str(data_dir), MOSAIC_ADMIN_KEY=ADMIN_KEY, MOSAIC_CONFIG_FILE="")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mosaic_memory", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    svc = Service(data_dir, port, proc)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited early:\n{proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{svc.url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("serve did not become ready")
+    svc = Service(data_dir, port, start_serve(port, env, data_dir / "serve.log"))
     yield svc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    if svc.proc.poll() is None:
+        svc.proc.send_signal(signal.SIGTERM)
+        svc.proc.wait(timeout=30)
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -195,7 +174,7 @@ def test_serve_stops_the_embedded_server_on_exit(service: Service) -> None:
     service.proc.wait(timeout=60)
     # uvicorn shuts down gracefully, then re-raises the signal so the exit status reports it
     assert service.proc.returncode in (0, -signal.SIGTERM)
-    output = service.proc.stdout.read() if service.proc.stdout else ""
+    output = (service.data_dir / "serve.log").read_text()
     assert "Traceback" not in output, output
     deadline = time.monotonic() + 10
     while pid_file.exists() and time.monotonic() < deadline:

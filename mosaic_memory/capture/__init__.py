@@ -8,6 +8,8 @@ client (``mosaic_memory.client``), never into the database directly.
 - ``spool``: the local file where events wait while the service is unreachable;
 - ``delivery``: spool first, then send, within the hook's time budget;
 - ``install``: hook entries merged into (and removed from) each agent's settings file;
+- ``mcp_config``: each MCP client's server entry for Mosaic Memory, printed or merged into its file;
+- ``files``: the safe read and atomic replace of those files;
 - ``transcripts`` and ``backfill``: session files on disk → one log per meaningful turn.
 
 See ``docs/agents.md``.

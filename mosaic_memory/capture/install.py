@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import shlex
-import shutil
-import sys
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mosaic_memory.capture.files import Change, InstallError, mosaic_program, read_config, write_config
 
 __all__ = [
     "CLAUDE_CODE_EVENTS",
@@ -57,32 +55,10 @@ _HEADER = re.compile(r"^\s*\[")
 _NOTIFY = re.compile(r"^\s*(?:notify|\"notify\"|'notify')\s*=")
 
 
-class InstallError(Exception):
-    """The settings file cannot be changed safely (unreadable, or another program in our place)."""
-
-
-@dataclass
-class Change:
-    """What an install or uninstall did (or would do, for a dry run) to ``path``."""
-
-    path: Path
-    before: str  # the file's text ("" when it did not exist)
-    after: str
-    note: str
-
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
-
-
 def capture_argv(agent: str, program: str | None = None) -> list[str]:
     """The command a hook runs: this install's ``mosaic-memory`` (an absolute path when it is
     found, since an agent's hooks may run with another PATH), ``capture --agent AGENT``."""
-    if program is None:
-        found = shutil.which("mosaic-memory")
-        beside = Path(sys.executable).with_name("mosaic-memory")
-        program = found or (str(beside) if beside.exists() else "mosaic-memory")
-    return [*shlex.split(program), "capture", "--agent", agent]
+    return [*shlex.split(program or mosaic_program()), "capture", "--agent", agent]
 
 
 def is_capture_command(argv: list[str], agent: str) -> bool:
@@ -102,25 +78,6 @@ def _ours(command: Any) -> bool:
     except ValueError:
         argv = command.split()
     return is_capture_command(argv, "claude-code")
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace ``path`` atomically (a reader sees the old file or the new one), keeping its mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".mosaic-tmp")
-    partial.write_text(text, encoding="utf-8")
-    if path.exists():
-        os.chmod(partial, path.stat().st_mode & 0o7777)
-    partial.replace(path)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InstallError(f"cannot read {path}: {exc}") from None
 
 
 # Claude Code ---------------------------------------------------------------------------------------
@@ -167,7 +124,7 @@ def claude_code_install(
 
     ``background`` marks the hooks ``"async": true``: recent Claude Code versions then run them
     without waiting (older ones may not know the field)."""
-    before = _read(path)
+    before = read_config(path)
     data = _load_settings(path, before)
     hooks: dict[str, Any] = data.setdefault("hooks", {})
     command = shlex.join(capture_argv("claude-code", program))
@@ -187,13 +144,13 @@ def claude_code_install(
     after = _dump(data)
     note = "refreshed" if refreshed else "installed"
     if not dry_run and after != before:
-        _write(path, after)
+        write_config(path, after)
     return Change(path, before, after, f"{note} capture hooks for {', '.join(CLAUDE_CODE_EVENTS)}")
 
 
 def claude_code_uninstall(path: Path, *, dry_run: bool = False) -> Change:
     """Remove exactly our hook commands from the settings at ``path``; every other hook stays."""
-    before = _read(path)
+    before = read_config(path)
     if not before.strip():
         return Change(path, before, before, "no settings file: nothing to remove")
     data = _load_settings(path, before)
@@ -217,7 +174,7 @@ def claude_code_uninstall(path: Path, *, dry_run: bool = False) -> Change:
         return Change(path, before, before, "no capture hooks found: nothing removed")
     after = _dump(data)
     if not dry_run:
-        _write(path, after)
+        write_config(path, after)
     return Change(path, before, after, f"removed {removed} capture hooks")
 
 
@@ -284,7 +241,7 @@ def codex_install(path: Path, *, program: str | None = None, force: bool = False
 
     Raises InstallError when another notify program is set (unless ``force``: then it is kept in
     a comment, and :func:`codex_uninstall` puts it back)."""
-    before = _read(path)
+    before = read_config(path)
     current = _load_toml(path, before).get("notify")
     argv = capture_argv("codex", program)
     given = [str(a) for a in current] if isinstance(current, list) else [str(current)]
@@ -313,14 +270,14 @@ def codex_install(path: Path, *, program: str | None = None, force: bool = False
     after = "".join(lines)
     _load_toml(path, after)  # never write a file Codex cannot read
     if not dry_run and after != before:
-        _write(path, after)
+        write_config(path, after)
     note = "replaced the notify program" if (current is not None and not ours) else "installed"
     return Change(path, before, after, f"{note}: Codex runs {shlex.join(argv)} after every turn")
 
 
 def codex_uninstall(path: Path, *, dry_run: bool = False) -> Change:
     """Remove our ``notify`` (restoring one it replaced); another program's notify stays."""
-    before = _read(path)
+    before = read_config(path)
     current = _load_toml(path, before).get("notify") if before.strip() else None
     if not (isinstance(current, list) and is_capture_command([str(a) for a in current], "codex")):
         return Change(path, before, before, "Codex's notify is not ours: nothing removed")
@@ -339,5 +296,5 @@ def codex_uninstall(path: Path, *, dry_run: bool = False) -> Change:
     after = "".join(lines)
     _load_toml(path, after)
     if not dry_run:
-        _write(path, after)
+        write_config(path, after)
     return Change(path, before, after, "restored the previous notify program" if restored else "removed")

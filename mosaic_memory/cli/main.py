@@ -9,7 +9,7 @@ from rich.table import Table
 
 from mosaic_memory import __version__
 from mosaic_memory.cli import capture as capture_cli
-from mosaic_memory.cli import context_cmd, embedded_cmd
+from mosaic_memory.cli import context_cmd, embedded_cmd, mcp_cmd
 from mosaic_memory.cli import insights as insights_cli
 from mosaic_memory.cli import portability as portability_cli
 from mosaic_memory.cli.common import (
@@ -60,6 +60,7 @@ app.add_typer(embeddings_app, name="embeddings")
 portability_cli.register(app)  # export, import
 app.add_typer(federation_app, name="federation")
 capture_cli.register(app)  # hooks install|uninstall, capture, import-transcripts
+mcp_cmd.register(app)  # mcp (stdio), mcp config
 
 
 @app.command()
@@ -387,23 +388,6 @@ def logs_search(
             f"{hit.score:.3f}", hit.created_at.strftime("%Y-%m-%d %H:%M:%S"), content, hit.owner, str(hit.id)[:8]
         )
     console.print(table)
-
-
-@app.command()
-def mcp() -> None:
-    """Serve the memory tools over MCP on stdio, as a client of the service at MOSAIC_URL
-    (with MOSAIC_API_KEY). Point an MCP host (Claude Desktop, an IDE) at this command."""
-    import logging
-
-    from mosaic_memory.mcp_server import run_stdio
-
-    cfg = settings()
-    key = cfg.api_key.get_secret_value() if cfg.api_key else None
-    if not key:
-        fail("no API key: set MOSAIC_API_KEY to a key of the service at MOSAIC_URL (see docs/mcp.md)")
-    # stdout carries the protocol: log to stderr only, and only what matters.
-    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
-    run(run_stdio(cfg.url, key, log_level="WARNING"))
 
 
 def main() -> None:
