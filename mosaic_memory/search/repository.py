@@ -60,9 +60,10 @@ class Row:
 LARGE_SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
 LARGE_SCOPE_DF: TtlCache[int] = TtlCache(60.0, max_entries=100_000)
 
-# A word in at most this share of the scope's rows is rare: a keyword pass over rare words alone
-# reads their rows through the GIN index (at 100k rows, at most ~1,000 a word), where an any-word
-# pass with a common word reads rows until the candidate cap is full.
+# In a scope of at least `keyword_df_sample` rows, a word in at most this share of them is rare: a
+# keyword pass over rare words alone reads their rows through the GIN index (at 100k rows, at most
+# ~1,000 a word), where an any-word pass with a common word reads rows until the candidate cap is
+# full. A smaller scope is read whole by that pass anyway, so it keeps the one any-word pass.
 RARE_SHARE = 0.01
 
 
@@ -243,7 +244,7 @@ class SearchRepository:
         if not terms:
             return []
         scope_key = (kind, frozenset(owner_ids), filters.model_dump_json(), include_history, df_sample)
-        weights, shares = await self._idf(spec, where, terms, max_df_share, df_sample, scope_key)
+        weights, shares, scope_rows = await self._idf(spec, where, terms, max_df_share, df_sample, scope_key)
         useful = [t for t in terms if weights[t] > 0]
         if not useful:
             return []
@@ -254,7 +255,7 @@ class SearchRepository:
             passes = [(_tsquery(useful, " & "), candidate_cap)]
             if len(useful) > 1:
                 rare = [t for t in useful if shares[t] <= RARE_SHARE]
-                if rare and len(rare) < len(useful):
+                if scope_rows >= df_sample and rare and len(rare) < len(useful):
                     # The rows holding a rare word first, found through the index alone; rows that
                     # match only common words are weak evidence: a short pass of them after.
                     passes.append((_tsquery(rare, " | "), candidate_cap))
@@ -288,9 +289,9 @@ class SearchRepository:
         max_share: float,
         sample: int,
         scope_key: Hashable,
-    ) -> tuple[dict[str, float], dict[str, float]]:
-        """BM25 IDF of each lexeme in the scope (0 for a lexeme above ``max_share``) and the share
-        of the scope's rows holding it, in one round trip.
+    ) -> tuple[dict[str, float], dict[str, float], int]:
+        """BM25 IDF of each lexeme in the scope (0 for a lexeme above ``max_share``), the share
+        of the scope's rows holding it, and the rows counted (at most ``sample``), in one round trip.
 
         One pass over at most ``sample`` rows of the scope counts every lexeme at once: counting
         each lexeme's matches separately read up to ``sample`` rows per lexeme (220 ms a search
@@ -326,7 +327,7 @@ class SearchRepository:
         if len(common) < len(idf):
             for term in common:
                 idf[term] = 0.0
-        return idf, shares
+        return idf, shares, n
 
     async def _ranked(
         self,
