@@ -179,10 +179,11 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50
     return w
 
 
-def fit(result: dict[str, Any], sets: list[Stored]) -> dict[str, Any]:
+def fit(result: dict[str, Any], sets: list[Stored], keyword_power: float) -> dict[str, Any]:
     """Logistic calibration per mode from the hybrid hits of every set together (relevant = 1).
 
-    Features: cosine, cosine above the query's baseline, keyword coverage (fusion.Calibration)."""
+    Features: cosine, cosine above the query's baseline, keyword coverage ** ``keyword_power``
+    (fusion.Calibration)."""
     x: list[list[float]] = []
     y: list[int] = []
     for st in sets:
@@ -192,7 +193,7 @@ def fit(result: dict[str, Any], sets: list[Stored]) -> dict[str, Any]:
         for a, rel in pairs:
             for content, _, scores in a.hits:
                 cos = scores.get("semantic", 0.0)
-                x.append([cos, cos - a.baseline, scores.get("keyword", 0.0)])
+                x.append([cos, cos - a.baseline, scores.get("keyword", 0.0) ** keyword_power])
                 y.append(int(content in rel))
     X, Y = np.asarray(x), np.asarray(y, dtype=float)
     out: dict[str, Any] = {}
@@ -276,7 +277,7 @@ async def main_async(args: argparse.Namespace) -> None:
                             )
             args.dump.write_text(json.dumps(rows))
         if args.fit:
-            doc["fit"] = fit(result, sets)
+            doc["fit"] = fit(result, sets, settings.search.calibration_keyword_power)
             print("fit:", json.dumps(doc["fit"]))
         if args.sweep:
             sweep = {}

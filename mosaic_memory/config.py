@@ -113,8 +113,12 @@ class SearchSettings(BaseModel):
     # `python -m benchmarks.quality_eval --fit` for the bundled all-MiniLM-L6-v2; refit for
     # another model (its cosines sit elsewhere). See mosaic_memory/search/fusion.py.
     calibration_semantic: tuple[float, float, float] = (-1.9856, 13.8098, -1.1219)
-    calibration_keyword: tuple[float, float] = (5.5261, -1.0862)
-    calibration_hybrid: tuple[float, float, float, float] = (-9.8906, 25.0853, 8.2145, -0.524)
+    calibration_keyword: tuple[float, float] = (12.2356, -0.8949)
+    calibration_hybrid: tuple[float, float, float, float] = (-9.8906, 25.0853, 16.429, -0.524)
+    # The keyword signal enters the maps as coverage ** power: a full match of the query's words
+    # keeps its weight while a partial match on one word of a paraphrase weighs much less (2
+    # raised hybrid MRR on the paraphrase set without costing the other sets; benchmarks/RESULTS.md).
+    calibration_keyword_power: float = Field(default=2.0, gt=0.0, le=4.0)
     # The documented cut between relevant and unrelated hits (a score of 0.5 is as likely one as
     # the other). Not applied unless a request asks (min_score) or `default_min_score` is set, so
     # a search for k still returns k whenever k rows match; precision and recall of the cut on the

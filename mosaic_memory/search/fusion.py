@@ -39,7 +39,8 @@ class Calibration:
     """Logistic maps from the raw signals to relevance: weights, then the bias.
 
     ``semantic``: (cosine, cosine above the query's baseline, bias); ``keyword``: (coverage,
-    bias); ``hybrid``: (cosine, above baseline, coverage, bias). The baseline is the mean cosine
+    bias); ``hybrid``: (cosine, above baseline, coverage, bias); the coverage raised to
+    ``keyword_power`` first. The baseline is the mean cosine
     of the query's semantic candidates: how far a hit stands out from the rest of the caller's
     rows says more about relevance than its cosine alone (distribution-based fusion), and it
     lets a small store answer "nothing relevant" when every row is about equally far.
@@ -48,10 +49,11 @@ class Calibration:
     semantic: tuple[float, float, float]
     keyword: tuple[float, float]
     hybrid: tuple[float, float, float, float]
+    keyword_power: float = 1.0  # the coverage enters as coverage ** keyword_power
 
     def score(self, mode: str, semantic: float | None, keyword: float | None, baseline: float) -> float:
         """Relevance in [0, 1] for a hit with these raw signals (a missing signal counts as 0)."""
-        cos, cov = semantic or 0.0, keyword or 0.0
+        cos, cov = semantic or 0.0, (keyword or 0.0) ** self.keyword_power
         gap = cos - baseline if semantic is not None else 0.0
         if mode == "semantic":
             a, g, c = self.semantic

@@ -36,7 +36,9 @@ class AccessSink(Protocol):
 
 def calibration_of(settings: Settings) -> Calibration:
     cfg = settings.search
-    return Calibration(cfg.calibration_semantic, cfg.calibration_keyword, cfg.calibration_hybrid)
+    return Calibration(
+        cfg.calibration_semantic, cfg.calibration_keyword, cfg.calibration_hybrid, cfg.calibration_keyword_power
+    )
 
 
 class SearchService:
