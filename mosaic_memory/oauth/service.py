@@ -241,6 +241,8 @@ class OAuthService:
         server's resource identifiers as the request reached it), or else an API key."""
         if not token.startswith(ACCESS_PREFIX):
             return await self.owners.authenticate(session, token)
+        if not self.settings.oauth.enabled:
+            raise AuthenticationFailed("OAuth is turned off on this service; use an API key")
         row = await OAuthRepository(session).token_by_access(secret_hash(token))
         if row is None:
             raise AuthenticationFailed("the access token is not valid")

@@ -478,3 +478,42 @@ async def test_rest_401_names_the_metadata_and_registration_checks_redirects(
             discovered.register, json={"redirect_uris": ["https://app.example/cb"], "client_name": "Web App"}
         )
     assert confidential.status_code == 201 and confidential.json()["client_secret"]
+
+
+async def test_an_unknown_client_or_unregistered_redirect_gets_a_page_never_a_redirect(discovered: Discovered) -> None:
+    client = await register(discovered)
+    challenge = f"code_challenge={'a' * 43}&code_challenge_method=S256"
+    async with browser() as b:
+        unknown = await b.http.get(
+            f"{discovered.authorize}?response_type=code&client_id=mmc_nobody&redirect_uri={REDIRECT}&{challenge}"
+        )
+        elsewhere = await b.http.get(
+            f"{discovered.authorize}?response_type=code&client_id={client['client_id']}"
+            f"&redirect_uri=https://attacker.example/cb&{challenge}"
+        )
+    for page in (unknown, elsewhere):
+        assert page.status_code == 400 and "location" not in page.headers
+        assert page.headers["content-type"].startswith("text/html") and "This request cannot continue" in page.text
+    assert "invalid_client" in unknown.text and "attacker.example" in elsewhere.text
+
+
+async def test_oauth_turned_off_serves_no_metadata_and_accepts_no_token(
+    discovered: Discovered, make_user: UserFactory, http: httpx.AsyncClient, state: AppState
+) -> None:
+    _, h = await make_user()
+    token = await token_for(discovered, key_of(h))
+    state.settings.oauth.enabled = False
+    try:
+        metadata = await http.get("/.well-known/oauth-authorization-server")
+        refused = await http.get("/v1/me", headers=auth(token["access_token"]))
+        bare = await http.get("/v1/me")
+        keyed = await http.get("/v1/me", headers=h)
+    finally:
+        state.settings.oauth.enabled = True
+    assert metadata.status_code == 404
+    assert refused.status_code == 401 and "OAuth is turned off" in refused.json()["detail"]
+    assert bare.headers["www-authenticate"] == "Bearer" and keyed.status_code == 200
+    # turned on again, the in-process app takes the token (issued for the subprocess's URL) only
+    # where it was issued: the resource is bound to the server's URL
+    other = await http.get("/v1/me", headers=auth(token["access_token"]))
+    assert other.status_code == 401 and "not for this server" in other.json()["detail"]
