@@ -285,6 +285,16 @@ class OAuthSettings(BaseModel):
     # Dynamic client registration (RFC 7591) open to anyone: hosted clients register themselves.
     # A client can do nothing before a person approves it with an API key.
     open_registration: bool = True
+    # Client ID Metadata Documents: a client_id that is an https URL of the client's metadata,
+    # fetched (no redirects, at most 5 KB) and kept for client_metadata_ttl_seconds.
+    client_metadata_documents: bool = True
+    client_metadata_ttl_seconds: int = Field(default=3600, ge=0)
+    client_metadata_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Fetching a URL a stranger names must not reach this network's private addresses (SSRF);
+    # set this only where clients' documents are served from such addresses on purpose.
+    client_metadata_allow_private_hosts: bool = False
+    # Extra CA certificates (PEM) to trust when fetching documents, e.g. a company's own CA.
+    client_metadata_ca_file: Path | None = None
 
 
 class WebSettings(BaseModel):

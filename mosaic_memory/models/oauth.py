@@ -18,16 +18,19 @@ from mosaic_memory.models.base import Base, new_id, utc_now
 
 
 class OAuthClient(Base):
-    """A client registered by dynamic registration (RFC 7591); ``metadata`` is what it registered."""
+    """A client registered by dynamic registration (RFC 7591), or known by its Client ID Metadata
+    Document (``client_id`` is the document's https URL; ``document_fetched_at`` when it was read).
+    ``metadata`` is what it registered or published."""
 
     __tablename__ = "oauth_clients"
 
-    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(Text, primary_key=True)
     secret_hash: Mapped[str | None] = mapped_column(String(64))  # None: a public client (PKCE only)
     client_name: Mapped[str] = mapped_column(String(200), default="")
     redirect_uris: Mapped[list[str]] = mapped_column(ARRAY(Text))
     client_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    document_fetched_at: Mapped[datetime | None]
 
 
 class OAuthCode(Base):

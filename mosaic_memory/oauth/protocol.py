@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import AuthorizationServer, JsonRequest
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -117,6 +117,13 @@ class Loaded:
     codes: dict[str, OAuthCode] = field(default_factory=dict)  # the code presented -> its row
     tokens: dict[str, OAuthToken] = field(default_factory=dict)  # a token presented -> its row
     revoked_grants: list[uuid.UUID] = field(default_factory=list)  # to revoke after the reply
+    client_problem: str | None = None  # why the client's metadata document cannot be used
+
+    def raise_client_problem(self) -> None:
+        """Raise ``invalid_client`` saying why the client's document was refused, if it was."""
+        if self.client_problem:
+            text = "".join(c for c in self.client_problem if " " <= c <= "~" and c not in '"\\')
+            raise InvalidClientError(description=text)
 
 
 def _is_loopback(host: str | None) -> bool:

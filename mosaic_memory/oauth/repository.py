@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mosaic_memory.models import InstanceMeta, OAuthClient, OAuthCode, OAuthToken
@@ -23,6 +24,22 @@ class OAuthRepository:
 
     async def client(self, client_id: str) -> OAuthClient | None:
         return await self.session.get(OAuthClient, client_id)
+
+    async def put_document_client(
+        self, client_id: str, name: str, redirect_uris: list[str], metadata: dict[str, Any], when: datetime
+    ) -> OAuthClient:
+        """Insert or refresh a client known by its metadata document (two requests may race)."""
+        values = {
+            "client_name": name,
+            "redirect_uris": redirect_uris,
+            "metadata": metadata,
+            "document_fetched_at": when,
+        }
+        stmt = insert(OAuthClient).values(client_id=client_id, created_at=when, **values)
+        await self.session.execute(stmt.on_conflict_do_update(index_elements=["client_id"], set_=values))
+        row = await self.session.get(OAuthClient, client_id, populate_existing=True)
+        assert row is not None
+        return row
 
     async def code(self, code_hash: str) -> OAuthCode | None:
         return await self.session.get(OAuthCode, code_hash)
@@ -58,7 +75,5 @@ class OAuthRepository:
 
     async def put_meta_once(self, key: str, value: Any) -> Any:
         """Store ``value`` under ``key`` unless another process did first; returns the stored value."""
-        from sqlalchemy.dialects.postgresql import insert
-
         await self.session.execute(insert(InstanceMeta).values(key=key, value=value).on_conflict_do_nothing())
         return await self.meta(key)

@@ -5,7 +5,8 @@ What it guarantees:
 - discovery: Protected Resource Metadata (RFC 9728) names this server as the authorization
   server of its resources (``<base>`` for the REST API, ``<base>/mcp`` for MCP); Authorization
   Server Metadata (RFC 8414) lists the endpoints;
-- clients register themselves (RFC 7591); a client gets nothing until a person approves it on
+- clients register themselves (RFC 7591) or are known by the https URL of their Client ID
+  Metadata Document (``client_documents.py``); a client gets nothing until a person approves it on
   the consent page with one of their API keys (or a browser session made with one);
 - authorization code with PKCE, S256 only, for every client; codes live minutes and are used
   once (a replay revokes what the code gave);
@@ -25,7 +26,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import AuthenticationFailed
-from mosaic_memory.models import utc_now
+from mosaic_memory.models import OAuthClient, utc_now
+from mosaic_memory.oauth.client_documents import ClientDocumentError, fetch_client_document, is_document_url
 from mosaic_memory.oauth.protocol import (
     ACCESS_PREFIX,
     AUTH_METHODS,
@@ -48,6 +50,7 @@ from mosaic_memory.oauth.protocol import (
     OAuthReply,
     Request,
     Server,
+    redirect_uri_problem,
     secret_hash,
 )
 from mosaic_memory.oauth.repository import OAuthRepository
@@ -107,6 +110,7 @@ class OAuthService:
             "token_endpoint_auth_methods_supported": AUTH_METHODS,
             "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
             "code_challenge_methods_supported": ["S256"],
+            "client_id_metadata_document_supported": self.settings.oauth.client_metadata_documents,
         }
         if self.settings.oauth.open_registration:
             metadata["registration_endpoint"] = f"{base}/oauth/register"
@@ -136,7 +140,7 @@ class OAuthService:
         )
         basic_id, _ = extract_basic_authorization({"Authorization": call.authorization or ""})
         client_id = call.first("client_id") or basic_id
-        if client_id and (client := await repo.client(client_id[:64])) is not None:
+        if client_id and (client := await self._client(repo, client_id, loaded)) is not None:
             loaded.clients[client.client_id] = client
         code = call.first("code")
         if code and call.first("grant_type") == "authorization_code":
@@ -157,6 +161,28 @@ class OAuthService:
                     loaded.tokens[presented] = row_t
         return loaded
 
+    async def _client(self, repo: OAuthRepository, client_id: str, loaded: Loaded) -> OAuthClient | None:
+        """The registered client, or the one a Client ID Metadata Document describes (fetched when
+        not known or older than ``client_metadata_ttl_seconds``; why it failed in ``loaded``)."""
+        settings = self.settings.oauth
+        row = await repo.client(client_id)
+        if not (settings.client_metadata_documents and is_document_url(client_id)):
+            return row
+        fetched = row.document_fetched_at if row is not None else None
+        if fetched is not None and loaded.now - fetched < timedelta(seconds=settings.client_metadata_ttl_seconds):
+            return row
+        try:
+            metadata = await fetch_client_document(client_id, settings)
+            uris = [str(u) for u in metadata["redirect_uris"]]
+            problem = next(filter(None, map(redirect_uri_problem, uris)), None)
+            if problem:
+                raise ClientDocumentError(problem)
+        except ClientDocumentError as exc:
+            loaded.client_problem = str(exc)
+            return None
+        name = str(metadata.get("client_name") or urlsplit(client_id).hostname)[:200]
+        return await repo.put_document_client(client_id, name, uris, metadata, loaded.now)
+
     @staticmethod
     def _error(server: Server, error: OAuth2Error) -> OAuthReply:
         reply = server.handle_error_response(None, error)
@@ -170,6 +196,7 @@ class OAuthService:
         its redirect URI is known to be registered, else a 400 to show the person."""
         server = Server(await self._load(session, call, base))
         try:
+            server.loaded.raise_client_problem()
             request = Request(call)
             grant = server.get_consent_grant(request)
         except OAuth2Error as error:
@@ -203,6 +230,7 @@ class OAuthService:
         """The token endpoint: ``authorization_code`` (with the PKCE verifier) and ``refresh_token``."""
         server = Server(await self._load(session, call, base))
         try:
+            server.loaded.raise_client_problem()
             reply = server.create_token_response(Request(call))
         except OAuth2Error as error:
             return self._error(server, error)

@@ -9,6 +9,7 @@ and REST routes with the token.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
@@ -27,6 +28,7 @@ from mosaic_memory.container import AppState
 from mosaic_memory.oauth.protocol import secret_hash
 from tests.conftest import UserFactory, auth
 from tests.mcp.conftest import error_text, http_client, payload
+from tests.oauth.conftest import Documents
 
 REDIRECT = "http://127.0.0.1:9/callback"  # never contacted: the test reads the redirect itself
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -517,3 +519,107 @@ async def test_oauth_turned_off_serves_no_metadata_and_accepts_no_token(
     # where it was issued: the resource is bound to the server's URL
     other = await http.get("/v1/me", headers=auth(token["access_token"]))
     assert other.status_code == 401 and "not for this server" in other.json()["detail"]
+
+
+def client_document(client_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "client_id": client_id,
+        "client_name": "Document Client",
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        **extra,
+    }
+
+
+async def test_a_client_known_by_its_metadata_document(
+    discovered: Discovered, service_url: str, documents: Documents, make_user: UserFactory
+) -> None:
+    name, h = await make_user()
+    path = f"/clients/{uuid.uuid4().hex}.json"
+    client_id = documents.publish(path, client_document(documents.base + path))
+    async with httpx.AsyncClient(timeout=30) as http:
+        meta = (await http.get(f"{service_url}/.well-known/oauth-authorization-server")).json()
+    assert meta["client_id_metadata_document_supported"] is True
+
+    oauth = oauth_client(discovered, client_id)
+    verifier = secrets.token_urlsafe(48)
+    url, _ = oauth.create_authorization_url(discovered.authorize, code_verifier=verifier, resource=discovered.resource)
+    async with browser() as b:
+        page, _ = await b.open(url)
+        assert "Document Client" in page.text and client_id in page.text  # the name, and who vouches for it
+        approved = await b.approve(url, key_of(h))
+    assert approved.status_code == 302
+    token = await oauth.fetch_token(
+        discovered.token, authorization_response=approved.headers["location"], code_verifier=verifier
+    )
+    await oauth.aclose()
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(f"{service_url}/v1/me", headers=auth(token["access_token"]))).json()["user"] == name
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("another-id", "names another client_id"),
+        ("secret", "must use token_endpoint_auth_method none"),
+        ("redirect", "answered HTTP 302"),
+        ("html", "is not application/json"),
+        ("no-redirects", "lists no redirect_uris"),
+        ("far-redirect", "must use https (or http to loopback)"),
+        ("huge", "larger than 5 KB"),
+    ],
+)
+async def test_a_metadata_document_that_does_not_hold_is_refused(
+    case: str, reason: str, discovered: Discovered, documents: Documents
+) -> None:
+    path = f"/clients/{case}-{uuid.uuid4().hex}.json"
+    client_id = documents.base + path
+    good = client_document(client_id)
+    published = {
+        "another-id": (client_document(documents.base + "/clients/someone-else.json"), {}),
+        "secret": (client_document(client_id, token_endpoint_auth_method="client_secret_basic"), {}),
+        "redirect": (b"", {"location": documents.base + "/elsewhere.json"}),
+        "html": (json.dumps(good).encode(), {"content-type": "text/html"}),
+        "no-redirects": ({**good, "redirect_uris": []}, {}),
+        "far-redirect": ({**good, "redirect_uris": ["http://evil.example/cb"]}, {}),
+        "huge": ({**good, "padding": "x" * 6000}, {}),
+    }
+    document, headers = published[case]
+    documents.publish(path, document, status=302 if case == "redirect" else 200, headers=headers)
+    url, _ = oauth_client(discovered, client_id).create_authorization_url(
+        discovered.authorize, code_verifier=secrets.token_urlsafe(48)
+    )
+    async with browser() as b:
+        page = await b.http.get(url)
+    assert page.status_code == 400 and "location" not in page.headers
+    assert "invalid_client" in page.text and reason in page.text
+
+
+async def test_a_metadata_document_on_a_private_address_is_not_fetched(
+    http: httpx.AsyncClient, documents: Documents
+) -> None:
+    # the suite's in-process app keeps the default: private addresses are never fetched
+    path = f"/clients/{uuid.uuid4().hex}.json"
+    client_id = documents.publish(path, client_document(documents.base + path))
+    page = await http.get(
+        "/oauth/authorize",
+        params={"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "state": "s"},
+    )
+    assert page.status_code == 400 and "location" not in page.headers
+    assert "the client_id host 127.0.0.1 is a private address; it is not fetched" in page.text
+
+
+async def test_closed_registration_refuses_clients_and_is_not_advertised(
+    http: httpx.AsyncClient, state: AppState
+) -> None:
+    state.settings.oauth.open_registration = False
+    try:
+        refused = await http.post("/oauth/register", json={"redirect_uris": [REDIRECT]})
+        meta = (await http.get("/.well-known/oauth-authorization-server")).json()
+    finally:
+        state.settings.oauth.open_registration = True
+    assert refused.status_code == 400 and refused.json()["error"] == "access_denied"
+    assert "registration_endpoint" not in meta
+    assert (await http.post("/oauth/register", json={"redirect_uris": [REDIRECT]})).status_code == 201

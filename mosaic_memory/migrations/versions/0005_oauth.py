@@ -23,7 +23,7 @@ def _fk(column: str, target: str, table: str) -> sa.Column[object]:
     ref_table = target.split(".")[0]
     return sa.Column(
         column,
-        UUID(as_uuid=True) if column != "client_id" else sa.String(64),
+        UUID(as_uuid=True) if column != "client_id" else sa.Text,
         sa.ForeignKey(target, ondelete="CASCADE", name=f"fk_{table}_{column}_{ref_table}"),
         nullable=False,
     )
@@ -32,12 +32,13 @@ def _fk(column: str, target: str, table: str) -> sa.Column[object]:
 def upgrade() -> None:
     op.create_table(
         "oauth_clients",
-        sa.Column("client_id", sa.String(64), primary_key=True),
+        sa.Column("client_id", sa.Text, primary_key=True),  # an https URL for a metadata document
         sa.Column("secret_hash", sa.String(64)),
         sa.Column("client_name", sa.String(200), nullable=False, server_default=""),
         sa.Column("redirect_uris", ARRAY(sa.Text), nullable=False),
         sa.Column("metadata", JSONB, nullable=False, server_default="{}"),
         sa.Column("created_at", TS, nullable=False, server_default=sa.text("now()")),
+        sa.Column("document_fetched_at", TS),
     )
     op.create_table(
         "oauth_codes",
