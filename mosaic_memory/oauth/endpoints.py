@@ -40,6 +40,15 @@ SCOPE_TEXT = {
 }
 
 
+# The consent page: never cached, never framed (clickjacking), no script or outside resource.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def _enabled(state: StateDep) -> None:
     if not state.settings.oauth.enabled:
         raise NotFound("OAuth is turned off on this service (oauth.enabled)")
@@ -52,6 +61,10 @@ grants_router = APIRouter(prefix="/v1/oauth", tags=["oauth"], responses=ERRORS, 
 
 def _base(state: AppState, request: Request) -> str:
     return base_url(state.settings, request.scope)
+
+
+def _secure(state: AppState, request: Request) -> bool:
+    return _base(state, request).startswith("https://")
 
 
 def _call(state: AppState, request: Request, params: Sequence[tuple[str, Any]], body: Any = None) -> OAuthCall:
@@ -79,7 +92,7 @@ def _page_or_redirect(reply: OAuthReply) -> Response:
         return RedirectResponse(reply.location, status_code=302)
     body = reply.body if isinstance(reply.body, dict) else {}
     page = render("error.html", error=body.get("error", "invalid_request"), description=body.get("error_description"))
-    return HTMLResponse(page, status_code=reply.status)
+    return HTMLResponse(page, status_code=reply.status, headers=PAGE_HEADERS)
 
 
 # discovery ------------------------------------------------------------------------------------
@@ -143,8 +156,8 @@ def _consent_page(
         token_minutes=max(1, state.settings.oauth.access_token_ttl_seconds // 60),
         error=error,
     )
-    response = HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
-    set_csrf_cookie(signer, request, response, token)
+    response = HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
+    set_csrf_cookie(signer, response, token, secure=_secure(state, request))
     if signed_in is None:
         clear_session(response)
     return response
@@ -179,7 +192,7 @@ async def decide(state: StateDep, session: SessionDep, request: Request) -> Resp
         page = render(
             "error.html", error="forbidden", description="the form expired or did not come from this page; reload it"
         )
-        return HTMLResponse(page, status_code=403)
+        return HTMLResponse(page, status_code=403, headers=PAGE_HEADERS)
     signed_in = await _signed_in(state, session, signer, request)
     if form.get("decision") != "approve":
         reply = state.oauth.decide(auth, None)
@@ -201,7 +214,8 @@ async def decide(state: StateDep, session: SessionDep, request: Request) -> Resp
     await session.commit()
     response = _reply(reply)
     if principal is not signed_in and principal.key_id is not None:
-        start_session(signer, request, response, principal.key_id, hours=state.settings.web.session_hours)
+        hours = state.settings.web.session_hours
+        start_session(signer, response, principal.key_id, hours=hours, secure=_secure(state, request))
     return response
 
 

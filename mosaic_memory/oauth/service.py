@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,6 +111,7 @@ class OAuthService:
             "token_endpoint_auth_methods_supported": AUTH_METHODS,
             "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
             "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
             "client_id_metadata_document_supported": self.settings.oauth.client_metadata_documents,
         }
         if self.settings.oauth.open_registration:
@@ -189,6 +191,15 @@ class OAuthService:
         assert isinstance(reply, OAuthReply)
         return reply
 
+    @staticmethod
+    def _to_client(server: Server, reply: OAuthReply) -> OAuthReply:
+        """A redirect back to the client names this issuer (RFC 9207), so a client talking to
+        several authorization servers cannot be sent one's code as another's (mix-up)."""
+        if reply.location is None:
+            return reply
+        location = add_params_to_uri(reply.location, [("iss", server.loaded.issuer)])
+        return OAuthReply(reply.status, reply.body, [("Location", location)])
+
     async def authorization(self, session: AsyncSession, call: OAuthCall, base: str) -> Authorization | OAuthReply:
         """Validate an authorization request (RFC 6749 §4.1.1 with PKCE and ``resource``).
 
@@ -200,7 +211,7 @@ class OAuthService:
             request = Request(call)
             grant = server.get_consent_grant(request)
         except OAuth2Error as error:
-            return self._error(server, error)
+            return self._to_client(server, self._error(server, error))
         client: Client = request.client
         return Authorization(
             server=server,
@@ -224,7 +235,7 @@ class OAuthService:
         server, grant = authorization.server, authorization.grant
         reply = server.create_authorization_response(request=grant.request, grant_user=grantee, grant=grant)
         assert isinstance(reply, OAuthReply)
-        return reply
+        return self._to_client(server, reply)
 
     async def token(self, session: AsyncSession, call: OAuthCall, base: str) -> OAuthReply:
         """The token endpoint: ``authorization_code`` (with the PKCE verifier) and ``refresh_token``."""

@@ -82,10 +82,6 @@ class Signer:
         return payload
 
 
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
-
-
 def read_session(signer: Signer, request: Request) -> uuid.UUID | None:
     """The id of the API key this browser signed in with, if its session is valid."""
     payload = signer.unsign("session", request.cookies.get(SESSION_COOKIE))
@@ -95,11 +91,11 @@ def read_session(signer: Signer, request: Request) -> uuid.UUID | None:
         return None
 
 
-def start_session(signer: Signer, request: Request, response: Response, key_id: uuid.UUID, *, hours: float) -> None:
+def start_session(signer: Signer, response: Response, key_id: uuid.UUID, *, hours: float, secure: bool) -> None:
+    """Sign this browser in as the holder of key ``key_id``; ``secure``: the site is served over https
+    (say so from the public URL: behind a proxy the request itself may look like plain http)."""
     value = signer.sign("session", {"key": str(key_id)}, hours=hours)
-    response.set_cookie(
-        SESSION_COOKIE, value, max_age=int(hours * 3600), httponly=True, samesite="lax", secure=_secure(request)
-    )
+    response.set_cookie(SESSION_COOKIE, value, max_age=int(hours * 3600), httponly=True, samesite="lax", secure=secure)
 
 
 def clear_session(response: Response) -> None:
@@ -114,7 +110,7 @@ def csrf_token(signer: Signer, request: Request) -> str:
     return secrets.token_urlsafe(24)
 
 
-def set_csrf_cookie(signer: Signer, request: Request, response: Response, token: str) -> None:
+def set_csrf_cookie(signer: Signer, response: Response, token: str, *, secure: bool) -> None:
     """Give the page's response the signed cookie that ``token`` must match on the form's post."""
     response.set_cookie(
         CSRF_COOKIE,
@@ -122,7 +118,7 @@ def set_csrf_cookie(signer: Signer, request: Request, response: Response, token:
         max_age=int(CSRF_HOURS * 3600),
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure,
     )
 
 

@@ -188,11 +188,13 @@ async def test_the_whole_flow_then_mcp_tools_and_rest_with_the_token(
         assert "<strong>read</strong>" in page.text and "<strong>write</strong>" in page.text
         assert "admin" not in page.text.split("It asks to")[1].split("For</dt>")[0]
         assert 'type="password"' in page.text and "HttpOnly" in page.headers["set-cookie"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]  # no clickjacking
         approved = await b.http.post(url, data={"csrf_token": csrf, "api_key": key_of(h), "decision": "approve"})
     assert approved.status_code == 302
     location = approved.headers["location"]
     query = parse_qs(urlsplit(location).query)
     assert location.startswith(REDIRECT) and query["state"] == [state] and query["code"]
+    assert query["iss"] == [discovered.base]  # RFC 9207: which server the code comes from
 
     token = await oauth.fetch_token(
         discovered.token, authorization_response=location, code_verifier=verifier, resource=discovered.resource
@@ -623,3 +625,39 @@ async def test_closed_registration_refuses_clients_and_is_not_advertised(
     assert refused.status_code == 400 and refused.json()["error"] == "access_denied"
     assert "registration_endpoint" not in meta
     assert (await http.post("/oauth/register", json={"redirect_uris": [REDIRECT]})).status_code == 201
+
+
+async def test_behind_an_https_proxy_the_public_url_names_everything_and_cookies_are_secure(
+    http: httpx.AsyncClient, state: AppState
+) -> None:
+    state.settings.oauth.public_url = "https://memory.example.com/"
+    try:
+        prm = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()
+        meta = (await http.get("/.well-known/oauth-authorization-server")).json()
+        bare = await http.post("/mcp", json={})
+        client = (
+            await http.post("/oauth/register", json={"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
+        ).json()
+        page = await http.get(
+            "/oauth/authorize",
+            params={
+                "response_type": "code",
+                "client_id": client["client_id"],
+                "redirect_uri": REDIRECT,
+                "code_challenge": "a" * 43,
+                "code_challenge_method": "S256",
+            },
+        )
+    finally:
+        state.settings.oauth.public_url = None
+    assert prm["resource"] == "https://memory.example.com/mcp"
+    assert (
+        prm["authorization_servers"] == ["https://memory.example.com"]
+        and meta["issuer"] == "https://memory.example.com"
+    )
+    assert meta["token_endpoint"] == "https://memory.example.com/oauth/token"
+    assert bare.headers["www-authenticate"] == (
+        'Bearer resource_metadata="https://memory.example.com/.well-known/oauth-protected-resource/mcp"'
+    )
+    assert page.status_code == 200 and "https://memory.example.com" in page.text
+    assert "secure" in page.headers["set-cookie"].lower()
