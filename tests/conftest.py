@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -116,6 +117,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_in_thread(server: uvicorn.Server, *, timeout: float = 120) -> threading.Thread:
+    """Run a uvicorn server in a daemon thread of its own; returns once it accepts connections."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    return thread
+
+
+def wait_until_ready(proc: subprocess.Popen[str], url: str, *, timeout: float = 180) -> None:
+    """Wait until a ``serve`` process answers ``/readyz`` with 200; raises with its output if it
+    exits first, and kills it if it is not ready in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("serve did not become ready")
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="session")
 def cli_url(settings: Settings, state: AppState) -> Iterator[str]:
     """A real HTTP server on loopback in a thread of its own, for CLI commands and subprocesses
@@ -130,13 +161,7 @@ def cli_url(settings: Settings, state: AppState) -> Iterator[str]:
     )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(own), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.1)
+    thread = start_in_thread(server)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=60)

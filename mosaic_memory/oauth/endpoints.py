@@ -163,14 +163,19 @@ def _consent_page(
     return response
 
 
+async def _authorization(state: AppState, session: SessionDep, request: Request) -> Authorization | Response:
+    """The authorization request in the query (the page's and its form's), or its error response."""
+    call = _call(state, request, request.query_params.multi_items())
+    auth = await state.oauth.authorization(session, call, _base(state, request))
+    return _page_or_redirect(auth) if isinstance(auth, OAuthReply) else auth
+
+
 @router.get("/oauth/authorize", response_class=HTMLResponse)
 async def authorize(state: StateDep, session: SessionDep, request: Request) -> Response:
     """The consent page: who asks, for what; sign in with an API key (or a session) to approve."""
-    auth = await state.oauth.authorization(
-        session, _call(state, request, request.query_params.multi_items()), _base(state, request)
-    )
-    if isinstance(auth, OAuthReply):
-        return _page_or_redirect(auth)
+    auth = await _authorization(state, session, request)
+    if isinstance(auth, Response):
+        return auth
     signer = await _signer(state, session)
     signed_in = await _signed_in(state, session, signer, request)
     await session.commit()
@@ -180,11 +185,9 @@ async def authorize(state: StateDep, session: SessionDep, request: Request) -> R
 @router.post("/oauth/authorize", response_class=HTMLResponse)
 async def decide(state: StateDep, session: SessionDep, request: Request) -> Response:
     """The consent form's post: approve (with an API key or the session) or deny; CSRF-checked."""
-    auth = await state.oauth.authorization(
-        session, _call(state, request, request.query_params.multi_items()), _base(state, request)
-    )
-    if isinstance(auth, OAuthReply):
-        return _page_or_redirect(auth)
+    auth = await _authorization(state, session, request)
+    if isinstance(auth, Response):
+        return auth
     form = await request.form()
     signer = await _signer(state, session)
     submitted = form.get(CSRF_FIELD)

@@ -10,14 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import uvicorn
 from cryptography import x509
@@ -30,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mosaic_memory.container import AppState
-from tests.conftest import ADMIN_KEY, free_port, scratch_dir
+from tests.conftest import ADMIN_KEY, free_port, scratch_dir, start_in_thread, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,13 +102,7 @@ def documents() -> Iterator[Documents]:
             log_level="warning",
         )
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the documents server did not start")
-        time.sleep(0.05)
+    thread = start_in_thread(server)
     yield docs
     server.should_exit = True
     thread.join(timeout=30)
@@ -148,19 +139,7 @@ def service_url(state: AppState, documents: Documents) -> Iterator[str]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited early:\n{proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("serve did not become ready")
-        time.sleep(0.3)
+    wait_until_ready(proc, url)
     yield url
     proc.send_signal(signal.SIGTERM)
     try:

@@ -164,6 +164,21 @@ async def token_for(d: Discovered, api_key: str, scope: str = "read write") -> d
         await a.client.aclose()
 
 
+async def redeem_and_ask_who(
+    d: Discovered, service_url: str, oauth: AsyncOAuth2Client, approved: httpx.Response, verifier: str
+) -> str:
+    """Exchange the code of an approval's redirect, then ask the service whose the token is."""
+    assert approved.status_code == 302, approved.text
+    token = await oauth.fetch_token(
+        d.token, authorization_response=approved.headers["location"], code_verifier=verifier
+    )
+    await oauth.aclose()
+    async with httpx.AsyncClient(timeout=30) as http:
+        me = await http.get(f"{service_url}/v1/me", headers=auth(token["access_token"]))
+    user: str = me.json()["user"]
+    return user
+
+
 def key_of(headers: dict[str, str]) -> str:
     return headers["Authorization"].removeprefix("Bearer ")
 
@@ -402,13 +417,7 @@ async def test_the_session_signs_the_person_in_for_the_next_approval(
         page, _ = await b.open(second)
         assert f"Signed in as <strong>{name}</strong>" in page.text
         approved = await b.approve(second, None)
-    assert approved.status_code == 302
-    token = await oauth.fetch_token(
-        discovered.token, authorization_response=approved.headers["location"], code_verifier=verifier
-    )
-    await oauth.aclose()
-    async with httpx.AsyncClient(timeout=30) as http:
-        assert (await http.get(f"{service_url}/v1/me", headers=auth(token["access_token"]))).json()["user"] == name
+    assert await redeem_and_ask_who(discovered, service_url, oauth, approved, verifier) == name
 
 
 async def test_scopes_are_what_the_key_has_and_revoking_the_key_ends_the_token(
@@ -552,13 +561,7 @@ async def test_a_client_known_by_its_metadata_document(
         page, _ = await b.open(url)
         assert "Document Client" in page.text and client_id in page.text  # the name, and who vouches for it
         approved = await b.approve(url, key_of(h))
-    assert approved.status_code == 302
-    token = await oauth.fetch_token(
-        discovered.token, authorization_response=approved.headers["location"], code_verifier=verifier
-    )
-    await oauth.aclose()
-    async with httpx.AsyncClient(timeout=30) as http:
-        assert (await http.get(f"{service_url}/v1/me", headers=auth(token["access_token"]))).json()["user"] == name
+    assert await redeem_and_ask_who(discovered, service_url, oauth, approved, verifier) == name
 
 
 @pytest.mark.parametrize(
