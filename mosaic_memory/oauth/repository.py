@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mosaic_memory.models import InstanceMeta, OAuthClient, OAuthCode, OAuthToken
+from mosaic_memory.models import ApiKey, InstanceMeta, OAuthClient, OAuthCode, OAuthToken
 
 
 class OAuthRepository:
@@ -59,11 +59,13 @@ class OAuthRepository:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def live_tokens(self, user_id: uuid.UUID, now: datetime) -> Sequence[tuple[OAuthToken, OAuthClient]]:
-        """The user's tokens that can still be used or refreshed, newest first, with their clients."""
+        """The user's tokens that can still be used or refreshed (their approving key unrevoked),
+        newest first, with their clients."""
         stmt = (
             select(OAuthToken, OAuthClient)
             .join(OAuthClient, OAuthClient.client_id == OAuthToken.client_id)
-            .where(OAuthToken.user_id == user_id, OAuthToken.revoked_at.is_(None))
+            .join(ApiKey, ApiKey.id == OAuthToken.api_key_id)
+            .where(OAuthToken.user_id == user_id, OAuthToken.revoked_at.is_(None), ApiKey.revoked_at.is_(None))
             .where((OAuthToken.access_expires_at > now) | (OAuthToken.refresh_expires_at > now))
             .order_by(OAuthToken.issued_at.desc())
         )

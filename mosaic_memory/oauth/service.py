@@ -150,7 +150,7 @@ class OAuthService:
             if row is not None and row.used_at is not None:
                 # RFC 6749 §4.1.2: a code used twice revokes what it gave; the request fails.
                 await repo.revoke_grant(row.grant_id, loaded.now)
-            elif row is not None:
+            elif row is not None and await self._key_alive(session, row.api_key_id):
                 loaded.codes[code] = row
         for name in ("refresh_token", "token"):
             presented = call.first(name)
@@ -159,9 +159,17 @@ class OAuthService:
                 row_t = await repo.token_by_refresh(hashed)
                 if row_t is None and name == "token":
                     row_t = await repo.token_by_access(hashed)
-                if row_t is not None:
+                # a grant whose approving key was revoked cannot be refreshed (it can be revoked)
+                if row_t is not None and (name == "token" or await self._key_alive(session, row_t.api_key_id)):
                     loaded.tokens[presented] = row_t
         return loaded
+
+    async def _key_alive(self, session: AsyncSession, key_id: uuid.UUID) -> bool:
+        try:
+            await self.owners.principal_of_key(session, key_id)
+        except AuthenticationFailed:
+            return False
+        return True
 
     async def _client(self, repo: OAuthRepository, client_id: str, loaded: Loaded) -> OAuthClient | None:
         """The registered client, or the one a Client ID Metadata Document describes (fetched when

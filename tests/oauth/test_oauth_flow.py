@@ -427,10 +427,11 @@ async def test_scopes_are_what_the_key_has_and_revoking_the_key_ends_the_token(
     http: httpx.AsyncClient,
     admin_headers: dict[str, str],
 ) -> None:
-    name, _ = await make_user()
+    name, h = await make_user()
     created = await http.post("/v1/admin/keys", json={"user": name, "scopes": ["read"]}, headers=admin_headers)
     read_only = created.json()["api_key"]
-    token = await token_for(discovered, read_only)
+    a = await authorize(discovered, read_only)
+    token = await exchange(discovered, a)
     assert token["scope"] == "read"
     async with httpx.AsyncClient(base_url=service_url, headers=auth(token["access_token"]), timeout=30) as rest:
         assert (await rest.get("/v1/me")).json()["scopes"] == ["read"]
@@ -440,6 +441,12 @@ async def test_scopes_are_what_the_key_has_and_revoking_the_key_ends_the_token(
         assert revoked.status_code == 200
         after = await rest.get("/v1/me")
     assert after.status_code == 401
+    # nor can it be refreshed, and the person no longer sees it among their grants
+    with pytest.raises(OAuthError) as refresh:
+        await a.client.refresh_token(discovered.token, refresh_token=token["refresh_token"])
+    assert refresh.value.error == "invalid_grant"
+    await a.client.aclose()
+    assert (await http.get("/v1/oauth/grants", headers=h)).json() == []
 
 
 async def test_a_replayed_code_is_refused_and_revokes_its_tokens(
