@@ -9,9 +9,13 @@ and REST routes with the token.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -671,3 +675,30 @@ async def test_behind_an_https_proxy_the_public_url_names_everything_and_cookies
     )
     assert page.status_code == 200 and "https://memory.example.com" in page.text
     assert "secure" in page.headers["set-cookie"].lower()
+
+
+def cli(service_url: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    env.update(MOSAIC_URL=service_url, MOSAIC_API_KEY=key, MOSAIC_CONFIG_FILE="", COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "mosaic_memory", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+async def test_the_cli_lists_and_revokes_a_persons_grants(
+    discovered: Discovered, service_url: str, make_user: UserFactory
+) -> None:
+    _, h = await make_user()
+    token = await token_for(discovered, key_of(h))
+    listed = await asyncio.to_thread(cli, service_url, key_of(h), "oauth", "grants", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (grant,) = json.loads(listed.stdout)
+    assert grant["client_name"] == "Hosted Test Client" and grant["scopes"] == ["read", "write"]
+    table = await asyncio.to_thread(cli, service_url, key_of(h), "oauth", "grants")
+    assert "Hosted Test Client" in table.stdout and grant["grant_id"] in table.stdout
+    revoked = await asyncio.to_thread(cli, service_url, key_of(h), "oauth", "revoke", grant["grant_id"])
+    assert revoked.returncode == 0 and f"revoked grant {grant['grant_id']} (1 tokens)" in revoked.stdout
+    again = await asyncio.to_thread(cli, service_url, key_of(h), "oauth", "revoke", grant["grant_id"])
+    assert again.returncode == 1 and again.stderr.strip().count("\n") == 0 and "not found" in again.stderr
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(f"{service_url}/v1/me", headers=auth(token["access_token"]))).status_code == 401
