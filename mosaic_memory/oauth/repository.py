@@ -42,13 +42,17 @@ class OAuthRepository:
         return row
 
     async def code(self, code_hash: str) -> OAuthCode | None:
-        return await self.session.get(OAuthCode, code_hash)
+        """The code, locked until the transaction ends: of two exchanges of one code, the second
+        waits for the first and then finds it used."""
+        return await self.session.get(OAuthCode, code_hash, with_for_update=True)
 
     async def token_by_access(self, access_hash: str) -> OAuthToken | None:
         return await self.session.scalar(select(OAuthToken).where(OAuthToken.access_hash == access_hash))
 
     async def token_by_refresh(self, refresh_hash: str) -> OAuthToken | None:
-        return await self.session.scalar(select(OAuthToken).where(OAuthToken.refresh_hash == refresh_hash))
+        """The token pair, locked until the transaction ends (one refresh token, one rotation)."""
+        stmt = select(OAuthToken).where(OAuthToken.refresh_hash == refresh_hash).with_for_update()
+        return await self.session.scalar(stmt)
 
     async def revoke_grant(self, grant_id: uuid.UUID, when: datetime, user_id: uuid.UUID | None = None) -> int:
         """Revoke every token of one grant (optionally only if it is ``user_id``'s); returns how many."""

@@ -702,3 +702,41 @@ async def test_the_cli_lists_and_revokes_a_persons_grants(
     assert again.returncode == 1 and again.stderr.strip().count("\n") == 0 and "not found" in again.stderr
     async with httpx.AsyncClient(timeout=30) as http:
         assert (await http.get(f"{service_url}/v1/me", headers=auth(token["access_token"]))).status_code == 401
+
+
+async def test_one_code_exchanged_twice_at_once_gives_one_token(
+    discovered: Discovered, service_url: str, make_user: UserFactory
+) -> None:
+    _, h = await make_user()
+    a = await authorize(discovered, key_of(h))
+    code = parse_qs(urlsplit(a.location).query)["code"][0]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": a.client.client_id,
+        "code_verifier": a.verifier,
+    }
+    await a.client.aclose()
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = await asyncio.gather(*(http.post(discovered.token, data=form) for _ in range(4)))
+        issued = [r.json()["access_token"] for r in answers if r.status_code == 200]
+        refused = [r.json()["error"] for r in answers if r.status_code != 200]
+        assert len(issued) <= 1 and refused and set(refused) == {"invalid_grant"}
+        # whichever won, the replay revoked what it gave
+        for token in issued:
+            assert (await http.get(f"{service_url}/v1/me", headers=auth(token))).status_code == 401
+
+
+async def test_one_refresh_token_used_twice_at_once_rotates_once(
+    discovered: Discovered, make_user: UserFactory
+) -> None:
+    _, h = await make_user()
+    a = await authorize(discovered, key_of(h))
+    token = await exchange(discovered, a)
+    await a.client.aclose()
+    form = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": a.client.client_id}
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = await asyncio.gather(*(http.post(discovered.token, data=form) for _ in range(4)))
+    assert [r.status_code for r in answers].count(200) == 1
+    assert {r.json()["error"] for r in answers if r.status_code != 200} == {"invalid_grant"}
