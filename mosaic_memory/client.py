@@ -25,6 +25,7 @@ from mosaic_memory.common.schemas import Page
 from mosaic_memory.context.schemas import ContextResponse
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
+from mosaic_memory.oauth.schemas import GrantOut, GrantRevoked
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, OwnerOut, TeamOut, UserCreated
 from mosaic_memory.portability.schemas import ImportReportOut
 from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut
@@ -251,6 +252,14 @@ class AsyncMosaicClient:
 
     async def revoke_key(self, prefix: str) -> KeyOut:
         return KeyOut.model_validate(await self.request("DELETE", f"/v1/admin/keys/{prefix}"))
+
+    async def oauth_grants(self) -> list[GrantOut]:
+        """The applications this key's user approved through OAuth that still hold a usable token."""
+        return [GrantOut.model_validate(g) for g in await self.request("GET", "/v1/oauth/grants")]
+
+    async def revoke_oauth_grant(self, grant_id: uuid.UUID | str) -> GrantRevoked:
+        """Revoke one OAuth approval; its tokens stop working at once."""
+        return GrantRevoked.model_validate(await self.request("DELETE", f"/v1/oauth/grants/{_seg(str(grant_id))}"))
 
     async def create_team(self, name: str, members: list[str] | None = None) -> TeamOut:
         data = await self.request("POST", "/v1/admin/teams", json={"name": name, "members": members or []})

@@ -30,8 +30,10 @@ __all__ = [
     "JobsSettings",
     "KindPolicy",
     "LogSettings",
+    "OAuthSettings",
     "SecretSettings",
     "Settings",
+    "WebSettings",
     "default_config_file",
     "default_data_dir",
     "load_settings",
@@ -277,6 +279,41 @@ class ContextSettings(BaseModel):
     min_keyword: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
+class OAuthSettings(BaseModel):
+    """The authorization server for hosted MCP clients (``docs/oauth.md``)."""
+
+    enabled: bool = True
+    # The URL clients reach this service at (https://memory.example.com), used as the issuer and
+    # the resource identifiers; unset: taken from each request (scheme and Host, as the proxy
+    # headers uvicorn trusts say). Set it behind a reverse proxy.
+    public_url: str | None = None
+    access_token_ttl_seconds: int = Field(default=3600, ge=10, le=7 * 24 * 3600)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    code_ttl_seconds: int = Field(default=300, ge=10, le=600)
+    # Dynamic client registration (RFC 7591) open to anyone: hosted clients register themselves.
+    # A client can do nothing before a person approves it with an API key.
+    open_registration: bool = True
+    # Client ID Metadata Documents: a client_id that is an https URL of the client's metadata,
+    # fetched (no redirects, at most 5 KB) and kept for client_metadata_ttl_seconds.
+    client_metadata_documents: bool = True
+    client_metadata_ttl_seconds: int = Field(default=3600, ge=0)
+    client_metadata_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Fetching a URL a stranger names must not reach this network's private addresses (SSRF);
+    # set this only where clients' documents are served from such addresses on purpose.
+    client_metadata_allow_private_hosts: bool = False
+    # Extra CA certificates (PEM) to trust when fetching documents, e.g. a company's own CA.
+    client_metadata_ca_file: Path | None = None
+
+
+class WebSettings(BaseModel):
+    """Browser sessions (the OAuth consent page, the web UI): a signed, HTTP-only cookie."""
+
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # The key that signs session and CSRF cookies; unset: one is generated and kept in the
+    # database (instance_meta), so every replica on the database shares it.
+    session_secret: SecretStr | None = None
+
+
 class SecretSettings(BaseModel):
     """Credentials in the text of a write (see ``mosaic_memory/common/secret_scan.py``)."""
 
@@ -321,6 +358,8 @@ class Settings(BaseSettings):
     secrets: SecretSettings = SecretSettings()
     context: ContextSettings = ContextSettings()
     capture: CaptureSettings = CaptureSettings()
+    oauth: OAuthSettings = OAuthSettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod

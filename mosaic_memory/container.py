@@ -28,6 +28,7 @@ from mosaic_memory.insights.access import AccessRecorder
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
+from mosaic_memory.oauth.service import OAuthService
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.portability.service import PortabilityService
 from mosaic_memory.preferences.service import PreferenceService
@@ -59,6 +60,7 @@ class AppState:
     federation: FederationService
     portability: PortabilityService
     context: ContextService
+    oauth: OAuthService
     log_embedder: LogEmbeddingWorker | None = None
     access_recorder: AccessRecorder | None = None
 
@@ -169,6 +171,7 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         access_recorder=access,
         federation=FederationService(settings=settings, search=search),
         context=context,
+        oauth=OAuthService(settings=settings, owners=owners),
         portability=PortabilityService(
             embedder=embedder,
             settings=settings,

@@ -118,6 +118,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_in_thread(server: uvicorn.Server, *, timeout: float = 120) -> threading.Thread:
+    """Run a uvicorn server in a daemon thread of its own; returns once it accepts connections."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    return thread
+
+
+def wait_until_ready(proc: subprocess.Popen[Any], url: str, *, timeout: float = 180, log: Path | None = None) -> None:
+    """Wait until a ``serve`` process answers ``/readyz`` with 200; raises with its output (``log``'s
+    tail, or what it printed) if it exits first, and kills it if it is not ready in time."""
+
+    def output() -> str:
+        if log is not None:
+            return log.read_text()[-4000:]
+        return str(proc.stdout.read()) if proc.stdout else ""
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited early:\n{output()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"serve did not become ready:\n{output()}")
+        time.sleep(0.2)
+
+
 def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """``python -m mosaic_memory serve --port PORT`` with exactly ``env``, its output to ``log``;
     returns once ``/readyz`` answers 200 (RuntimeError with the log's tail if it exits or hangs)."""
@@ -130,19 +166,8 @@ def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[b
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 180
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited early:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"serve did not become ready:\n{log.read_text()[-4000:]}")
-        time.sleep(0.2)
+    wait_until_ready(proc, f"http://127.0.0.1:{port}", log=log)
+    return proc
 
 
 @pytest.fixture(scope="session")
@@ -159,13 +184,7 @@ def cli_url(settings: Settings, state: AppState) -> Iterator[str]:
     )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(own), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.1)
+    thread = start_in_thread(server)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=60)

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from jobs.endpoints import router as jobs_router
 from mosaic_memory import __version__
+from mosaic_memory.api.challenge import ResourceChallenge
 from mosaic_memory.api.deps import StateDep
 from mosaic_memory.api.docs import HEALTH_RESPONSES, READY_RESPONSES, keep_example_nulls
 from mosaic_memory.api.errors import error_response, install_error_handlers
@@ -27,6 +28,8 @@ from mosaic_memory.federation.listener import federation_listener
 from mosaic_memory.insights.endpoints import router as insights_router
 from mosaic_memory.logs.endpoints import router as logs_router
 from mosaic_memory.mcp_server import McpHttp
+from mosaic_memory.oauth.endpoints import grants_router as oauth_grants_router
+from mosaic_memory.oauth.endpoints import router as oauth_router
 from mosaic_memory.owners.endpoints import me_router
 from mosaic_memory.owners.endpoints import router as admin_router
 from mosaic_memory.portability.endpoints import NDJSON_TYPES
@@ -132,6 +135,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.openapi = keep_example_nulls(app.openapi)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(RequireJSON)
+    app.add_middleware(ResourceChallenge, settings=settings)
     if state is not None:
         attach_jobs(state)  # ASGI test transports do not run the lifespan
     for router in (admin_router, me_router, insights_router, search_router, logs_router, jobs_router):
@@ -141,6 +145,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app.include_router(portability_router)
     app.include_router(federation_router)
     app.include_router(context_router)
+    app.include_router(oauth_router)
+    app.include_router(oauth_grants_router)
     # MCP over streamable HTTP: tools on the same services, served by the lifespan's session manager.
     mcp_http = McpHttp(lambda: app.state.mosaic, log_level=settings.log_level)
     app.router.routes.append(Route("/mcp", endpoint=mcp_http))

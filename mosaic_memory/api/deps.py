@@ -11,10 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mosaic_memory.container import AppState
 from mosaic_memory.errors import AuthenticationFailed
+from mosaic_memory.oauth.service import resources_of
+from mosaic_memory.oauth.urls import base_url
 from mosaic_memory.owners.schemas import Principal
 from mosaic_memory.owners.service import OwnerService
 
-bearer = HTTPBearer(auto_error=False, description="an API key: 'Authorization: Bearer mm_...'")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="an API key ('Authorization: Bearer mm_...') or an OAuth access token (docs/oauth.md)",
+)
 
 
 def get_state(request: Request) -> AppState:
@@ -35,13 +40,16 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def get_principal(
+    request: Request,
     state: StateDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    """The caller of an API key, or of an OAuth access token issued for this server."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationFailed()
-    return await state.owners.authenticate(session, credentials.credentials)
+    audiences = resources_of(base_url(state.settings, request.scope))
+    return await state.oauth.authenticate(session, credentials.credentials, audiences)
 
 
 def require(scope: str):  # type: ignore[no-untyped-def]

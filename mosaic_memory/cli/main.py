@@ -30,6 +30,7 @@ from mosaic_memory.cli.common import (
 from mosaic_memory.cli.embeddings_cmd import embeddings_app
 from mosaic_memory.cli.federation import federation_app
 from mosaic_memory.cli.jobs import jobs_app
+from mosaic_memory.cli.oauth_cmd import oauth_app
 from mosaic_memory.cli.prefs import prefs_app
 from mosaic_memory.cli.skills import skills_app
 
@@ -59,6 +60,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(embeddings_app, name="embeddings")
 portability_cli.register(app)  # export, import
 app.add_typer(federation_app, name="federation")
+app.add_typer(oauth_app, name="oauth")
 capture_cli.register(app)  # hooks install|uninstall, capture, import-transcripts
 mcp_cmd.register(app)  # mcp (stdio), mcp config
 

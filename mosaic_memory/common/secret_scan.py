@@ -201,6 +201,14 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("google-api-key", re.compile(r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"), ("aiza",)),
     Rule("huggingface-token", re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])"), ("hf_",)),
+    # Mosaic's own credentials: API keys (mm_<8 hex>_...) and OAuth access and refresh tokens.
+    Rule(
+        "mosaic-token",
+        re.compile(
+            r"(?<![A-Za-z0-9_])(?:mm_[0-9a-f]{8}_[A-Za-z0-9_-]{16,}|mm[or]_[A-Za-z0-9_-]{40,})(?![A-Za-z0-9_-])"
+        ),
+        ("mm_", "mmo_", "mmr_"),
+    ),
     Rule("npm-token", re.compile(r"(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"), ("npm_",)),
     Rule("pypi-token", re.compile(r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"), ("pypi-ageichlwas5vcmc",)),
     Rule(

@@ -1,7 +1,8 @@
 """MCP over streamable HTTP, mounted on the service at ``/mcp``; tools call the services in-process.
 
-Every HTTP request must carry ``Authorization: Bearer <key>``. The key is authenticated once per
-request by ``OwnerService.authenticate``, the code REST uses, and the principal rides in the
+Every HTTP request must carry ``Authorization: Bearer <key>`` (an API key or an OAuth access
+token for this server). It is authenticated once per request by ``OAuthService.authenticate``,
+the code REST uses, and the principal rides in the
 request's ASGI state to the tool calls it carries (``services.ServiceBackend``). A key therefore
 sees exactly what it sees over REST, with no serialization or HTTP hop in between.
 """
@@ -23,6 +24,8 @@ from mosaic_memory.container import AppState
 from mosaic_memory.errors import AuthenticationFailed
 from mosaic_memory.mcp_server.services import PRINCIPAL_STATE_KEY, ServiceBackend
 from mosaic_memory.mcp_server.tools import build_server
+from mosaic_memory.oauth.service import resources_of
+from mosaic_memory.oauth.urls import base_url
 from mosaic_memory.owners.schemas import Principal
 
 __all__ = ["McpHttp", "bearer_key"]
@@ -64,11 +67,12 @@ class McpHttp:
     def running(self) -> AbstractAsyncContextManager[None]:
         return self._sessions.run()
 
-    async def _authenticate(self, key: str) -> Principal:
-        """The key's principal, as REST resolves it (recording the key's use, committed)."""
+    async def _authenticate(self, key: str, scope: Scope) -> Principal:
+        """The key's (or OAuth token's) principal, as REST resolves it (recording use, committed)."""
         state = self._state()
+        audiences = resources_of(base_url(state.settings, scope))
         async with state.sessionmaker() as session:
-            principal = await state.owners.authenticate(session, key)
+            principal = await state.oauth.authenticate(session, key, audiences)
             await session.commit()
         return principal
 
@@ -79,7 +83,7 @@ class McpHttp:
         try:
             if key is None:
                 raise AuthenticationFailed()
-            principal = await self._authenticate(key)
+            principal = await self._authenticate(key, scope)
         except Exception as exc:
             failure = failure_of(exc)
             if failure is None:

@@ -10,6 +10,7 @@ from mosaic_memory.models.memory import (
     PreferenceHistory,
     Skill,
 )
+from mosaic_memory.models.oauth import OAuthClient, OAuthCode, OAuthToken
 from mosaic_memory.models.ops import InstanceMeta, JobRun
 from mosaic_memory.models.owners import ApiKey, Owner, TeamMember
 
@@ -24,6 +25,9 @@ __all__ = [
     "InsightSource",
     "InstanceMeta",
     "JobRun",
+    "OAuthClient",
+    "OAuthCode",
+    "OAuthToken",
     "Owner",
     "Preference",
     "PreferenceHistory",

@@ -75,6 +75,9 @@ class ApiKeyRepository:
         await self.session.flush()
         return key
 
+    async def get(self, key_id: uuid.UUID) -> ApiKey | None:
+        return await self.session.get(ApiKey, key_id)
+
     async def by_prefix(self, prefix: str) -> ApiKey | None:
         return await self.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
 

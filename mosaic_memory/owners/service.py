@@ -233,18 +233,34 @@ class OwnerService:
             raise AuthenticationFailed("the API key is not valid")
         if key.revoked_at is not None:
             raise AuthenticationFailed("the API key has been revoked")
+        principal = await self._principal(session, key, None)
+        now = self.clock()
+        # Record use at most once a minute, so reads do not each turn into a write.
+        if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
+            await repo.touch(key.id, now)
+        return principal
+
+    async def principal_of_key(
+        self, session: AsyncSession, key_id: uuid.UUID, scopes: Sequence[str] | None = None
+    ) -> Principal:
+        """The principal of a stored key, for credentials made with it (an OAuth token, a browser
+        session): the key's user, teams and agent binding, its scopes narrowed to ``scopes``.
+
+        Raises AuthenticationFailed when the key has been revoked or is gone, so revoking a key
+        ends everything made with it."""
+        key = await ApiKeyRepository(session).get(key_id)
+        if key is None or key.revoked_at is not None:
+            raise AuthenticationFailed("the API key this access was approved with has been revoked")
+        return await self._principal(session, key, scopes)
+
+    async def _principal(self, session: AsyncSession, key: ApiKey, scopes: Sequence[str] | None) -> Principal:
         owners = OwnerRepository(session)
         user = await owners.get(key.user_id)
         if user is None:
             raise AuthenticationFailed("the API key's user no longer exists")
         teams = tuple(_ref(t) for t in await owners.teams_of(user.id))
-        now = self.clock()
-        # Record use at most once a minute, so reads do not each turn into a write.
-        if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
-            await repo.touch(key.id, now)
-        return Principal(
-            user=_ref(user), key_id=key.id, scopes=frozenset(key.scopes), agent_id=key.agent_id, teams=teams
-        )
+        granted = frozenset(key.scopes) if scopes is None else frozenset(key.scopes) & frozenset(scopes)
+        return Principal(user=_ref(user), key_id=key.id, scopes=granted, agent_id=key.agent_id, teams=teams)
 
     @staticmethod
     def require_scope(principal: Principal, scope: str) -> None:

@@ -46,6 +46,12 @@ CASES = [
     ('{"client_secret": "a1b2c3d4e5f6g7h8"}', "a1b2c3d4e5f6g7h8", "secret"),
     ("X-Api-Key: 9f8e7d6c5b4a39281706", "9f8e7d6c5b4a39281706", "api-key"),
     ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "AIzaSyA1234567890abcdefghijklmnopqrstuv", "google-api-key"),
+    ("export KEY mm_1a2b3c4d_Zk3vQ9rT1xWb7YpL2mN8sHc4 now", "mm_1a2b3c4d_Zk3vQ9rT1xWb7YpL2mN8sHc4", "mosaic-token"),
+    (
+        "the agent got mmo_q2Vv0dC1n8-Yr7kP3xW9_aLm4Tz6Hb5Js1Qe0Ug2Fo3 from OAuth",
+        "mmo_q2Vv0dC1n8-Yr7kP3xW9_aLm4Tz6Hb5Js1Qe0Ug2Fo3",
+        "mosaic-token",
+    ),
 ]
 
 

@@ -125,7 +125,10 @@ async def test_mcp_over_http_needs_a_valid_key(live_url: str, make_user: UserFac
             r = await raw.post("/mcp", json=body, headers=headers | extra)
             assert r.status_code == 401, (extra, r.text)
             assert r.json()["error"] == "AuthenticationFailed" and detail in r.json()["detail"]
-            assert r.headers["www-authenticate"] == "Bearer"
+            # RFC 9728: the challenge says where a hosted client finds how to get a token
+            metadata = f'Bearer resource_metadata="{live_url}/.well-known/oauth-protected-resource/mcp"'
+            invalid = ', error="invalid_token"' if extra else ""
+            assert r.headers["www-authenticate"] == metadata + invalid
         assert (await raw.get("/mcp", headers=headers)).status_code == 401
 
 
