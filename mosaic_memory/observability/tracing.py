@@ -32,7 +32,10 @@ def tracing_requested(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def _exporter(env: Mapping[str, str]) -> Any:
+    """The OTLP span exporter the variables name; it reads headers, timeout and TLS settings itself."""
     protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "").lower()
+    traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -43,10 +46,21 @@ def _exporter(env: Mapping[str, str]) -> Any:
                 "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the package opentelemetry-exporter-otlp-proto-grpc; "
                 "install it, or use http/protobuf (the default)"
             ) from None
-        return OTLPSpanExporter()
+        return OTLPSpanExporter(endpoint=traces or base)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return HttpExporter()
+    # As the specification says: the signal's own endpoint is used as is, the base one gets /v1/traces.
+    return HttpExporter(endpoint=traces or base.rstrip("/") + "/v1/traces")
+
+
+def _resource_attributes(env: Mapping[str, str]) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    for pair in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            attributes[key.strip()] = value.strip()
+    attributes["service.name"] = env.get("OTEL_SERVICE_NAME") or attributes.get("service.name") or "mosaic-memory"
+    return attributes
 
 
 class Tracing:
@@ -67,13 +81,11 @@ class Tracing:
         env = os.environ if environ is None else environ
         if not tracing_requested(env):
             return cls()
-        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; ours only fills a gap.
-        named = env.get("OTEL_SERVICE_NAME") or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
-        provider = TracerProvider(resource=Resource.create({} if named else {SERVICE_NAME: "mosaic-memory"}))
+        provider = TracerProvider(resource=Resource.create(_resource_attributes(env)))
         provider.add_span_processor(BatchSpanProcessor(_exporter(env)))
         return cls(provider, owns_provider=True)
 
