@@ -4,6 +4,7 @@ when its event happens, and no owner, key or query among the labels."""
 from __future__ import annotations
 
 import uuid
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
