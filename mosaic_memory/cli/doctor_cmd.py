@@ -110,6 +110,12 @@ def preflight(cfg: Settings) -> Database | None:
 
     detector = Detector(cfg, timeout=cfg.probe_timeout, check_model=False, keep_database=True)
     report = run(detector.run())
+    # Federation is an extra: an expired certificate or a peer that is down must not keep this
+    # instance's own memory from serving. They are logged, and doctor reports them as failures.
+    for probe in report.probes:
+        if probe.name.startswith("federation.") and probe.status == "fail":
+            log.warning("%s: %s (%s)", probe.name, probe.detail, probe.remedy)
+            probe.status = "warn"
     failed = report.first_failure
     if failed is not None:
         if detector.database is not None:
@@ -118,7 +124,7 @@ def preflight(cfg: Settings) -> Database | None:
         fail(f"{failed.name}: {failed.detail}{remedy}", report.exit_code)
     for probe in report.probes:
         first_start = probe.name == "migrations" or (probe.name == "pgvector" and not probe.facts.get("installed"))
-        if probe.status == "warn" and not first_start:
+        if probe.status == "warn" and not first_start and not probe.name.startswith("federation."):
             log.warning("%s: %s (%s)", probe.name, probe.detail, probe.remedy)
     return detector.database
 

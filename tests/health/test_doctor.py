@@ -216,3 +216,113 @@ def test_pgvector_verdicts(
     if available is None:
         assert remedy is not None and "install the package for your PostgreSQL version" in remedy
         assert "embedded tier" in remedy
+
+
+@pytest.fixture(scope="module")
+async def other_model_url(other: Other) -> str:
+    """A database whose stored vectors were made by another model than the configured one."""
+    with psycopg.connect(other.uri, autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "othermodel"')
+    url = other.url("othermodel")
+    await run_migrations(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO instance_meta (key, value, updated_at) VALUES "
+            """('embedding', '{"model_id": "example/other-model", "dimensions": 384}', now())"""
+        )
+    return url
+
+
+def test_model_of_the_stored_vectors(other_model_url: str) -> None:
+    result = doctor("--json", MOSAIC_DATABASE_URL=other_model_url)
+    assert result.returncode == EXIT_CODES["embedding_model"] == 7, result.stdout
+    found = probes(result)["embedding_model"]
+    assert found["status"] == "fail"
+    assert "stored vectors come from 'example/other-model'" in found["detail"]
+    assert "mosaic-memory embeddings reembed" in found["remedy"]
+
+
+def test_serve_reports_a_start_up_failure_in_one_line(other_model_url: str) -> None:
+    """The model check runs in the service's start-up (it loads the model anyway): still one line."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    clean.update(MOSAIC_CONFIG_FILE="", MOSAIC_DATABASE_URL=other_model_url, MOSAIC_PORT=str(free_port()))
+    result = subprocess.run(
+        [sys.executable, "-m", "mosaic_memory", "serve"], capture_output=True, text=True, env=clean, timeout=180
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: stored vectors come from 'example/other-model'"), lines
+
+
+async def test_federation_certificate_and_peers(other: Other) -> None:
+    """A certificate with two days left, a peer answering mutual TLS (a real listener with its own
+    certificate from our CA), a peer nobody answers for; then the certificate expired."""
+    import asyncio
+    import ssl
+    from datetime import UTC, datetime, timedelta
+
+    from mosaic_memory.config import Settings
+    from mosaic_memory.federation.identity import (
+        FederationPaths,
+        init_ca,
+        init_identity,
+        issue_certificate,
+        issue_to_dir,
+    )
+    from mosaic_memory.health import Detector
+
+    root = scratch_dir("mosaic-doctor-fed-")
+    with psycopg.connect(other.uri, autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "fed"')
+    url = other.url("fed")
+    await run_migrations(url)
+    paths = FederationPaths.for_data_dir(root)
+    init_identity(paths, "alpha")
+    init_ca(paths, b"pass")
+    cert, _ = issue_certificate(paths, b"pass", "alpha", public_key_pem=paths.public_key.read_bytes(), hours=48)
+    paths.cert.write_bytes(cert)
+    # the peer "beta": its own key and certificate from our CA, and it asks for ours
+    issue_to_dir(paths, b"pass", "beta", root / "beta", hours=24 * 30)
+    beta = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    beta.load_cert_chain(root / "beta" / "beta.crt", root / "beta" / "beta.key")
+    beta.load_verify_locations(cafile=paths.ca_cert)
+    beta.verify_mode = ssl.CERT_REQUIRED
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listener = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=beta)
+    port = listener.sockets[0].getsockname()[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO federation_peers (name, url, created_at) VALUES "
+            f"('beta', 'https://127.0.0.1:{port}', now()), ('gamma', 'https://127.0.0.1:{free_port()}', now())"
+        )
+    cfg = Settings(data_dir=root, database_url=url)
+    try:
+        report = await Detector(cfg, timeout=5, check_model=False).run()
+        found = {p.name: p for p in report.probes}
+        assert found["federation.certificate"].status == "ok", found["federation.certificate"]
+        assert 1.9 < found["federation.certificate"].facts["days_left"] <= 2.0
+        assert found["federation.peer.beta"].status == "ok", found["federation.peer.beta"]
+        assert 29 < found["federation.peer.beta"].facts["cert_days_left"] <= 30
+        assert found["federation.peer.gamma"].status == "fail"
+        assert "unreachable" in found["federation.peer.gamma"].detail
+        assert report.exit_code == EXIT_CODES["federation"] == 9
+
+        long_ago = datetime.now(UTC) - timedelta(days=3)
+        expired, _ = issue_certificate(
+            paths, b"pass", "alpha", public_key_pem=paths.public_key.read_bytes(), hours=24, not_before=long_ago
+        )
+        paths.cert.write_bytes(expired)
+        report = await Detector(cfg, timeout=5, check_model=False).run()
+        found = {p.name: p for p in report.probes}
+        assert found["federation.certificate"].status == "fail"
+        assert "expired" in found["federation.certificate"].detail
+        assert "federation renew" in (found["federation.certificate"].remedy or "")
+        assert not any(name.startswith("federation.peer.") for name in found)
+        assert report.exit_code == 9
+    finally:
+        listener.close()
+        await listener.wait_closed()
+        shutil.rmtree(root, ignore_errors=True)
