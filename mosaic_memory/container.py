@@ -111,16 +111,24 @@ async def check_embedding_space(
         await reembed_check(session, embedder, record=record)
 
 
-async def build_state(settings: Settings, *, check_embeddings: bool = True, tracing: Tracing | None = None) -> AppState:
+async def build_state(
+    settings: Settings,
+    *,
+    check_embeddings: bool = True,
+    tracing: Tracing | None = None,
+    database: Database | None = None,
+) -> AppState:
     """Open the database (starting the embedded one for the local tier), migrate, load the model.
 
     ``check_embeddings=False`` skips the model check, for ``mosaic-memory embeddings reembed``.
-    ``tracing`` defaults to what the ``OTEL_*`` environment asks (off unless an endpoint is set)."""
+    ``tracing`` defaults to what the ``OTEL_*`` environment asks (off unless an endpoint is set).
+    ``database``, already opened (``serve`` probed it), becomes the state's: closed with it, or here
+    when the build fails."""
     from mosaic_memory import __version__
 
     tracing = tracing if tracing is not None else Tracing.from_environment()
     metrics = Metrics()
-    database = open_database(settings)
+    database = database if database is not None else open_database(settings)
     engine = None
     try:
         embedder: Embedder = ObservedEmbedder(build_embedder(settings), metrics, tracing)

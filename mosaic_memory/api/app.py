@@ -41,6 +41,7 @@ from mosaic_memory.skills.endpoints import router as skills_router
 
 if TYPE_CHECKING:
     from jobs import JobRunner
+    from mosaic_memory.tiers import Database
 
 log = logging.getLogger("mosaic_memory")
 
@@ -89,9 +90,10 @@ def attach_jobs(state: AppState) -> JobRunner:
     return state.jobs
 
 
-def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
+def create_app(settings: Settings, *, state: AppState | None = None, database: Database | None = None) -> FastAPI:
     """Build the app. With ``state`` given (tests, embedding in another process) it is used as is
-    and not closed at shutdown; otherwise the lifespan opens the database and loads the model."""
+    and not closed at shutdown; otherwise the lifespan opens the database (or takes ``database``,
+    already opened, as its own) and loads the model."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,7 +103,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
                 yield
             return
         try:
-            built = await build_state(settings)
+            built = await build_state(settings, database=database)
         except MosaicError as exc:
             app.state.startup_error = exc.detail  # `serve` says it in one line, without a traceback
             raise

@@ -104,7 +104,9 @@ def serve(
     try:
         held = doctor_cmd.preflight(cfg)
         embedded_cmd.claim_serve_port(cfg, bind_host, bind_port)  # a second serve on the same port: one line
-        application = create_app(cfg)
+        # The probed database becomes the service's (the embedded server is not stopped and started
+        # again); from here on the lifespan closes it.
+        application, held = create_app(cfg, database=held), None
         logging.getLogger("uvicorn.error").addFilter(doctor_cmd.quiet_startup_failure(application))
         quiet = "debug" if cfg.log_level.upper() == "DEBUG" else "warning"
         try:

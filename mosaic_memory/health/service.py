@@ -221,10 +221,10 @@ class Detector:
             else:
                 repo = HealthRepository(conn)
                 present, revision = await repo.schema_revision()
-                await self._timed(report, "pgvector", lambda: self._pgvector(repo, present))
+                vector = await self._timed(report, "pgvector", lambda: self._pgvector(repo, present))
                 migrations = await self._timed(report, "migrations", lambda: self._migrations(present, revision))
-                schema_ready = migrations.status == "ok"
-                schema_note = "the schema is not at head yet"
+                schema_ready = migrations.status == "ok" and vector.status != "fail"
+                schema_note = "pgvector is missing" if vector.status == "fail" else "the schema is not at head yet"
         finally:
             if conn is not None:
                 await conn.close()

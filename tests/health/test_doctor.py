@@ -169,13 +169,14 @@ def test_missing_database(other: Other) -> None:
 
 
 def test_dropped_pgvector(dropped_url: str) -> None:
-    result = doctor("--json", "--no-model", MOSAIC_DATABASE_URL=dropped_url)
+    result = doctor("--json", MOSAIC_DATABASE_URL=dropped_url)
     assert result.returncode == EXIT_CODES["pgvector"] == 5, result.stdout
     found = probes(result)
     assert found["pgvector"]["status"] == "fail"
     assert "vector extension is missing from database 'dropped'" in found["pgvector"]["detail"]
     assert found["pgvector"]["facts"]["installed"] is None and found["pgvector"]["facts"]["available"]
     assert found["migrations"]["status"] == "ok"
+    assert "not compared with the stored vectors (pgvector is missing)" in found["embedding_model"]["detail"]
 
 
 def test_serve_stops_with_one_line_and_doctors_code(other: Other) -> None:
