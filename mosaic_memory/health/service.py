@@ -278,9 +278,6 @@ class Detector:
                 f"give this user write access (chown or chmod {existing}) or set MOSAIC_DATA_DIR to a writable place",
                 facts=facts,
             )
-        pgdata = path / "pg"
-        if pgdata.exists() and not os.access(pgdata, os.R_OK) and os.geteuid() != 0:
-            facts["mode"] = oct(pgdata.stat().st_mode & 0o777)
         problem = open_permissions_problem(self.settings)
         if problem:
             return ProbeResult("data_dir", "fail", problem.split(". ")[0], problem.split(". ", 1)[1], facts=facts)

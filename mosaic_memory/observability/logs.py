@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,10 +34,14 @@ def current_request_id() -> str | None:
     return request_id_var.get()
 
 
+# Our own API keys (owners/service.py): the prefix is public (``keys list`` shows it), the rest is not.
+_API_KEY = re.compile(r"\b(mm_[0-9a-f]{8})_[A-Za-z0-9_-]{8,}")
+
+
 def _scrub(text: str) -> str:
     from mosaic_memory.common.secret_scan import redact_secrets
 
-    return redact_secrets(text)[0]
+    return _API_KEY.sub(r"\1_***", redact_secrets(text)[0])
 
 
 class _Context(logging.Filter):

@@ -27,6 +27,7 @@ from mosaic_memory.observability import Tracing
 from mosaic_memory.observability.logs import JsonFormatter, _Context
 from tests.conftest import UserFactory
 
+API_KEY = "mm_0badc0de_Zk3vQ9rT1xWb7YpL2mN8sHc4JdF6gKa0"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
@@ -155,7 +156,7 @@ async def test_json_access_log_carries_the_request_id_and_no_secret(http: httpx.
         r = await http.get("/healthz", headers={"X-Request-ID": "req-42"})
         assert r.status_code == 200
         logging.getLogger("mosaic_memory.access").warning(
-            "reaching postgresql://bob:Sup3rS3cretPw@db.internal/mosaic failed"
+            "reaching postgresql://bob:Sup3rS3cretPw@db.internal/mosaic failed for %s", API_KEY
         )
     finally:
         access.removeHandler(handler)
@@ -164,5 +165,7 @@ async def test_json_access_log_carries_the_request_id_and_no_secret(http: httpx.
     request = next(line for line in lines if line.get("route") == "/healthz")
     assert request["request_id"] == "req-42"
     assert request["status"] == 200 and request["method"] == "GET" and request["level"] == "info"
-    assert "Sup3rS3cretPw" not in stream.getvalue()
-    assert "postgresql://bob:[REDACTED" in lines[-1]["message"]
+    assert "Sup3rS3cretPw" not in stream.getvalue() and API_KEY not in stream.getvalue()
+    assert lines[-1]["message"] == (
+        "reaching postgresql://bob:[REDACTED:url-password]@db.internal/mosaic failed for mm_0badc0de_***"
+    )
