@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -108,6 +109,27 @@ async def live_url(app: Any) -> AsyncIterator[str]:
     server.should_exit = True
     await task
     sock.close()
+
+
+def wait_ready(proc: subprocess.Popen[Any], url: str, *, seconds: float = 180, log: Path | None = None) -> None:
+    """Wait until the ``serve`` process ``proc`` answers ``/readyz`` at ``url`` with 200.
+
+    Raises RuntimeError (with the tail of ``log``, if given) when it exits or the time runs out."""
+    deadline = time.monotonic() + seconds
+
+    def tail() -> str:
+        return log.read_text()[-4000:] if log is not None else ""
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited early:\n{tail()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"serve did not become ready:\n{tail()}")
 
 
 def free_port() -> int:

@@ -29,7 +29,8 @@ import math
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -249,7 +250,7 @@ class Detector:
             return ProbeResult(
                 "config",
                 "ok",
-                f"tier standalone, database {redact_database_url(cfg.database_url.get_secret_value())}",  # type: ignore[union-attr]
+                f"tier standalone, database {redact_database_url(self._url())}",
                 facts={"tier": "standalone"},
             )
         return ProbeResult(
@@ -288,7 +289,7 @@ class Detector:
     async def _server(self) -> ProbeResult:
         if self.settings.effective_tier == "local":
             return await self._embedded()
-        host, port = _address(self.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+        host, port = _address(self._url())
         where = host if host.startswith("/") else f"{host}:{port}"
         facts: dict[str, Any] = {"host": host, "port": port}
         remedy = (
@@ -336,12 +337,30 @@ class Detector:
             facts={"pgdata": str(self.settings.data_dir / "pg")},
         )
 
+    def _url(self) -> str:
+        """The database URL, password included: the embedded server's, or MOSAIC_DATABASE_URL."""
+        if self.database is not None:
+            return self.database.url
+        assert self.settings.database_url is not None  # the standalone tier has one (config probe)
+        return self.settings.database_url.get_secret_value()
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[Any]:
+        """A short-lived SQLAlchemy session on the database, for checks that go through a service."""
+        from mosaic_memory.db import create_engine_for, create_sessionmaker
+
+        engine = create_engine_for(self._url(), pool_size=1, connect_timeout=self.timeout)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                yield session
+        finally:
+            await engine.dispose()
+
     def _conninfo(self) -> tuple[str, str]:
         """(a libpq URL for psycopg, the database name)."""
         from sqlalchemy.engine import make_url
 
-        raw = self.database.url if self.database is not None else self.settings.database_url.get_secret_value()  # type: ignore[union-attr]
-        url = make_url(raw).set(drivername="postgresql")
+        url = make_url(self._url()).set(drivername="postgresql")
         return url.render_as_string(hide_password=False), url.database or "postgres"
 
     async def _connect(self, report: Report) -> Any:
@@ -474,19 +493,14 @@ class Detector:
 
     async def _stored_space(self, embedder: Any) -> str | None:
         """Why the stored vectors do not fit ``embedder`` (None: they fit, or nothing is stored)."""
-        from mosaic_memory.db import create_engine_for, create_sessionmaker
         from mosaic_memory.errors import EmbeddingMismatch
         from mosaic_memory.reembed.service import check_embedding_space
 
-        url = self.database.url if self.database is not None else self.settings.database_url.get_secret_value()  # type: ignore[union-attr]
-        engine = create_engine_for(url, pool_size=1, connect_timeout=self.timeout)
         try:
-            async with create_sessionmaker(engine)() as session:
+            async with self._session() as session:
                 await check_embedding_space(session, embedder, record=False)
         except EmbeddingMismatch as exc:
             return exc.detail.split(". ")[0].split("; ")[0]
-        finally:
-            await engine.dispose()
         return None
 
     async def _federation(self, report: Report, schema_ready: bool) -> None:
@@ -554,16 +568,10 @@ class Detector:
         return ProbeResult("federation.certificate", "ok", detail, facts=facts)
 
     async def _peers(self) -> list[tuple[str, str]]:
-        from mosaic_memory.db import create_engine_for, create_sessionmaker
         from mosaic_memory.federation.service import FederationService
 
-        url = self.database.url if self.database is not None else self.settings.database_url.get_secret_value()  # type: ignore[union-attr]
-        engine = create_engine_for(url, pool_size=1, connect_timeout=self.timeout)
-        try:
-            async with create_sessionmaker(engine)() as session:
-                peers = await asyncio.wait_for(FederationService.list_peers(session), self.timeout)
-        finally:
-            await engine.dispose()
+        async with self._session() as session:
+            peers = await asyncio.wait_for(FederationService.list_peers(session), self.timeout)
         return [(p.name, p.url) for p in peers]
 
     def _peer_probe(self, paths: Any, name: str, url: str) -> Callable[[], Awaitable[ProbeResult]]:

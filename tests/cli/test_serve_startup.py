@@ -10,12 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port, scratch_dir
+from tests.conftest import free_port, scratch_dir, wait_ready
 
 
 def test_quiet_json_startup_with_request_ids_and_metrics() -> None:
@@ -34,15 +33,7 @@ def test_quiet_json_startup_with_request_ids_and_metrics() -> None:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, err.read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+        wait_ready(proc, url, log=err)
         r = httpx.get(f"{url}/v1/insights", headers={"X-Request-ID": "startup-test-1"}, timeout=10)
         assert r.status_code == 401 and r.headers["x-request-id"] == "startup-test-1"
         metrics = httpx.get(f"{url}/metrics", timeout=10)

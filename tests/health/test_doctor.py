@@ -67,12 +67,23 @@ async def dropped_url(other: Other) -> str:
     return url
 
 
-def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
     clean.update(MOSAIC_CONFIG_FILE="", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **env)
     return subprocess.run(
-        [sys.executable, "-m", "mosaic_memory", "doctor", *args], capture_output=True, text=True, env=clean, timeout=180
+        [sys.executable, "-m", "mosaic_memory", *args], capture_output=True, text=True, env=clean, timeout=180
     )
+
+
+def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return cli("doctor", *args, **env)
+
+
+def serve(database_url: str) -> subprocess.CompletedProcess[str]:
+    """``serve`` that is expected to stop at start: its exit code and its one line."""
+    result = cli("serve", MOSAIC_DATABASE_URL=database_url, MOSAIC_PORT=str(free_port()))
+    no_canary(result)
+    return result
 
 
 def probes(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
@@ -180,13 +191,7 @@ def test_dropped_pgvector(dropped_url: str) -> None:
 
 
 def test_serve_stops_with_one_line_and_doctors_code(other: Other) -> None:
-    url = other.url("empty", user="mm_pw", password=f"{CANARY}-wrong")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
-    clean.update(MOSAIC_CONFIG_FILE="", MOSAIC_DATABASE_URL=url, MOSAIC_PORT=str(free_port()))
-    result = subprocess.run(
-        [sys.executable, "-m", "mosaic_memory", "serve"], capture_output=True, text=True, env=clean, timeout=120
-    )
-    no_canary(result)
+    result = serve(other.url("empty", user="mm_pw", password=f"{CANARY}-wrong"))
     assert result.returncode == 4, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: database.auth: the server refused the log-in"), lines
@@ -245,11 +250,7 @@ def test_model_of_the_stored_vectors(other_model_url: str) -> None:
 
 def test_serve_reports_a_start_up_failure_in_one_line(other_model_url: str) -> None:
     """The model check runs in the service's start-up (it loads the model anyway): still one line."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
-    clean.update(MOSAIC_CONFIG_FILE="", MOSAIC_DATABASE_URL=other_model_url, MOSAIC_PORT=str(free_port()))
-    result = subprocess.run(
-        [sys.executable, "-m", "mosaic_memory", "serve"], capture_output=True, text=True, env=clean, timeout=180
-    )
+    result = serve(other_model_url)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: stored vectors come from 'example/other-model'"), lines
