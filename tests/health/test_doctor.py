@@ -328,3 +328,15 @@ async def test_federation_certificate_and_peers(other: Other) -> None:
         listener.close()
         await listener.wait_closed()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_invalid_settings_are_a_config_failure() -> None:
+    result = doctor("--json", MOSAIC_PORT="not-a-port", MOSAIC_DATABASE_URL=f"postgresql://bob:{CANARY}@db/mosaic")
+    no_canary(result)
+    assert result.returncode == EXIT_CODES["config"] == 3, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["tier"] == "unknown" and report["healthy"] is False
+    assert [(p["name"], p["status"]) for p in report["probes"]] == [("config", "fail")]
+    assert "port" in report["probes"][0]["detail"]
+    text = cli("serve", MOSAIC_PORT="not-a-port")
+    assert text.returncode == 3 and text.stderr.startswith("error: invalid configuration"), text.stderr
