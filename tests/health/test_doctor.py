@@ -340,3 +340,23 @@ def test_invalid_settings_are_a_config_failure() -> None:
     assert "port" in report["probes"][0]["detail"]
     text = cli("serve", MOSAIC_PORT="not-a-port")
     assert text.returncode == 3 and text.stderr.startswith("error: invalid configuration"), text.stderr
+
+
+def test_data_directory_that_cannot_be_used() -> None:
+    """As root the embedded PostgreSQL runs as 'pgserver', which cannot cross a 700 directory; as
+    anyone else, a directory they cannot write is the problem."""
+    root = scratch_dir("mosaic-doctor-dir-")
+    closed = root / "closed"
+    closed.mkdir(mode=0o700 if os.geteuid() == 0 else 0o500)
+    try:
+        result = doctor("--json", "--no-model", MOSAIC_DATA_DIR=str(closed / "data"), MOSAIC_TIER="local")
+        assert result.returncode == EXIT_CODES["data_dir"] == 8, result.stdout
+        found = probes(result)
+        assert found["data_dir"]["status"] == "fail"
+        why = "'pgserver' user" if os.geteuid() == 0 else "not writable"
+        assert str(closed) in found["data_dir"]["detail"] and why in found["data_dir"]["detail"]
+        assert "MOSAIC_DATA_DIR" in found["data_dir"]["remedy"]
+        assert found["database.server"]["status"] == "skip"
+        assert not (closed / "data").exists()  # the probe looked; it created nothing
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
