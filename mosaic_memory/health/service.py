@@ -271,11 +271,15 @@ class Detector:
                 "data_dir", "fail", f"{existing} is not a directory", "set MOSAIC_DATA_DIR to a directory", facts=facts
             )
         if not os.access(existing, os.W_OK | os.X_OK):
-            what = "the data directory" if existing == path else f"{existing}, where the data directory would go,"
+            what = (
+                f"the data directory {path} is not writable by this user"
+                if existing == path
+                else f"{existing} is not writable by this user, so the data directory {path} cannot be created"
+            )
             return ProbeResult(
                 "data_dir",
                 "fail",
-                f"{what} ({existing}) is not writable by this user",
+                what,
                 f"give this user write access (chown or chmod {existing}) or set MOSAIC_DATA_DIR to a writable place",
                 facts=facts,
             )
