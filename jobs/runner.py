@@ -9,6 +9,7 @@ The lock dies with the connection, so a killed process never leaves it behind.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, JobNotFound, JobRunNotFound
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.models import JobRun, utc_now
+from mosaic_memory.observability.metrics import Metrics
 
 __all__ = ["SKIPPED_LOCKED", "JobRunner", "lock_key"]
 
@@ -56,8 +58,10 @@ class JobRunner:
         embedder: Embedder,
         insights: InsightService,
         clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.registry = registry
+        self.metrics = metrics
         self.settings = settings
         self.engine = engine
         self.sessionmaker = sessionmaker
@@ -132,7 +136,15 @@ class JobRunner:
             finally:
                 await locks.unlock(key)
 
+    def _count(self, job_id: str, status: str, seconds: float | None = None) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.job_runs.labels(job_id, status).inc()
+        if seconds is not None:
+            self.metrics.job_duration.labels(job_id).observe(seconds)
+
     async def _record_skipped(self, job_id: str, trigger: str, dry_run: bool) -> JobRunOut:
+        self._count(job_id, "skipped")
         when = self.clock()
         async with self.sessionmaker() as session, session.begin():
             row = await JobRunRepository(session).add(
@@ -157,6 +169,7 @@ class JobRunner:
     ) -> JobRunOut:
         run_id = uuid.uuid4()
         started = self.clock()
+        timer = time.perf_counter()  # the injected clock may stand still (tests); durations may not
         async with self.sessionmaker() as session, session.begin():
             repo = JobRunRepository(session)
             await repo.add(
@@ -197,6 +210,7 @@ class JobRunner:
                 errors=report.errors,
                 message=message,
             )
+        self._count(spec.id, status, time.perf_counter() - timer)
         if on_progress is not None:
             on_progress(1.0, status)
         return await self._get(run_id)

@@ -16,6 +16,7 @@ from jobs.summarize import rollback_summarize, summarize
 from mosaic_memory.config import Settings
 from mosaic_memory.federation.identity import FederationPaths
 from mosaic_memory.insights.service import InsightService
+from mosaic_memory.observability.metrics import Metrics
 
 __all__ = ["JobDeps", "build_registry", "build_runner"]
 
@@ -23,8 +24,8 @@ __all__ = ["JobDeps", "build_registry", "build_runner"]
 class JobDeps(Protocol):
     """What the jobs use, and nothing more: the runner needs the engine (its advisory lock), the
     jobs the settings, the sessionmaker, the embedder and the insight service (summaries merge
-    into insights through it). The application container satisfies it; so does anything with
-    these five attributes, so jobs never depend on the container itself."""
+    into insights through it), and the metrics count runs. The application container satisfies
+    it; so does anything with these six attributes, so jobs never depend on the container itself."""
 
     @property
     def settings(self) -> Settings: ...
@@ -36,6 +37,8 @@ class JobDeps(Protocol):
     def embedder(self) -> Embedder: ...
     @property
     def insights(self) -> InsightService: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 def build_registry(settings: Settings) -> JobRegistry:
@@ -97,4 +100,5 @@ def build_runner(deps: JobDeps, registry: JobRegistry | None = None) -> JobRunne
         sessionmaker=deps.sessionmaker,
         embedder=deps.embedder,
         insights=deps.insights,
+        metrics=deps.metrics,
     )

@@ -347,6 +347,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
+    # serve's log lines on stderr: "text" for a person, "json" (one object per line) for a collector.
+    log_format: Literal["text", "json"] = "text"
+    # serve probes the tier before it starts (see `mosaic-memory doctor`); each probe waits this long.
+    probe_timeout: float = Field(default=5.0, gt=0, le=120)
 
     embeddings: EmbeddingSettings = EmbeddingSettings()
     search: SearchSettings = SearchSettings()

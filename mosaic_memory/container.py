@@ -7,7 +7,7 @@ no transport library.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,6 +29,7 @@ from mosaic_memory.insights.service import InsightService
 from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
 from mosaic_memory.oauth.service import OAuthService
+from mosaic_memory.observability import Metrics, ObservedEmbedder, Tracing
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.portability.service import PortabilityService
 from mosaic_memory.preferences.service import PreferenceService
@@ -63,6 +64,8 @@ class AppState:
     oauth: OAuthService
     log_embedder: LogEmbeddingWorker | None = None
     access_recorder: AccessRecorder | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    tracing: Tracing = field(default_factory=Tracing)
 
     def start_background(self) -> None:
         """Start this process's background tasks (the app's lifespan calls it; tests need not)."""
@@ -86,6 +89,12 @@ class AppState:
         await self.embedder.aclose()
         await self.engine.dispose()
         self.database.close()
+        self.tracing.shutdown()
+
+    async def refresh_gauges(self) -> None:
+        """Read the gauges that need the database (``/metrics`` calls it before each scrape)."""
+        async with self.sessionmaker() as session:
+            self.metrics.logs_pending.set(await self.logs.pending_total(session))
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -104,20 +113,36 @@ async def check_embedding_space(
         await reembed_check(session, embedder, record=record)
 
 
-async def build_state(settings: Settings, *, check_embeddings: bool = True) -> AppState:
+async def build_state(
+    settings: Settings,
+    *,
+    check_embeddings: bool = True,
+    tracing: Tracing | None = None,
+    database: Database | None = None,
+) -> AppState:
     """Open the database (starting the embedded one for the local tier), migrate, load the model.
 
-    ``check_embeddings=False`` skips the model check, for ``mosaic-memory embeddings reembed``."""
-    database = open_database(settings)
+    ``check_embeddings=False`` skips the model check, for ``mosaic-memory embeddings reembed``.
+    ``tracing`` defaults to what the ``OTEL_*`` environment asks (off unless an endpoint is set).
+    ``database``, already opened (``serve`` probed it), becomes the state's: closed with it, or here
+    when the build fails."""
+    from mosaic_memory import __version__
+
+    tracing = tracing if tracing is not None else Tracing.from_environment()
+    metrics = Metrics()
+    database = database if database is not None else open_database(settings)
     engine = None
     try:
-        embedder = build_embedder(settings)
+        embedder: Embedder = ObservedEmbedder(build_embedder(settings), metrics, tracing)
         await embedder.warm_up()
         if settings.auto_migrate:
             await run_migrations(database.url, dimensions=embedder.dimensions)
         engine = create_engine_for(
             database.url, pool_size=settings.db_pool_size, connect_timeout=settings.db_connect_timeout
         )
+        tracing.instrument_engine(engine)
+        metrics.watch_pool(engine.sync_engine.pool)
+        metrics.info.labels(__version__, database.tier).set(1)
         sessionmaker = create_sessionmaker(engine)
         revision = await current_revision(database.url)
         if revision != head_revision():
@@ -133,6 +158,7 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         if engine is not None:
             await engine.dispose()
         database.close()
+        tracing.shutdown()
         raise
     owners = OwnerService()
     reranker = None
@@ -143,7 +169,7 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
     access = AccessRecorder(
         sessionmaker, flush_ms=settings.search.access_flush_ms, flush_max=settings.search.access_flush_max
     )
-    search = SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker)
+    search = SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker, metrics=metrics)
     insights = InsightService(embedder=embedder, settings=settings)
     logs = LogService(embedder=embedder, settings=settings)
     preferences = PreferenceService(embedder=embedder, settings=settings)
@@ -169,6 +195,8 @@ async def build_state(settings: Settings, *, check_embeddings: bool = True) -> A
         preferences=preferences,
         skills=skills,
         access_recorder=access,
+        metrics=metrics,
+        tracing=tracing,
         federation=FederationService(settings=settings, search=search),
         context=context,
         oauth=OAuthService(settings=settings, owners=owners),

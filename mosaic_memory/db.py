@@ -29,6 +29,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "is_connection_error",
+    "is_known_revision",
     "run_migrations",
     "unit_of_work",
 ]
@@ -87,6 +88,14 @@ def head_revision() -> str:
     head = script.get_current_head()
     assert head is not None
     return head
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations (False: a newer version wrote it)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for an unknown or malformed id
+        return False
 
 
 def _current_revision_sync(url: str) -> str | None:

@@ -26,7 +26,14 @@ from mosaic_memory import embedded
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import StorageTierError
 
-__all__ = ["Database", "open_database", "redact_database_url", "to_async_url", "to_sync_url"]
+__all__ = [
+    "Database",
+    "open_database",
+    "open_permissions_problem",
+    "redact_database_url",
+    "to_async_url",
+    "to_sync_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +121,25 @@ def _needs_open_permissions(path: Path) -> list[Path]:
     return closed
 
 
+def open_permissions_problem(settings: Settings) -> str | None:
+    """Why the embedded server cannot start in ``settings.data_dir`` as root (None: it can).
+
+    As root, the server runs as the 'pgserver' user, which must traverse every parent folder."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0) or settings.local.allow_open_permissions:
+        return None
+    pgdata = settings.data_dir / "pg"
+    closed = _needs_open_permissions(pgdata)
+    if not closed:
+        return None
+    listed = ", ".join(str(p) for p in closed)
+    return (
+        f"as root, the embedded PostgreSQL runs as the 'pgserver' user and would have to open "
+        f"the permissions of {listed} (mode o+x) to reach {pgdata}. Choose a data directory "
+        f"outside home directories (MOSAIC_DATA_DIR=/var/lib/mosaic-memory, the default for "
+        f"root) or allow it with MOSAIC_LOCAL__ALLOW_OPEN_PERMISSIONS=true"
+    )
+
+
 def start_embedded(settings: Settings) -> Database:
     """Start (or join) the embedded PostgreSQL under ``settings.data_dir / 'pg'``."""
     import warnings
@@ -130,16 +156,9 @@ def start_embedded(settings: Settings) -> Database:
 
     data_dir = settings.data_dir
     pgdata = data_dir / "pg"
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        closed = _needs_open_permissions(pgdata)
-        if closed and not settings.local.allow_open_permissions:
-            listed = ", ".join(str(p) for p in closed)
-            raise StorageTierError(
-                f"as root, the embedded PostgreSQL runs as the 'pgserver' user and would have to open "
-                f"the permissions of {listed} (mode o+x) to reach {pgdata}. Choose a data directory "
-                f"outside home directories (MOSAIC_DATA_DIR=/var/lib/mosaic-memory, the default for "
-                f"root) or allow it with MOSAIC_LOCAL__ALLOW_OPEN_PERMISSIONS=true"
-            )
+    problem = open_permissions_problem(settings)
+    if problem:
+        raise StorageTierError(problem)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         pgdata = pgdata.resolve()  # the library keys its handles by the resolved path

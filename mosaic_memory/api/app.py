@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.routing import Route
 
@@ -19,10 +20,12 @@ from mosaic_memory.api.challenge import ResourceChallenge
 from mosaic_memory.api.deps import StateDep
 from mosaic_memory.api.docs import HEALTH_RESPONSES, READY_RESPONSES, keep_example_nulls
 from mosaic_memory.api.errors import error_response, install_error_handlers
+from mosaic_memory.api.observe import ObserveRequests
 from mosaic_memory.config import Settings
 from mosaic_memory.container import AppState, bootstrap_admin, build_state
 from mosaic_memory.context.endpoints import router as context_router
 from mosaic_memory.db import head_revision
+from mosaic_memory.errors import MosaicError
 from mosaic_memory.federation.endpoints import router as federation_router
 from mosaic_memory.federation.listener import federation_listener
 from mosaic_memory.insights.endpoints import router as insights_router
@@ -30,6 +33,7 @@ from mosaic_memory.logs.endpoints import router as logs_router
 from mosaic_memory.mcp_server import McpHttp
 from mosaic_memory.oauth.endpoints import grants_router as oauth_grants_router
 from mosaic_memory.oauth.endpoints import router as oauth_router
+from mosaic_memory.observability.metrics import CONTENT_TYPE
 from mosaic_memory.owners.endpoints import me_router
 from mosaic_memory.owners.endpoints import router as admin_router
 from mosaic_memory.portability.endpoints import NDJSON_TYPES
@@ -40,6 +44,7 @@ from mosaic_memory.skills.endpoints import router as skills_router
 
 if TYPE_CHECKING:
     from jobs import JobRunner
+    from mosaic_memory.tiers import Database
 
 log = logging.getLogger("mosaic_memory")
 
@@ -88,9 +93,10 @@ def attach_jobs(state: AppState) -> JobRunner:
     return state.jobs
 
 
-def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
+def create_app(settings: Settings, *, state: AppState | None = None, database: Database | None = None) -> FastAPI:
     """Build the app. With ``state`` given (tests, embedding in another process) it is used as is
-    and not closed at shutdown; otherwise the lifespan opens the database and loads the model."""
+    and not closed at shutdown; otherwise the lifespan opens the database (or takes ``database``,
+    already opened, as its own) and loads the model."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,7 +105,17 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
             async with mcp_http.running():
                 yield
             return
-        built = await build_state(settings)
+        try:
+            built = await build_state(settings, database=database)
+        except MosaicError as exc:
+            app.state.startup_error = exc.detail  # `serve` says it in one line, without a traceback
+            raise
+        except Exception as exc:
+            from embeddings.base import EmbeddingError
+
+            if isinstance(exc, EmbeddingError):
+                app.state.startup_error = str(exc)
+            raise
         scheduler = None
         try:
             key = await bootstrap_admin(built)
@@ -114,7 +130,14 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
             app.state.scheduler = scheduler
             app.state.mosaic = built
             built.start_background()
-            log.info("Mosaic Memory ready (tier %s, embedder %s)", built.database.tier, built.embedder.model_id)
+            log.info(
+                "Mosaic Memory %s ready on http://%s:%s (tier %s, embedder %s)",
+                __version__,
+                settings.host,
+                settings.port,
+                built.database.tier,
+                built.embedder.model_id,
+            )
             async with federation_listener(built), mcp_http.running():  # mTLS port: only when configured
                 yield
         finally:
@@ -136,6 +159,7 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequireJSON)
     app.add_middleware(ResourceChallenge, settings=settings)
+    app.add_middleware(ObserveRequests, state=lambda: getattr(app.state, "mosaic", None))  # outermost
     if state is not None:
         attach_jobs(state)  # ASGI test transports do not run the lifespan
     for router in (admin_router, me_router, insights_router, search_router, logs_router, jobs_router):
@@ -155,6 +179,15 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics(state: StateDep) -> Response:
+        """Prometheus metrics of this process (text format); see docs/operations.md for the list."""
+        try:  # a slow database must not stall the scrape: the gauge then keeps its last value
+            await asyncio.wait_for(state.refresh_gauges(), timeout=2.0)
+        except Exception as exc:
+            log.debug("metrics: the database gauges were not refreshed (%s)", type(exc).__name__)
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/readyz", tags=["health"], response_model=None, responses=READY_RESPONSES)
     async def readyz(state: StateDep) -> JSONResponse | dict[str, Any]:

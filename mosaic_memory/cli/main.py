@@ -9,7 +9,7 @@ from rich.table import Table
 
 from mosaic_memory import __version__
 from mosaic_memory.cli import capture as capture_cli
-from mosaic_memory.cli import context_cmd, embedded_cmd, mcp_cmd
+from mosaic_memory.cli import context_cmd, doctor_cmd, embedded_cmd, mcp_cmd
 from mosaic_memory.cli import insights as insights_cli
 from mosaic_memory.cli import portability as portability_cli
 from mosaic_memory.cli.common import (
@@ -65,6 +65,9 @@ capture_cli.register(app)  # hooks install|uninstall, capture, import-transcript
 mcp_cmd.register(app)  # mcp (stdio), mcp config
 
 
+app.command("doctor")(doctor_cmd.doctor)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -77,32 +80,48 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default 8765)")] = None,
     migrate: Annotated[bool, typer.Option("--migrate/--no-migrate", help="upgrade the schema at start")] = True,
 ) -> None:
-    """Run the service (REST API). On the local tier this starts the embedded PostgreSQL."""
+    """Run the service (REST API). On the local tier this starts the embedded PostgreSQL.
+
+    The tier is probed first (as 'doctor' does): a problem stops it with one line and the doctor's
+    exit code. Logs go to stderr, as JSON with MOSAIC_LOG_FORMAT=json."""
     import logging
 
     import uvicorn
 
     from mosaic_memory.api import create_app
+    from mosaic_memory.observability.logs import configure_logging
 
-    cfg = settings()
-    if cfg.effective_tier == "standalone":
-        from mosaic_memory.errors import StorageTierError
-        from mosaic_memory.tiers import open_database
-
-        try:  # a bad MOSAIC_DATABASE_URL: one line now, not a traceback from the lifespan
-            open_database(cfg).close()
-        except StorageTierError as exc:
-            fail(exc.detail)
-    if not migrate:
-        cfg = cfg.model_copy(update={"auto_migrate": False})
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg, report = doctor_cmd.load_settings_or_report()
+    if cfg is None:
+        assert report is not None and report.first_failure is not None
+        fail(report.first_failure.detail, report.exit_code)
     bind_host = host or cfg.host
     bind_port = port or cfg.port
-    console.print(f"Mosaic Memory {__version__}: tier {cfg.effective_tier}, data in {cfg.data_dir}", highlight=False)
-    embedded_cmd.claim_serve_port(cfg, bind_host, bind_port)  # a second serve on the same port: one line
+    cfg = cfg.model_copy(update={"host": bind_host, "port": bind_port, "auto_migrate": cfg.auto_migrate and migrate})
+    configure_logging(
+        level=cfg.log_level,
+        fmt=cfg.log_format,
+        data_dir=cfg.data_dir if cfg.effective_tier == "local" else None,
+    )
+    held = None
     try:
-        uvicorn.run(create_app(cfg), host=bind_host, port=bind_port, log_level=cfg.log_level.lower(), access_log=False)
+        held = doctor_cmd.preflight(cfg)
+        embedded_cmd.claim_serve_port(cfg, bind_host, bind_port)  # a second serve on the same port: one line
+        # The probed database becomes the service's (the embedded server is not stopped and started
+        # again); from here on the lifespan closes it.
+        application, held = create_app(cfg, database=held), None
+        logging.getLogger("uvicorn.error").addFilter(doctor_cmd.quiet_startup_failure(application))
+        quiet = "debug" if cfg.log_level.upper() == "DEBUG" else "warning"
+        try:
+            uvicorn.run(application, host=bind_host, port=bind_port, log_level=quiet, log_config=None, access_log=False)
+        except SystemExit:
+            problem = getattr(application.state, "startup_error", None)
+            if problem:
+                fail(problem)
+            raise
     finally:
+        if held is not None:
+            held.close()
         embedded_cmd.release_serve_port(cfg)
 
 

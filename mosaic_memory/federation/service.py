@@ -188,7 +188,9 @@ class FederationService:
             await session.flush()
         return _peer_out(peer)
 
-    async def list_peers(self, session: AsyncSession) -> list[PeerOut]:
+    @staticmethod
+    async def list_peers(session: AsyncSession) -> list[PeerOut]:
+        """Every peer entry (static: the health probes list peers without a running service)."""
         return [_peer_out(p) for p in await PeerRepository(session).list()]
 
     async def remove_peer(self, session: AsyncSession, name: str) -> None:

@@ -256,6 +256,11 @@ class LogService:
     async def pending_count(self, session: AsyncSession, principal: Principal) -> int:
         return await LogRepository(session).count_unembedded(principal.owner_ids)
 
+    async def pending_total(self, session: AsyncSession) -> int:
+        """Events of every owner still waiting for their vector: an operator's gauge (a count,
+        no rows), never answered to a caller."""
+        return await LogRepository(session).count_unembedded(None)
+
     async def get(self, session: AsyncSession, principal: Principal, log_id: uuid.UUID) -> LogOut:
         found = await LogRepository(session).get(principal.owner_ids, log_id)
         if found is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -17,6 +18,7 @@ from mosaic_memory.common.schemas import KINDS, Kind
 from mosaic_memory.common.vectors import ScanPlan
 from mosaic_memory.config import Settings
 from mosaic_memory.models import utc_now
+from mosaic_memory.observability.metrics import Metrics, kinds_label
 from mosaic_memory.owners.schemas import Principal
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.search.fusion import Calibration, fuse, fuse_rrf
@@ -63,8 +65,10 @@ class SearchService:
         clock: Callable[[], datetime] = utc_now,
         access: AccessSink | None = None,
         reranker: Reranker | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.embedder = embedder
+        self.metrics = metrics
         self.settings = settings
         self.clock = clock
         self.access = access
@@ -72,6 +76,16 @@ class SearchService:
         self.calibration = calibration_of(settings)
 
     async def search(self, session: AsyncSession, principal: Principal, req: SearchRequest) -> SearchResponse:
+        """The caller's hits for ``req`` (timed in ``mosaic_search_duration_seconds`` by mode and kinds)."""
+        started = time.perf_counter()
+        response = await self._search(session, principal, req)
+        if self.metrics is not None:
+            self.metrics.search_duration.labels(req.mode, kinds_label(req.kinds, KINDS)).observe(
+                time.perf_counter() - started
+            )
+        return response
+
+    async def _search(self, session: AsyncSession, principal: Principal, req: SearchRequest) -> SearchResponse:
         owners = OwnerService.resolve_read_owners(principal, req.owner)
         owner_ids = [o.id for o in owners]
         kinds: Sequence[Kind] = req.kinds or KINDS

@@ -25,18 +25,22 @@ UNREACHABLE = f"postgresql://bob:{SECRET}@127.0.0.1:1/mosaic"  # nothing listens
 
 
 @pytest.mark.parametrize(
-    ("url", "args"),
+    ("url", "args", "code"),
     [
-        *[(url, args) for url in (BAD_PORT, NOT_A_URL, UNREACHABLE) for args in (("db", "current"), ("db", "upgrade"))],
-        *[(url, ("users", "list")) for url in (BAD_PORT, NOT_A_URL, UNREACHABLE)],
-        # serve reports an unreachable database from its lifespan, once it has started
-        (BAD_PORT, ("serve",)),
-        (NOT_A_URL, ("serve",)),
+        *[
+            (url, args, 1)
+            for url in (BAD_PORT, NOT_A_URL, UNREACHABLE)
+            for args in (("db", "current"), ("db", "upgrade"), ("users", "list"))
+        ],
+        # serve probes the tier before it starts, and exits with doctor's code (3 config, 4 database)
+        (BAD_PORT, ("serve",), 3),
+        (NOT_A_URL, ("serve",), 3),
+        (UNREACHABLE, ("serve",), 4),
     ],
 )
-def test_bad_database_url_is_one_line_without_the_password(url: str, args: tuple[str, ...]) -> None:
+def test_bad_database_url_is_one_line_without_the_password(url: str, args: tuple[str, ...], code: int) -> None:
     result = _cli(*args, url=url)
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == code, result.stdout + result.stderr
     out = result.stdout + result.stderr
     assert SECRET not in out
     assert "Traceback" not in out, out

@@ -1,0 +1,70 @@
+"""An embedder that reports what the model does: latency and batch sizes, spans when tracing is on.
+
+It wraps any provider of the ``Embedder`` protocol, so ``embeddings/`` stays a leaf library that
+knows nothing of metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from embeddings import Embedder
+from embeddings.base import FloatArray
+from mosaic_memory.observability.metrics import Metrics
+from mosaic_memory.observability.tracing import Tracing
+
+__all__ = ["ObservedEmbedder"]
+
+
+class ObservedEmbedder:
+    """The wrapped embedder's vectors, unchanged; each call observed under ``operation`` documents
+    or query. Any other attribute is the wrapped embedder's."""
+
+    def __init__(self, inner: Embedder, metrics: Metrics, tracing: Tracing) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.tracing = tracing
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dimensions(self) -> int:
+        return self.inner.dimensions
+
+    def __getattr__(self, attr: str) -> Any:  # provider extras (batch_size, runtime, ...)
+        return getattr(self.inner, attr)
+
+    async def _observe(self, operation: str, count: int, call: Any) -> FloatArray:
+        attributes = {"embedding.model": self.inner.model_id, "embedding.batch_size": count}
+        started = time.perf_counter()
+        with self.tracing.span(f"embed {operation}", attributes=attributes):
+            try:
+                result: FloatArray = await call
+            except BaseException:
+                self.metrics.embedding_errors.labels(operation).inc()
+                raise
+        self.metrics.embedding_duration.labels(operation).observe(time.perf_counter() - started)
+        self.metrics.embedding_batch.labels(operation).observe(count)
+        return result
+
+    async def embed_documents(self, texts: Sequence[str]) -> FloatArray:
+        if not texts:
+            return await self.inner.embed_documents(texts)
+        return await self._observe("documents", len(texts), self.inner.embed_documents(texts))
+
+    async def embed_query(self, text: str) -> FloatArray:
+        return await self._observe("query", 1, self.inner.embed_query(text))
+
+    async def warm_up(self) -> None:
+        await self.inner.warm_up()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
