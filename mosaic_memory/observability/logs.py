@@ -41,7 +41,9 @@ _API_KEY = re.compile(r"\b(mm_[0-9a-f]{8})_[A-Za-z0-9_-]{8,}")
 def _scrub(text: str) -> str:
     from mosaic_memory.common.secret_scan import redact_secrets
 
-    return _API_KEY.sub(r"\1_***", redact_secrets(text)[0])
+    # The key's public prefix is kept (it names the key in `keys list`) before the scan, which
+    # would otherwise redact the whole key.
+    return redact_secrets(_API_KEY.sub(r"\1_***", text))[0]
 
 
 class _Context(logging.Filter):

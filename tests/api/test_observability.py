@@ -58,6 +58,9 @@ async def test_a_search_is_one_trace_of_http_database_and_embedding_spans(
 ) -> None:
     client, exporter = traced
     _, h = await make_user("traced")
+    # something to find: a search over kinds the caller owns nothing of embeds nothing
+    stored = await client.post("/v1/insights", json={"content": "Prefers dark editor themes"}, headers=h)
+    assert stored.status_code == 201, stored.text
     exporter.clear()
     r = await client.post(
         "/v1/search", json={"query": "editor colours", "kinds": ["insights"]}, headers={**h, "traceparent": TRACEPARENT}
