@@ -66,12 +66,12 @@ FILL_SQL = [
     "embedding_model) SELECT o.id, gen_random_uuid(), 'insight ' || g || ' of ' || o.name || ' é ✓ \t tab', "
     "CASE WHEN g % 3 = 0 THEN 'ops' END, ARRAY['t' || (g % 5), 'quote\"s'], jsonb_build_object('n', g, 'x', "
     "random()), random(), md5(o.name || g), (SELECT array_agg(random()::real) FROM generate_series(1, 384) "
-    "WHERE g > 0)::vector, 'test-model' FROM owners o, generate_series(1, 250) g",
+    "WHERE g > 0)::vector, 'test-model' FROM owners o, generate_series(1, 100) g",
     "INSERT INTO agent_logs (owner_id, id, session_id, content, metadata, occurred_at, content_hash, embedding, "
     "embedding_model) SELECT o.id, gen_random_uuid(), 's-' || (g % 7), 'log line ' || g || E'\\nsecond line', "
     "'{}', now() - g * interval '1 minute', md5(g::text), CASE WHEN g % 4 <> 0 THEN (SELECT "
     "array_agg(random()::real) FROM generate_series(1, 384) WHERE g > 0)::vector END, CASE WHEN g % 4 <> 0 THEN "
-    "'test-model' END FROM owners o, generate_series(1, 1000) g",
+    "'test-model' END FROM owners o, generate_series(1, 400) g",
     "INSERT INTO preferences (owner_id, id, key, value, content_hash) SELECT o.id, gen_random_uuid(), 'pref-' || g, "
     "to_jsonb(g * 1.5), md5('p' || g) FROM owners o, generate_series(1, 20) g",
     "INSERT INTO skills (owner_id, id, name, description, content_hash) SELECT o.id, gen_random_uuid(), "
