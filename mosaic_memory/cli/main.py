@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from mosaic_memory import __version__
+from mosaic_memory.cli import backup_cmd, context_cmd, embedded_cmd, tier_cmd
 from mosaic_memory.cli import capture as capture_cli
-from mosaic_memory.cli import context_cmd, embedded_cmd, tier_cmd
 from mosaic_memory.cli import insights as insights_cli
 from mosaic_memory.cli import portability as portability_cli
 from mosaic_memory.cli.common import (
@@ -61,6 +61,7 @@ portability_cli.register(app)  # export, import
 app.add_typer(federation_app, name="federation")
 capture_cli.register(app)  # hooks install|uninstall, capture, import-transcripts
 tier_cmd.register(app)  # migrate-tier
+backup_cmd.register(app)  # backup, restore
 
 
 @app.command()

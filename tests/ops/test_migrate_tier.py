@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from tests.ops.conftest import Instance, Server, fingerprint, scalar
 
@@ -73,9 +72,7 @@ async def test_killed_mid_copy_then_rerun_ends_equal(source: Instance, target_se
 
     # The source keeps being used between the runs: rows already copied go, one changes.
     with psycopg.connect(source.url, autocommit=True) as conn:
-        conn.execute(
-            "DELETE FROM agent_logs WHERE id IN (SELECT id FROM agent_logs ORDER BY owner_id, id LIMIT 15)"
-        )
+        conn.execute("DELETE FROM agent_logs WHERE id IN (SELECT id FROM agent_logs ORDER BY owner_id, id LIMIT 15)")
         conn.execute(
             "UPDATE insights SET content = content || ' (edited)', embedding = NULL "
             "WHERE id = (SELECT id FROM insights ORDER BY owner_id, id LIMIT 1)"
