@@ -42,7 +42,7 @@ from mosaic_memory.tiers import libpq_url, redact_database_url, with_database
 
 __all__ = ["LOCK_KEY", "MigrationPlan", "MigrationReport", "ProgressCallback", "TablePlan", "migrate_tier"]
 
-LOCK_KEY = 72786002  # the session advisory lock of a migrate-tier run (migrations use 72786001)
+LOCK_KEY = 72786004  # the session advisory lock of a migrate-tier run (migrations use 72786001)
 ProgressCallback = Callable[[str, int, int], None]
 """Called with (table, rows copied so far, rows in the table) after each batch."""
 
