@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import AsyncConnection, sql
 
@@ -69,7 +70,7 @@ class TableChecksum:
     md5: str
 
 
-async def table_names(conn: AsyncConnection[object]) -> list[str]:
+async def table_names(conn: AsyncConnection[Any]) -> list[str]:
     """The ordinary tables of the ``public`` schema, ``alembic_version`` left out."""
     cur = await conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -96,7 +97,7 @@ def _fk_order(names: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[st
     return ordered
 
 
-async def read_tables(conn: AsyncConnection[object]) -> list[TableInfo]:
+async def read_tables(conn: AsyncConnection[Any]) -> list[TableInfo]:
     """Every table to copy, parents before children. Raises ValueError for a table without a
     primary key (its rows could not be upserted, so a re-run would double them)."""
     names = await table_names(conn)
@@ -137,7 +138,7 @@ async def read_tables(conn: AsyncConnection[object]) -> list[TableInfo]:
     return tables
 
 
-async def column_type(conn: AsyncConnection[object], table: str, column: str) -> str | None:
+async def column_type(conn: AsyncConnection[Any], table: str, column: str) -> str | None:
     """``format_type`` of a column (``vector(384)``), or None when there is no such column."""
     cur = await conn.execute(
         "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
@@ -149,7 +150,7 @@ async def column_type(conn: AsyncConnection[object], table: str, column: str) ->
     return None if row is None else str(row[0])
 
 
-async def checksums(conn: AsyncConnection[object], tables: Sequence[TableInfo]) -> dict[str, TableChecksum]:
+async def checksums(conn: AsyncConnection[Any], tables: Sequence[TableInfo]) -> dict[str, TableChecksum]:
     """Row count and an md5 over the sorted md5s of each row's text form (copied columns only),
     per table. Independent of physical order, keys and collation; any changed value, vector
     element, missing or extra row changes it."""

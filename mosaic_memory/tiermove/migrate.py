@@ -209,6 +209,7 @@ async def _copy_table(
     key_cols = sql.SQL(", ").join(sql.Identifier(k) for k in table.key)
     same_key = sql.SQL(" AND ").join(sql.SQL("s.{k} = t.{k}").format(k=sql.Identifier(k)) for k in table.key)
     updatable = [c for c in table.columns if c not in table.key and c not in table.identity]
+    conflict: sql.Composable
     if updatable:
         conflict = sql.SQL("DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})").format(
             sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in updatable),
@@ -232,7 +233,7 @@ async def _copy_table(
     while True:
         async with tgt.transaction():
             await tgt.execute(sql.SQL("TRUNCATE {}").format(stage))
-            where = sql.SQL("")
+            where: sql.Composable = sql.SQL("")
             params: tuple[Any, ...] = ()
             if last is not None:
                 where = sql.SQL("WHERE {k} > {p}").format(k=_key_tuple(table), p=_placeholders(nkeys))

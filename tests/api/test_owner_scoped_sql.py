@@ -106,7 +106,4 @@ async def test_request_paths_filter_memory_tables_by_owner(
     touching = [s for s in captured if _TOUCHES.search(s)]
     assert len(touching) > 30, "the run did not reach the memory tables"
     bad = unscoped(captured)
-    import os
-    if os.environ.get("DUMP_SQL"):
-        open("/tmp/sql_dump.txt", "w").write("\n=====\n".join(dict.fromkeys(" ".join(x.split()) for x in touching)))
     assert not bad, "statements without an owner filter:\n" + "\n".join(bad)
