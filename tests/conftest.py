@@ -110,6 +110,23 @@ async def live_url(app: Any) -> AsyncIterator[str]:
     sock.close()
 
 
+def wait_until_up(
+    url: str, proc: Any, output: Callable[[], str], *, deadline: float, path: str = "/readyz", poll: float = 0.3
+) -> None:
+    """Poll ``url + path`` until it answers 200; RuntimeError with ``output()`` when the process
+    ``proc`` (a ``subprocess.Popen``) exits first or ``deadline`` (``time.monotonic()``) passes."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {proc.returncode}:\n{output()[-4000:]}")
+        try:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(poll)
+    raise RuntimeError(f"serve did not answer {path} in time:\n{output()[-4000:]}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,10 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, scratch_dir
+from tests.conftest import ADMIN_KEY, scratch_dir, wait_until_up
 
 
 def _free_port() -> int:
@@ -60,19 +59,16 @@ def service() -> Iterator[Service]:
         text=True,
     )
     svc = Service(data_dir, port, proc)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited early:\n{proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{svc.url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    else:
+    try:
+        wait_until_up(
+            svc.url,
+            proc,
+            lambda: proc.stdout.read() if proc.stdout and proc.poll() is not None else "",
+            deadline=time.monotonic() + 120,
+        )
+    except RuntimeError:
         proc.kill()
-        raise RuntimeError("serve did not become ready")
+        raise
     yield svc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -126,12 +126,17 @@ async def _create_database(url: str, scrub: _Scrub) -> None:
         await conn.close()
 
 
-async def _revision(conn: AsyncConnection[Any]) -> str | None:
-    if "alembic_version" not in await _all_tables(conn):
+async def _value_if_table(conn: AsyncConnection[Any], table: str, query: str) -> str | None:
+    """The first column of ``query``'s first row, or None when ``table`` or the row is missing."""
+    if table not in await _all_tables(conn):
         return None
-    cur = await conn.execute("SELECT version_num FROM alembic_version")
+    cur = await conn.execute(query)
     row = await cur.fetchone()
     return None if row is None else str(row[0])
+
+
+async def _revision(conn: AsyncConnection[Any]) -> str | None:
+    return await _value_if_table(conn, "alembic_version", "SELECT version_num FROM alembic_version")
 
 
 async def _all_tables(conn: AsyncConnection[Any]) -> set[str]:
@@ -140,11 +145,7 @@ async def _all_tables(conn: AsyncConnection[Any]) -> set[str]:
 
 
 async def _instance_id(conn: AsyncConnection[Any]) -> str | None:
-    if "instance_meta" not in await _all_tables(conn):
-        return None
-    cur = await conn.execute("SELECT value FROM instance_meta WHERE key = 'instance_id'")
-    row = await cur.fetchone()
-    return None if row is None else str(row[0])
+    return await _value_if_table(conn, "instance_meta", "SELECT value FROM instance_meta WHERE key = 'instance_id'")
 
 
 async def _holds_rows(conn: AsyncConnection[Any]) -> list[str]:

@@ -7,7 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,20 +129,27 @@ class Instance:
         )
 
 
-@pytest.fixture(scope="module")
-async def source() -> AsyncIterator[Instance]:
-    """An embedded instance at schema head holding the dataset above."""
-    path = scratch_dir("mosaic-source-")
+@asynccontextmanager
+async def embedded_instance(prefix: str, fill: Sequence[str] = ()) -> AsyncIterator[Instance]:
+    """An embedded instance of its own at schema head, filled by the ``fill`` statements."""
+    path = scratch_dir(prefix)
     database = start_embedded(Settings(data_dir=path, tier="local"))
     try:
         await run_migrations(database.url)
         with psycopg.connect(database.url, autocommit=True) as conn:
-            for stmt in FILL_SQL:
+            for stmt in fill:
                 conn.execute(stmt)
         yield Instance(path, database)
     finally:
         database.close()
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def source() -> AsyncIterator[Instance]:
+    """An embedded instance holding the dataset above."""
+    async with embedded_instance("mosaic-source-", FILL_SQL) as instance:
+        yield instance
 
 
 def fingerprint(url: str) -> dict[str, list[str]]:

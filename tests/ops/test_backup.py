@@ -5,7 +5,6 @@ keeps the newest backups only and is off by default."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 import uuid
@@ -18,22 +17,13 @@ import pytest
 from jobs.wiring import build_registry
 from mosaic_memory.backups import tool
 from mosaic_memory.config import Settings
-from mosaic_memory.db import run_migrations
-from mosaic_memory.tiers import start_embedded
-from tests.conftest import scratch_dir
-from tests.ops.conftest import Instance, fingerprint, scalar
+from tests.ops.conftest import Instance, embedded_instance, fingerprint, scalar
 
 
 @pytest.fixture(scope="module")
 async def instance() -> AsyncIterator[Instance]:
-    path = scratch_dir("mosaic-backup-")
-    database = start_embedded(Settings(data_dir=path, tier="local"))
-    try:
-        await run_migrations(database.url)
-        yield Instance(path, database)
-    finally:
-        database.close()
-        shutil.rmtree(path, ignore_errors=True)
+    async with embedded_instance("mosaic-backup-") as made:
+        yield made
 
 
 class Writer(threading.Thread):

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from mosaic_memory.db import run_migrations
-from tests.conftest import ADMIN_KEY, auth, free_port, scratch_dir
+from tests.conftest import ADMIN_KEY, auth, free_port, scratch_dir, wait_until_up
 from tests.ops.conftest import ROOT, Server, scalar
 
 # Every time a row gets a vector, the database itself records it: a row embedded twice shows up twice.
@@ -73,17 +73,10 @@ def _start(database_url: str) -> Replica:
 
 
 def _wait_ready(replica: Replica) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if replica.proc.poll() is not None:
-            raise RuntimeError(f"serve exited: {replica.proc.stderr.read() if replica.proc.stderr else ''}")
-        try:
-            if httpx.get(f"{replica.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError("serve did not become ready")
+    def output() -> str:
+        return replica.proc.stderr.read() if replica.proc.stderr and replica.proc.poll() is not None else ""
+
+    wait_until_up(replica.url, replica.proc, output, deadline=time.monotonic() + 180)
 
 
 @pytest.fixture(scope="module")
