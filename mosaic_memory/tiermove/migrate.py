@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection, sql
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from mosaic_memory.db import head_revision, run_migrations
 from mosaic_memory.errors import MigrationRefused, StorageTierError, TierMigrationFailed
@@ -91,27 +92,22 @@ class _Scrub:
         return message
 
 
+class _NoSuchDatabase(Exception):
+    """The server answered, but the database the URL names does not exist (yet)."""
+
+
 async def _connect(url: str, scrub: _Scrub, what: str) -> AsyncConnection[Any]:
     try:
         conn = await AsyncConnection.connect(libpq_url(url), autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        text = str(exc).strip()
+        if "database" in text and "does not exist" in text:
+            raise _NoSuchDatabase() from None
+        reason = scrub(text.splitlines()[0] if text else type(exc).__name__)
         raise StorageTierError(f"cannot connect to the {what} database {redact_database_url(url)}: {reason}") from None
     for stmt in SESSION_SETTINGS:
         await conn.execute(stmt)
     return conn
-
-
-async def _database_exists(url: str, scrub: _Scrub) -> bool:
-    name = make_url(libpq_url(url)).database
-    if not name:
-        raise MigrationRefused(f"the target URL {redact_database_url(url)} names no database (…/DBNAME)")
-    conn = await _connect(with_database(url, "postgres"), scrub, "target server's maintenance")
-    try:
-        cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        return await cur.fetchone() is not None
-    finally:
-        await conn.close()
 
 
 async def _create_database(url: str, scrub: _Scrub) -> None:
@@ -359,16 +355,20 @@ async def migrate_tier(
         plan = MigrationPlan(
             source=redact_database_url(source_url), target=redact_database_url(target_url), instance_id=instance_id
         )
-        if not await _database_exists(target_url, scrub):
+        if not make_url(libpq_url(target_url)).database:
+            raise MigrationRefused(f"the target URL {plan.target} names no database (.../DBNAME)")
+        try:
+            tgt = await _connect(target_url, scrub, "target")
+        except _NoSuchDatabase:
             plan.create_database = True
             if dry_run:
                 plan.migrate_schema = True
                 await _plan_tables(src, None, plan)
                 return MigrationReport(plan=plan, dry_run=True)
-            await _create_database(target_url, scrub)
-        tgt = await _connect(target_url, scrub, "target")
+            await _create_database(target_url, scrub)  # through the server's 'postgres' database
+            tgt = await _connect(target_url, scrub, "target")
         try:
-            return await _with_target(src, tgt, plan, source_url, target_url, batch, dry_run, on_progress)
+            return await _with_target(src, tgt, plan, scrub, target_url, batch, dry_run, on_progress)
         finally:
             await tgt.close()
     except psycopg.Error as exc:
@@ -389,7 +389,7 @@ async def _with_target(
     src: AsyncConnection[Any],
     tgt: AsyncConnection[Any],
     plan: MigrationPlan,
-    source_url: str,
+    scrub: _Scrub,
     target_url: str,
     batch: int,
     dry_run: bool,
@@ -435,7 +435,13 @@ async def _with_target(
             "another migrate-tier run holds the target database (or the target is this instance's own database)"
         )
     if plan.migrate_schema:
-        await run_migrations(target_url, dimensions=await _dimensions(src))
+        try:
+            await run_migrations(target_url, dimensions=await _dimensions(src))
+        except DBAPIError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            if "vector" in reason:
+                reason += " (install pgvector for this PostgreSQL, or ask its administrator to)"
+            raise StorageTierError(f"creating the schema on the target failed: {scrub(reason)}") from None
         # A concurrent first run is excluded by the lock; re-check what the fresh schema holds.
         if await _holds_rows(tgt):
             raise MigrationRefused("the target database filled up while its schema was created; start again")
