@@ -290,6 +290,46 @@ async def _copy_table(
     return done
 
 
+# HNSW indexes of tables still to fill are dropped for the copy and built again at its end: one
+# insert into an HNSW graph costs milliseconds, a build over the same rows a fraction of that
+# (4,000 log rows: 9.3 s inserted into the index, 0.13 s without it plus 1.2 s to build it).
+# Their definitions wait in a schema of their own on the target, written in the transaction that
+# drops them, so a run killed in between rebuilds them on the next run.
+ASIDE = sql.Identifier("mosaic_migrate_tier")
+
+
+async def _set_aside_vector_indexes(tgt: AsyncConnection[Any], tables: list[str]) -> None:
+    async with tgt.transaction():
+        await tgt.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ASIDE))
+        await tgt.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.dropped_indexes (name text PRIMARY KEY, definition text NOT NULL)"
+            ).format(ASIDE)
+        )
+        if not tables:
+            return
+        cur = await tgt.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(%s) "
+            "AND indexdef ~* 'USING hnsw'",
+            (tables,),
+        )
+        for name, definition in await cur.fetchall():
+            await tgt.execute(
+                sql.SQL("INSERT INTO {}.dropped_indexes VALUES (%s, %s) ON CONFLICT (name) DO NOTHING").format(ASIDE),
+                (name, definition),
+            )
+            await tgt.execute(sql.SQL("DROP INDEX public.{}").format(sql.Identifier(name)))
+
+
+async def _rebuild_vector_indexes(tgt: AsyncConnection[Any]) -> None:
+    cur = await tgt.execute(sql.SQL("SELECT name, definition FROM {}.dropped_indexes ORDER BY name").format(ASIDE))
+    for name, definition in await cur.fetchall():
+        exists = await tgt.execute("SELECT 1 FROM pg_indexes WHERE schemaname = 'public' AND indexname = %s", (name,))
+        if await exists.fetchone() is None:
+            await tgt.execute(sql.SQL(definition))  # pg_indexes' own text of the index we dropped
+    await tgt.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(ASIDE))
+
+
 async def _fix_sequences(src: AsyncConnection[Any], tgt: AsyncConnection[Any]) -> dict[str, int]:
     """Set every column sequence of the target past both the copied values and the source's
     own position; returns sequence → the value its next call continues after."""
@@ -465,8 +505,10 @@ async def _with_target(
                 )
         await _plan_tables(src, tgt, plan)
         rows = {t.name: t.source_rows for t in plan.tables}
+        await _set_aside_vector_indexes(tgt, [t.name for t in plan.tables if (t.target_rows or 0) < t.source_rows])
         for table in tables:
             await _copy_table(src, tgt, table, batch=batch, total=rows[table.name], on_progress=on_progress)
+        await _rebuild_vector_indexes(tgt)
         report = MigrationReport(plan=plan, dry_run=False)
         report.sequences = await _fix_sequences(src, tgt)
         source_sums = await checksums(src, tables)

@@ -22,6 +22,12 @@ def _quiet(*outputs: str) -> None:
         assert CANARY not in text, "the target's password appeared in the output"
 
 
+def _indexes(url: str) -> set[tuple[str, str]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'").fetchall()
+    return {(str(name), str(definition)) for name, definition in rows}
+
+
 def _target_rows(url: str, table: str) -> int:
     try:
         return int(scalar(url, f"SELECT count(*) FROM {table}"))
@@ -61,6 +67,8 @@ async def test_killed_mid_copy_then_rerun_ends_equal(source: Instance, target_se
     partial = _target_rows(plain, "agent_logs")
     assert 0 < partial < total_logs, f"killed outside the copy window ({partial} of {total_logs})"
     assert fingerprint(source.url) == before, "migrate-tier wrote to the source"
+    # The vector indexes were set aside for the copy, their definitions kept on the target.
+    assert scalar(plain, "SELECT count(*) FROM mosaic_migrate_tier.dropped_indexes") >= 1
 
     # A dry run over the partial copy reports a resume and changes nothing on the target.
     partial_print = fingerprint(plain)
@@ -86,6 +94,8 @@ async def test_killed_mid_copy_then_rerun_ends_equal(source: Instance, target_se
     assert "verified" in again.stdout
     _quiet(again.stdout, again.stderr)
     assert fingerprint(plain) == expected, "the target differs from the source after the re-run"
+    assert _indexes(plain) == _indexes(source.url), "the target's indexes differ from the source's"
+    assert scalar(plain, "SELECT to_regnamespace('mosaic_migrate_tier')") is None
     assert fingerprint(source.url) == expected, "migrate-tier wrote to the source"
 
     # --switch wrote the one setting, kept the rest, and left the file to its owner only.
