@@ -103,6 +103,9 @@ class PolicySettings(BaseModel):
 
 
 class SearchSettings(BaseModel):
+    # A read replica (streaming standby) for POST /v1/search: the search's own queries go there,
+    # authentication, recall counts and federated searches stay on the primary (docs/scaling.md).
+    replica_url: SecretStr | None = None
     # Scopes with fewer rows than this are searched exactly (B-tree on the owner, then a sort);
     # larger ones use HNSW with iterative scans. See benchmarks/RESULTS.md for the measurement.
     exact_scan_threshold: int = Field(default=20_000, ge=0)
