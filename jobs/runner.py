@@ -4,6 +4,11 @@ Two processes on one database run a job once, not twice: the run holds
 ``pg_try_advisory_lock`` on a dedicated connection for its whole duration; a process that
 cannot take it records a run with status ``skipped`` ("skipped: locked") and returns at once.
 The lock dies with the connection, so a killed process never leaves it behind.
+
+A scheduled fire is claimed first (:meth:`JobRunner.run_scheduled`): every replica fires the same
+schedule, and only the one whose ledger row for ``(job, fire time)`` is inserted runs it; the
+others record nothing. The lock alone let a replica whose fire came after the other's run had
+finished run the job a second time.
 """
 
 from __future__ import annotations
@@ -143,6 +148,39 @@ class JobRunner:
         if seconds is not None:
             self.metrics.job_duration.labels(job_id).observe(seconds)
 
+    async def run_scheduled(self, job_id: str, scheduled_for: datetime) -> JobRunOut | None:
+        """Run the fire of ``job_id`` at ``scheduled_for`` unless another process claimed it
+        (then None). A claimed fire that finds the job running (a CLI or API run) is recorded
+        as skipped."""
+        spec = self._spec(job_id)
+        async with self.sessionmaker() as session, session.begin():
+            run_id = await JobRunRepository(session).claim_fire(job_id, scheduled_for, self.clock())
+        if run_id is None:
+            log.debug("job %s: the fire at %s runs in another process", job_id, scheduled_for.isoformat())
+            return None
+        key = lock_key(job_id)
+        async with self.engine.connect() as lock_conn:
+            locks = AdvisoryLockRepository(lock_conn)
+            if not await locks.try_lock(key):
+                when = self.clock()
+                async with self.sessionmaker() as session, session.begin():
+                    await JobRunRepository(session).finish(
+                        run_id,
+                        status="skipped",
+                        finished_at=when,
+                        progress=0.0,
+                        counts={},
+                        errors=[],
+                        message=SKIPPED_LOCKED,
+                    )
+                return await self._get(run_id)
+            try:
+                return await self._run_locked(
+                    spec, trigger="schedule", dry_run=False, on_progress=None, now=self.clock(), claimed=run_id
+                )
+            finally:
+                await locks.unlock(key)
+
     async def _record_skipped(self, job_id: str, trigger: str, dry_run: bool) -> JobRunOut:
         self._count(job_id, "skipped")
         when = self.clock()
@@ -165,27 +203,36 @@ class JobRunner:
             return run_out(row)
 
     async def _run_locked(
-        self, spec: JobSpec, *, trigger: str, dry_run: bool, on_progress: ProgressCallback | None, now: datetime
+        self,
+        spec: JobSpec,
+        *,
+        trigger: str,
+        dry_run: bool,
+        on_progress: ProgressCallback | None,
+        now: datetime,
+        claimed: uuid.UUID | None = None,
     ) -> JobRunOut:
-        run_id = uuid.uuid4()
+        """Run ``spec`` under its lock, in the ledger row ``claimed`` (a scheduled fire) or a new one."""
+        run_id = claimed or uuid.uuid4()
         started = self.clock()
         timer = time.perf_counter()  # the injected clock may stand still (tests); durations may not
         async with self.sessionmaker() as session, session.begin():
             repo = JobRunRepository(session)
-            await repo.add(
-                JobRun(
-                    id=run_id,
-                    job_id=spec.id,
-                    trigger=trigger,
-                    status="running",
-                    dry_run=dry_run,
-                    started_at=started,
-                    progress=0.0,
-                    counts={},
-                    errors=[],
-                    changes={},
+            if claimed is None:
+                await repo.add(
+                    JobRun(
+                        id=run_id,
+                        job_id=spec.id,
+                        trigger=trigger,
+                        status="running",
+                        dry_run=dry_run,
+                        started_at=started,
+                        progress=0.0,
+                        counts={},
+                        errors=[],
+                        changes={},
+                    )
                 )
-            )
             # We hold the job's lock, so any other run still marked running died with its process.
             abandoned = await repo.abandon_running(spec.id, except_id=run_id, when=started)
         if abandoned:

@@ -7,6 +7,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from embeddings import Embedder
+from jobs.backup import backup
 from jobs.federation import renew_certificate
 from jobs.maintenance import expire_and_decay, tier_logs
 from jobs.reembed import reembed
@@ -76,6 +77,14 @@ def build_registry(settings: Settings) -> JobRegistry:
             "re-embed every row with the configured model in batches, then switch atomically",
             reembed,
             trigger=cfg.reembed_cron,
+        )
+    )
+    registry.register(
+        JobSpec(
+            "backup",
+            "pg_dump the database into backup.dir, keeping the newest backup.keep (off unless backup.cron is set)",
+            backup,
+            trigger=settings.backup.cron,
         )
     )
     # Scheduled only where the CA lives; elsewhere a certificate comes from the CA's instance.

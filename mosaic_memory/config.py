@@ -23,6 +23,7 @@ from pydantic_settings import (
 from mosaic_memory.common.scan_policy import ScanPolicy
 
 __all__ = [
+    "BackupSettings",
     "CaptureSettings",
     "ContextSettings",
     "EmbeddingSettings",
@@ -104,6 +105,9 @@ class PolicySettings(BaseModel):
 
 
 class SearchSettings(BaseModel):
+    # A read replica (streaming standby) for POST /v1/search: the search's own queries go there,
+    # authentication, recall counts and federated searches stay on the primary (docs/scaling.md).
+    replica_url: SecretStr | None = None
     # Scopes with fewer rows than this are searched exactly (B-tree on the owner, then a sort);
     # larger ones use HNSW with iterative scans. See benchmarks/RESULTS.md for the measurement.
     exact_scan_threshold: int = Field(default=20_000, ge=0)
@@ -235,6 +239,14 @@ class JobsSettings(BaseModel):
         return value
 
 
+class BackupSettings(BaseModel):
+    """Scheduled backups (``pg_dump`` custom format) with a retention; off unless ``cron`` is set."""
+
+    cron: str | None = None  # MOSAIC_BACKUP__CRON="0 4 * * *": the "backup" job runs on this schedule
+    dir: Path | None = None  # default <data_dir>/backups
+    keep: int = Field(default=7, ge=1, le=10_000)  # the newest this many scheduled backups stay
+
+
 class CaptureSettings(BaseModel):
     """Agent hooks (``mosaic-memory capture``) and transcript import (``docs/agents.md``)."""
 
@@ -358,6 +370,7 @@ class Settings(BaseSettings):
     local: LocalTierSettings = LocalTierSettings()
     logs: LogSettings = LogSettings()
     jobs: JobsSettings = JobsSettings()
+    backup: BackupSettings = BackupSettings()
     federation: FederationSettings = FederationSettings()
     secrets: SecretSettings = SecretSettings()
     context: ContextSettings = ContextSettings()
@@ -374,6 +387,11 @@ class Settings(BaseSettings):
     def spool_file(self) -> Path:
         """The capture spool: ``capture.spool_file`` or ``<data_dir>/capture/spool.jsonl``."""
         return (self.capture.spool_file or self.data_dir / "capture" / "spool.jsonl").expanduser()
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where backups go by default: ``backup.dir`` or ``<data_dir>/backups``."""
+        return (self.backup.dir or self.data_dir / "backups").expanduser()
 
     @property
     def effective_tier(self) -> Literal["local", "standalone"]:

@@ -66,6 +66,9 @@ class AppState:
     access_recorder: AccessRecorder | None = None
     metrics: Metrics = field(default_factory=Metrics)
     tracing: Tracing = field(default_factory=Tracing)
+    # search.replica_url: read-only sessions for searches; None: searches read the primary
+    replica_engine: AsyncEngine | None = None
+    replica_sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     def start_background(self) -> None:
         """Start this process's background tasks (the app's lifespan calls it; tests need not)."""
@@ -87,6 +90,8 @@ class AppState:
             await self.search.reranker.aclose()
         await self.federation.aclose()
         await self.embedder.aclose()
+        if self.replica_engine is not None:
+            await self.replica_engine.dispose()
         await self.engine.dispose()
         self.database.close()
         self.tracing.shutdown()
@@ -170,6 +175,15 @@ async def build_state(
         sessionmaker, flush_ms=settings.search.access_flush_ms, flush_max=settings.search.access_flush_max
     )
     search = SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker, metrics=metrics)
+    replica_engine = None
+    if settings.search.replica_url is not None:
+        # Lazy: nothing connects until the first search, so a replica that is down fails searches
+        # (503, like the primary would) without stopping the service from starting.
+        replica_engine = create_engine_for(
+            settings.search.replica_url.get_secret_value(),
+            pool_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout,
+        )
     insights = InsightService(embedder=embedder, settings=settings)
     logs = LogService(embedder=embedder, settings=settings)
     preferences = PreferenceService(embedder=embedder, settings=settings)
@@ -187,6 +201,8 @@ async def build_state(
         database=database,
         engine=engine,
         sessionmaker=sessionmaker,
+        replica_engine=replica_engine,
+        replica_sessionmaker=create_sessionmaker(replica_engine) if replica_engine is not None else None,
         embedder=embedder,
         owners=owners,
         insights=insights,

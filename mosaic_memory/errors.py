@@ -24,6 +24,7 @@ __all__ = [
     "JobNotFound",
     "JobRunNotFound",
     "LogNotFound",
+    "MigrationRefused",
     "MosaicError",
     "NotFound",
     "OwnerNotFound",
@@ -36,6 +37,7 @@ __all__ = [
     "StorageTierError",
     "SummarizerBudgetExhausted",
     "SummarizerUnavailable",
+    "TierMigrationFailed",
 ]
 
 
@@ -110,6 +112,15 @@ class OwnerNotFound(NotFound):
 
 class Conflict(MosaicError):
     status_code = 409
+
+
+class MigrationRefused(Conflict):
+    """``migrate-tier`` will not write to this target (another instance's data, another schema,
+    another run holding it); nothing was changed. The message says why and what to do."""
+
+
+class TierMigrationFailed(MosaicError):
+    """``migrate-tier`` copied, but the two sides do not verify equal; the source is untouched."""
 
 
 class ImmutablePreference(Conflict):

@@ -28,11 +28,13 @@ from mosaic_memory.errors import StorageTierError
 
 __all__ = [
     "Database",
+    "libpq_url",
     "open_database",
     "open_permissions_problem",
     "redact_database_url",
     "to_async_url",
     "to_sync_url",
+    "with_database",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,18 @@ def to_async_url(url: str) -> URL:
 
 def to_sync_url(url: str) -> URL:
     return _with_driver(url, "psycopg")
+
+
+def libpq_url(url: str) -> str:
+    """``url`` as a libpq connection URI (``postgresql://...``) for psycopg or the PostgreSQL tools.
+
+    It carries the password: pass it to a connection, never to a message."""
+    return _with_driver(url, "psycopg").set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` naming another database on the same server (e.g. ``postgres`` to create one)."""
+    return to_sync_url(url).set(database=database).render_as_string(hide_password=False)
 
 
 @dataclass

@@ -112,6 +112,23 @@ async def live_url(app: Any) -> AsyncIterator[str]:
     sock.close()
 
 
+def wait_until_up(
+    url: str, proc: Any, output: Callable[[], str], *, deadline: float, path: str = "/readyz", poll: float = 0.3
+) -> None:
+    """Poll ``url + path`` until it answers 200; RuntimeError with ``output()`` when the process
+    ``proc`` (a ``subprocess.Popen``) exits first or ``deadline`` (``time.monotonic()``) passes."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {proc.returncode}:\n{output()[-4000:]}")
+        try:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(poll)
+    raise RuntimeError(f"serve did not answer {path} in time:\n{output()[-4000:]}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,27 +148,20 @@ def start_in_thread(server: uvicorn.Server, *, timeout: float = 120) -> threadin
 
 
 def wait_until_ready(proc: subprocess.Popen[Any], url: str, *, timeout: float = 180, log: Path | None = None) -> None:
-    """Wait until a ``serve`` process answers ``/readyz`` with 200; raises with its output (``log``'s
-    tail, or what it printed) if it exits first, and kills it if it is not ready in time."""
+    """:func:`wait_until_up` for a ``serve`` process: its output is ``log``'s tail or what it
+    printed, and it is killed if it is not ready in time."""
 
     def output() -> str:
         if log is not None:
-            return log.read_text()[-4000:]
-        return str(proc.stdout.read()) if proc.stdout else ""
+            return log.read_text()
+        return str(proc.stdout.read()) if proc.stdout and proc.poll() is not None else ""
 
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited early:\n{output()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
+    try:
+        wait_until_up(url, proc, output, deadline=time.monotonic() + timeout)
+    except RuntimeError:
+        if proc.poll() is None:
             proc.kill()
-            raise RuntimeError(f"serve did not become ready:\n{output()}")
-        time.sleep(0.2)
+        raise
 
 
 def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from mosaic_memory import embedded
-from tests.conftest import scratch_dir
+from tests.conftest import scratch_dir, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -86,17 +86,13 @@ class Serve:
         return self.log.read_text()
 
     def wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_LIMIT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"serve did not become healthy:\n{self.output()[-3000:]}")
+        wait_until_up(
+            f"http://127.0.0.1:{self.port}",
+            self.proc,
+            self.output,
+            deadline=time.monotonic() + START_LIMIT,
+            path="/healthz",
+        )
 
     def healthy_now(self) -> bool:
         try:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mosaic_memory.models import JobRun
@@ -26,6 +27,32 @@ class JobRunRepository:
         self.session.add(run)
         await self.session.flush()
         return run
+
+    async def claim_fire(self, job_id: str, scheduled_for: datetime, when: datetime) -> uuid.UUID | None:
+        """Insert the running row of ``job_id``'s fire at ``scheduled_for``; its id, or None when
+        another process already claimed that fire (the unique ``(job_id, scheduled_for)``)."""
+        stmt = (
+            insert(JobRun)
+            .values(
+                id=uuid.uuid4(),
+                job_id=job_id,
+                trigger="schedule",
+                status="running",
+                dry_run=False,
+                started_at=when,
+                scheduled_for=scheduled_for,
+                progress=0.0,
+                counts={},
+                errors=[],
+                changes={},
+            )
+            .on_conflict_do_nothing(
+                index_elements=["job_id", "scheduled_for"], index_where=JobRun.scheduled_for.is_not(None)
+            )
+            .returning(JobRun.id)
+        )
+        claimed: uuid.UUID | None = await self.session.scalar(stmt)
+        return claimed
 
     async def get(self, run_id: uuid.UUID) -> JobRun | None:
         return await self.session.get(JobRun, run_id, populate_existing=True)

@@ -61,6 +61,7 @@ class JobRunOut(BaseModel):
     changes: dict[str, Any]
     rolled_back_at: datetime | None
     message: str | None
+    scheduled_for: datetime | None = Field(default=None, description="the fire time of a scheduled run")
 
 
 class JobOut(BaseModel):

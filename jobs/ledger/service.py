@@ -37,6 +37,7 @@ def run_out(row: JobRun) -> JobRunOut:
         changes=dict(row.changes or {}),
         rolled_back_at=row.rolled_back_at,
         message=row.message,
+        scheduled_for=row.scheduled_for,
     )
 
 

@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from mosaic_memory import __version__
+from mosaic_memory.cli import backup_cmd, context_cmd, doctor_cmd, embedded_cmd, mcp_cmd, tier_cmd
 from mosaic_memory.cli import capture as capture_cli
-from mosaic_memory.cli import context_cmd, doctor_cmd, embedded_cmd, mcp_cmd
 from mosaic_memory.cli import insights as insights_cli
 from mosaic_memory.cli import portability as portability_cli
 from mosaic_memory.cli.common import (
@@ -66,6 +66,8 @@ mcp_cmd.register(app)  # mcp (stdio), mcp config
 
 
 app.command("doctor")(doctor_cmd.doctor)
+tier_cmd.register(app)  # migrate-tier
+backup_cmd.register(app)  # backup, restore
 
 
 @app.command()

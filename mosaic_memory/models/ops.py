@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, String, Text
+from sqlalchemy import Float, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +17,15 @@ class JobRun(Base):
     """One run of a job: what started it, how it went, and what it changed."""
 
     __tablename__ = "job_runs"
+    __table_args__ = (
+        Index(
+            "uq_job_runs_job_id_scheduled_for",
+            "job_id",
+            "scheduled_for",
+            unique=True,
+            postgresql_where=text("scheduled_for IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     job_id: Mapped[str] = mapped_column(String(64))
@@ -31,6 +40,8 @@ class JobRun(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     rolled_back_at: Mapped[datetime | None]
     message: Mapped[str | None] = mapped_column(Text)
+    # A scheduled run's fire time: unique per job, so of several replicas one runs each fire.
+    scheduled_for: Mapped[datetime | None]
 
 
 class InstanceMeta(Base):

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mosaic_memory.models import ApiKey, Owner, TeamMember
@@ -15,6 +15,11 @@ from mosaic_memory.models import ApiKey, Owner, TeamMember
 class OwnerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def lock_bootstrap(self) -> None:
+        """Serialise first-start set-up across replicas until the transaction ends: two processes
+        starting at once on an empty database would both create the admin user (one then fails)."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(72786003)"))
 
     async def get_by_name(self, kind: str, name: str) -> Owner | None:
         return await self.session.scalar(select(Owner).where(Owner.kind == kind, Owner.name == name))

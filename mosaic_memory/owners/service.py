@@ -201,6 +201,7 @@ class OwnerService:
         A key given in ``MOSAIC_ADMIN_KEY`` is registered if it is not known yet.
         """
         owners = OwnerRepository(session)
+        await owners.lock_bootstrap()
         admin = await owners.get_by_name("user", ADMIN_USER)
         if admin is None:
             admin = await owners.add(

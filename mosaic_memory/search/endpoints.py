@@ -14,6 +14,11 @@ router = APIRouter(prefix="/v1", tags=["search"], responses=ERRORS)
 @router.post("/search", response_model=SearchResponse)
 async def search(body: SearchRequest, state: StateDep, session: SessionDep, principal: Reader) -> SearchResponse:
     """Semantic, keyword or hybrid (default) search over the caller's memory of the chosen kinds."""
-    out = await state.federation.search(session, principal, body)  # federated: true adds the peers' hits
+    if state.replica_sessionmaker is not None and not body.federated:
+        # The caller was authenticated on the primary (``session``); the search reads the replica.
+        async with state.replica_sessionmaker() as replica:
+            out = await state.search.search(replica, principal, body)
+    else:
+        out = await state.federation.search(session, principal, body)  # federated: true adds the peers' hits
     await session.commit()
     return out

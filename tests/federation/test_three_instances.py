@@ -37,7 +37,7 @@ from mosaic_memory.federation.identity import (
     issue_certificate,
     trust_bundle,
 )
-from tests.conftest import ADMIN_KEY, scratch_dir
+from tests.conftest import ADMIN_KEY, scratch_dir, wait_until_up
 
 PASSPHRASE = b"correct horse battery staple"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -121,16 +121,7 @@ def _start(inst: Instance, log: Path) -> None:
 
 def _wait_ready(inst: Instance, log: Path, deadline: float) -> None:
     assert inst.proc is not None
-    while time.monotonic() < deadline:
-        if inst.proc.poll() is not None:
-            raise RuntimeError(f"instance {inst.name} exited early:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{inst.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"instance {inst.name} did not become ready:\n{log.read_text()[-4000:]}")
+    wait_until_up(inst.url, inst.proc, log.read_text, deadline=deadline, poll=0.5)
 
 
 def _stop(inst: Instance) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from jobs import JobSpec, build_registry
-from jobs.scheduler import JobScheduler
+from jobs.scheduler import JobScheduler, cron_trigger, due_fire_time
 from mosaic_memory.api.app import create_app
 from mosaic_memory.config import JobsSettings, Settings, load_settings
 from mosaic_memory.container import AppState
@@ -71,3 +72,16 @@ async def test_service_lifespan_starts_the_scheduler_unless_disabled(
 def test_unknown_time_zone_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
         JobsSettings(timezone="Mars/Olympus")
+
+
+def test_fire_time_is_the_same_for_every_replica() -> None:
+    """Each replica computes the fire a late call belongs to from the trigger, not its own clock."""
+    daily = cron_trigger("0 2 * * *", "UTC")
+    fire = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    for delay in (timedelta(0), timedelta(milliseconds=300), timedelta(minutes=20)):
+        assert due_fire_time(daily, fire + delay) == fire
+    assert due_fire_time(daily, fire - timedelta(seconds=1)) is None  # no fire within the grace
+    every_two = cron_trigger("*/2 * * * * *", "UTC")  # six fields: seconds first
+    assert due_fire_time(every_two, datetime(2026, 12, 7, 3, 0, 5, 700_000, tzinfo=UTC)) == datetime(
+        2026, 12, 7, 3, 0, 4, tzinfo=UTC
+    )

@@ -1,0 +1,1 @@
+"""Moving an instance's database between tiers (``migrate-tier``)."""
