@@ -63,6 +63,15 @@ capture_cli.register(app)  # hooks install|uninstall, capture, import-transcript
 
 
 @app.command()
+def tui() -> None:
+    """Search, browse and correct memory in a terminal UI (a client of MOSAIC_URL with MOSAIC_API_KEY)."""
+    from mosaic_memory.cli.common import client
+    from mosaic_memory.tui import run_tui
+
+    run_tui(client(settings()))
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     console.print(__version__)

@@ -1,0 +1,303 @@
+"""The TUI driven by Textual's headless pilot against the suite's real running service.
+
+Each test starts ``MosaicApp`` on a real :class:`AsyncMosaicClient` pointed at ``cli_url`` (a
+uvicorn server on loopback with the real database and model) and checks what the person would
+see, and what the service then holds, over REST.
+"""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, TextArea
+
+from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
+from mosaic_memory.tui.app import MosaicApp
+from mosaic_memory.tui.screens import ConfirmScreen, EditScreen, HelpScreen, JobsScreen, ListScreen
+from tests.conftest import ADMIN_KEY
+from tests.jobs.topics import REPLICA
+from tests.tui.conftest import (
+    INSIGHTS,
+    SIZE,
+    CountingTransport,
+    Seeded,
+    memory_screen,
+    plain,
+    screenshot,
+    settle,
+    shown,
+    shown_texts,
+    wait_for,
+)
+
+
+def detail_text(pilot: Pilot[None]) -> str:
+    return shown(pilot, "#detail")
+
+
+async def test_search_as_you_type_detail_and_help(seeded: Seeded) -> None:
+    transport = CountingTransport()
+    app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key, transport=transport))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = memory_screen(pilot)
+        # an empty query lists the newest insights of every owner the key reads
+        assert set(shown_texts(pilot)) == {*INSIGHTS.values(), "The platform team owns the staging cluster"}
+        assert seeded.user in str(app.sub_title)
+        screenshot(pilot, "1-insights-newest")
+
+        query = "what colour scheme does she like"
+        await pilot.press(*query)
+        await settle(pilot)
+        # typing sends far fewer searches than keystrokes, and the last one is the whole query
+        assert 1 <= len(transport.searches) < len(query) and transport.searches[-1] == query
+        texts = shown_texts(pilot)
+        assert texts[0] == INSIGHTS["theme"]
+        table = screen.query_one("#results", DataTable)
+        assert table.columns and next(iter(table.columns.values())).label.plain == "score"
+        # the detail pane shows the whole first hit, fetched from the service
+        assert INSIGHTS["theme"] in detail_text(pilot) and "importance" in detail_text(pilot)
+        screenshot(pilot, "2-search-detail")
+
+        # esc leaves the search box; the cursor moves the detail pane along
+        await pilot.press("escape")
+        assert isinstance(app.focused, DataTable)
+        await pilot.press("down")
+        await settle(pilot)
+        assert texts[1] in detail_text(pilot)
+
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        screenshot(pilot, "3-help")
+        await pilot.press("escape")
+        assert memory_screen(pilot) is screen
+        # the footer names the keys
+        footer = " ".join(b.binding.description for b in screen.active_bindings.values() if b.binding.show)
+        assert {"Help", "Edit", "Delete", "Jobs"} <= set(footer.split())
+
+
+async def test_a_stale_answer_never_replaces_a_newer_one(seeded: Seeded) -> None:
+    transport = CountingTransport(slow_query="deploys")
+    app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key, transport=transport))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"deploys")
+        screen = memory_screen(pilot)
+        screen.reload()  # as the debounce would: the "deploys" search is now in flight, held back
+        for _ in range(200):
+            if transport.searches and transport.searches[-1] == "deploys":
+                break
+            await pilot.pause(0.05)
+        # the person keeps typing before the slow answer comes
+        input_box = screen.query_one("#query", Input)
+        input_box.value = "black coffee"
+        await settle(pilot)
+        transport.release.set()  # the late answer arrives now (or its request was cancelled)
+        await settle(pilot)
+        assert shown_texts(pilot)[0] == INSIGHTS["coffee"]
+        assert "black coffee" in plain(screen.query_one("#status"))
+
+
+async def test_edit_with_a_bad_value_then_a_good_one(seeded: Seeded) -> None:
+    app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"deploys on tuesdays", "enter")
+        await settle(pilot)
+        assert shown_texts(pilot)[0] == INSIGHTS["deploy"]
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, EditScreen)
+        dialog.query_one("#field-content", TextArea).text = "Deploys to production happen on Wednesdays"
+        dialog.query_one("#field-tags", Input).value = "ops, release"
+        dialog.query_one("#field-importance", Input).value = "2"
+        screenshot(pilot, "4-edit")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        # out of range: the dialog stays, says why, and nothing was sent
+        assert app.screen is dialog
+        assert "from 0 to 1" in plain(dialog.query_one("#edit-error"))
+        dialog.query_one("#field-importance", Input).value = "0.9"
+        await pilot.click("#save")
+        await wait_for(pilot, lambda: "Wednesdays" in detail_text(pilot))
+        assert not isinstance(app.screen, EditScreen)
+        assert "Wednesdays" in detail_text(pilot)
+    async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
+        stored = await mm.get_insight(seeded.insights["deploy"])
+    assert stored.content == "Deploys to production happen on Wednesdays"
+    assert stored.tags == ["ops", "release"] and stored.importance == 0.9
+
+
+async def test_delete_asks_first(seeded: Seeded) -> None:
+    app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"coffee", "enter")
+        await settle(pilot)
+        assert shown_texts(pilot)[0] == INSIGHTS["coffee"]
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        screenshot(pilot, "5-delete-confirm")
+        await pilot.press("n")  # no: nothing happens
+        await settle(pilot)
+        async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
+            assert (await mm.get_insight(seeded.insights["coffee"])).content == INSIGHTS["coffee"]
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.click("#yes")
+        await wait_for(pilot, lambda: INSIGHTS["coffee"] not in shown_texts(pilot))
+        assert INSIGHTS["coffee"] not in shown_texts(pilot)
+    async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
+        try:
+            await mm.get_insight(seeded.insights["coffee"])
+        except MosaicClientError as exc:
+            assert exc.status == 404
+        else:
+            raise AssertionError("the insight is still there")
+        assert (await mm.get_insight(seeded.insights["theme"])).content == INSIGHTS["theme"]
+
+
+async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
+    app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("escape", "2")
+        await settle(pilot)
+        assert memory_screen(pilot).kind == "preferences"
+        assert shown_texts(pilot) == ["editor_theme: solarized dark"]
+        assert "mutable" in detail_text(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        history = app.screen
+        assert isinstance(history, ListScreen)
+        table = history.query_one("#list-table", DataTable)
+        actions = sorted(str(table.get_row_at(i)[1]) for i in range(table.row_count))
+        assert actions == ["create", "update"]
+        screenshot(pilot, "6-preference-history")
+        await pilot.press("escape")
+
+        await pilot.press("3")
+        await settle(pilot)
+        assert shown_texts(pilot) == ["deploy-staging: Deploy the current branch to staging"]
+        assert "make deploy" in detail_text(pilot)
+
+        await pilot.click("#kinds #logs")  # the mouse works too
+        await settle(pilot)
+        assert len(shown_texts(pilot)) == 6 and "[tui-font coder]" in shown_texts(pilot)[0]
+        await pilot.press("s")
+        await settle(pilot)
+        session = app.screen
+        assert isinstance(session, ListScreen)
+        table = session.query_one("#list-table", DataTable)
+        assert table.row_count == 6 and str(table.get_row_at(0)[3]).startswith("User wants a new font")
+        await pilot.press("escape")
+        # logs are append-only: no edit dialog
+        await pilot.press("e")
+        await pilot.pause()
+        assert not isinstance(app.screen, EditScreen)
+        assert "append-only" in shown(pilot, "#status")
+
+        # owners: all, then the user alone, then the team alone
+        await pilot.press("1")
+        await settle(pilot)
+        team_text = "The platform team owns the staging cluster"
+        assert team_text in shown_texts(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        assert team_text not in shown_texts(pilot) and INSIGHTS["theme"] in shown_texts(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        assert shown_texts(pilot) == [team_text]
+        assert f"team:{seeded.team}" in shown(pilot, "#owner")
+
+
+async def test_sources_and_the_jobs_ledger_with_rollback(cli_url: str, seeded: Seeded) -> None:
+    """An admin runs a dry run and a summarization from the jobs view, opens a summarized
+    insight's sources in the user's TUI, then rolls the run back."""
+    async with AsyncMosaicClient(cli_url, seeded.key) as mm:
+        await mm.log_events([{"session_id": "tui-replica", "content": t, "agent_id": "coder"} for t in REPLICA])
+
+    # a user key: the jobs view says it needs an admin key
+    app = MosaicApp(AsyncMosaicClient(cli_url, seeded.key))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("escape", "j")
+        await settle(pilot)
+        assert isinstance(app.screen, JobsScreen)
+        assert "admin key" in shown(pilot, "#jobs-status")
+
+    admin = MosaicApp(AsyncMosaicClient(cli_url, ADMIN_KEY))
+    async with admin.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("escape", "j")
+        await settle(pilot)
+        jobs = admin.screen
+        assert isinstance(jobs, JobsScreen)
+        index = [j.id for j in jobs.job_list].index("summarize")
+        await pilot.press("shift+tab", *["down"] * index)
+        assert jobs.selected_job() is not None and jobs.selected_job().id == "summarize"  # type: ignore[union-attr]
+
+        await pilot.press("y")  # dry run: the ledger shows what it would write, nothing written
+        await settle(pilot)
+        dry = jobs.selected_run()
+        assert dry is not None and dry.dry_run and dry.status == "succeeded"
+        assert "Would write" in plain(jobs.query_one("#run-detail"))
+        async with AsyncMosaicClient(cli_url, seeded.key) as mm:
+            assert not [i for i in (await mm.list_insights(limit=200)).items if "summary" in i.tags]
+
+        await pilot.press("n")  # the real run
+        await settle(pilot)
+        real = jobs.selected_run()
+        assert real is not None and not real.dry_run and real.status == "succeeded"
+        assert real.counts["insights_created"] >= 1
+        screenshot(pilot, "7-jobs-ledger")
+
+        # the user sees the summarized insight and the logs it came from
+        async with AsyncMosaicClient(cli_url, seeded.key) as mm:
+            summarized = [i for i in (await mm.list_insights(limit=200)).items if "summary" in i.tags]
+        assert summarized
+        user_app = MosaicApp(AsyncMosaicClient(cli_url, seeded.key))
+        async with user_app.run_test(size=SIZE) as user_pilot:
+            await settle(user_pilot)
+            await user_pilot.press(*"streaming replica standby", "enter")
+            await settle(user_pilot)
+            screen = memory_screen(user_pilot)
+            row = next(i for i, r in enumerate(screen.rows) if r.id in {str(s.id) for s in summarized})
+            screen.query_one("#results", DataTable).move_cursor(row=row)
+            await settle(user_pilot)
+            await user_pilot.press("s")
+            await settle(user_pilot)
+            sources = user_app.screen
+            assert isinstance(sources, ListScreen)
+            table = sources.query_one("#list-table", DataTable)
+            contents = [str(table.get_row_at(i)[3]) for i in range(table.row_count)]
+            assert contents and all(c.rstrip("…")[:40] in " ".join(REPLICA) for c in contents)
+            assert {str(table.get_row_at(i)[1]) for i in range(table.row_count)} == {"tui-replica"}
+            screenshot(user_pilot, "8-insight-sources")
+
+        # roll the run back: asked first, then the run's insights are gone
+        await pilot.press("b")
+        await pilot.pause()
+        assert isinstance(admin.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: getattr(jobs.selected_run(), "status", "") == "rolled_back")
+        undone = jobs.selected_run()
+        assert undone is not None and undone.id == real.id and undone.status == "rolled_back"
+        assert "Rollback" in plain(jobs.query_one("#run-detail"))
+        screenshot(pilot, "9-jobs-rolled-back")
+    async with AsyncMosaicClient(cli_url, seeded.key) as mm:
+        left = {str(i.id) for i in (await mm.list_insights(limit=200)).items}
+    assert not left & {str(s.id) for s in summarized}
+
+
+async def test_an_unreachable_service_is_one_clear_line() -> None:
+    from tests.conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    app = MosaicApp(AsyncMosaicClient(url, "mm_nothing"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        status = shown(pilot, "#status")
+        assert "cannot reach Mosaic Memory" in status and "mm_nothing" not in status
