@@ -23,6 +23,7 @@ import httpx
 from jobs.ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.context.schemas import ContextResponse
+from mosaic_memory.federation.schemas import AuditOut, GrantOut, PeerOut
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, OwnerOut, TeamOut, UserCreated
@@ -284,6 +285,61 @@ class AsyncMosaicClient:
 
     async def rollback_job_run(self, run_id: uuid.UUID | str) -> JobRunOut:
         return JobRunOut.model_validate(await self.request("POST", f"/v1/jobs/runs/{run_id}/rollback"))
+
+    # federation ----------------------------------------------------------------------------
+    async def federation_identity(self) -> dict[str, Any]:
+        """This instance's federation name and certificate (409 FederationError before ``federation init``)."""
+        result: dict[str, Any] = await self.request("GET", "/v1/federation/identity")
+        return result
+
+    async def add_peer(self, name: str, url: str) -> PeerOut:
+        """Add (or re-point) a peer (admin): its certificate name and federation URL (https)."""
+        return PeerOut.model_validate(
+            await self.request("POST", "/v1/federation/peers", json={"name": name, "url": url})
+        )
+
+    async def list_peers(self) -> list[PeerOut]:
+        return [PeerOut.model_validate(p) for p in await self.request("GET", "/v1/federation/peers")]
+
+    async def remove_peer(self, name: str) -> None:
+        """Remove a peer and every grant it held (admin)."""
+        await self.request("DELETE", f"/v1/federation/peers/{_seg(name)}")
+
+    async def create_grant(
+        self,
+        peer: str,
+        owner: str,
+        kinds: list[str],
+        *,
+        tags: list[str] | None = None,
+        recipient: str | None = None,
+        expires_in: str | None = None,
+    ) -> GrantOut:
+        """Grant ``peer`` read access to ``kinds`` of ``owner``'s memory (``expires_in``: 30d, 12h, 2w)."""
+        body = _clean(
+            {
+                "peer": peer,
+                "owner": owner,
+                "kinds": kinds,
+                "tags": tags,
+                "recipient": recipient,
+                "expires_in": expires_in,
+            }
+        )
+        return GrantOut.model_validate(await self.request("POST", "/v1/federation/grants", json=body))
+
+    async def list_grants(self, *, peer: str | None = None) -> list[GrantOut]:
+        """The caller's grants (an admin key: every grant)."""
+        data = await self.request("GET", "/v1/federation/grants", params={"peer": peer})
+        return [GrantOut.model_validate(g) for g in data]
+
+    async def revoke_grant(self, grant_id: uuid.UUID | str) -> GrantOut:
+        return GrantOut.model_validate(await self.request("DELETE", f"/v1/federation/grants/{grant_id}"))
+
+    async def federation_audit(self, *, peer: str | None = None, limit: int = 100) -> list[AuditOut]:
+        """Federated reads served to peers, newest first (the caller's own memory; an admin key: all)."""
+        data = await self.request("GET", "/v1/federation/audit", params={"peer": peer, "limit": limit})
+        return [AuditOut.model_validate(a) for a in data]
 
     # preferences ---------------------------------------------------------------------------
     async def set_preference(
