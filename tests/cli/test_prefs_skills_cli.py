@@ -143,6 +143,16 @@ def test_skills_add_list_get_find_delete(mm: Any) -> None:
     assert found["hits"][0]["id"] == made["id"]
     assert "deploy-to-staging" in ok(mm("skills", "find", "push my branch to the test environment", "-k", "1")).stdout
 
+    changed = json.loads(
+        ok(mm("skills", "update", made["id"], "-i", "make deploy ENV=stage", "-t", "ops", "--json")).stdout
+    )
+    assert changed["instructions"] == "make deploy ENV=stage" and changed["tags"] == ["ops"]
+    assert changed["description"] == made["description"]  # what was not given stays
+    nothing = mm("skills", "update", made["id"])
+    assert nothing.exit_code == 1 and "nothing to change" in nothing.output
+    taken = mm("skills", "update", made["id"], "--name", "send-invoice")
+    assert taken.exit_code == 1 and len(taken.output.strip().splitlines()) == 1
+
     ok(mm("skills", "delete", made["id"]))
     gone = mm("skills", "get", made["id"])
     assert gone.exit_code == 1 and "SkillNotFound" in gone.output

@@ -61,6 +61,9 @@ async def test_run_dry_run_history_rollback(make_user: UserFactory, state: AppSt
     undo = await asyncio.to_thread(cli, cli_env, "jobs", "rollback", run_id)
     assert undo.exit_code == 0, undo.output
     assert "rolled_back" in undo.stdout
+    shown = await asyncio.to_thread(cli, cli_env, "jobs", "show", run_id)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["status"] == "rolled_back"
     assert await log_rows(state, owner) == before
     assert await insight_rows(state, owner) == {}
 
