@@ -22,7 +22,7 @@ from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
 from mosaic_memory.insights.schemas import InsightOut
 from mosaic_memory.logs.schemas import LogOut
 from mosaic_memory.preferences.schemas import PreferenceOut
-from mosaic_memory.tui.backend import KINDS, Backend, Item, KindName, Row, edit_fields
+from mosaic_memory.tui.backend import KINDS, MODES, Backend, Item, KindName, Row, edit_fields
 from mosaic_memory.tui.screens import ConfirmScreen, EditScreen, HelpScreen, JobsScreen, ListScreen
 from mosaic_memory.tui.views import change_line, item_detail, log_line, one_line
 
@@ -33,7 +33,7 @@ DEBOUNCE_SECONDS = 0.25  # typing pauses shorter than this do not send a request
 CSS = """
 #bar { height: 3; }
 #query { width: 1fr; }
-#owner { width: auto; min-width: 22; padding: 1 1 0 1; color: $text-muted; }
+#owner { width: auto; min-width: 30; padding: 1 1 0 1; color: $text-muted; }
 #main { height: 1fr; }
 #results { width: 2fr; }
 #detail-pane { width: 1fr; border-left: vkey $primary; padding: 0 1; }
@@ -66,6 +66,7 @@ class SearchBox(Input):
         Binding("down", "screen.focus_results", "Results", show=False),
         Binding("f2", "screen.next_kind", "Kind"),
         Binding("f3", "screen.next_owner", "Owner"),
+        Binding("f4", "screen.next_mode", "Mode"),
         Binding("f1", "app.help", "Help"),
     ]
 
@@ -82,6 +83,7 @@ class MemoryScreen(Screen[None]):
         Binding("4", "kind('logs')", "Logs", show=False),
         Binding("k", "next_kind", "Kind 1-4"),
         Binding("o", "next_owner", "Owner"),
+        Binding("m", "next_mode", "Mode"),
         Binding("e", "edit", "Edit"),
         Binding("d", "delete", "Delete"),
         Binding("s", "more", "Sources/history"),
@@ -96,6 +98,7 @@ class MemoryScreen(Screen[None]):
         self.kind: KindName = "insights"
         self.owners: list[str | None] = [None]  # None: every owner the key may read
         self.owner: str | None = None
+        self.mode = "hybrid"  # the search mode: hybrid, semantic or keyword
         self.rows: list[Row] = []
         self.user = ""  # the key's user name, once /v1/me answered
         self.item: Item | None = None  # the full item shown in the detail pane
@@ -108,7 +111,7 @@ class MemoryScreen(Screen[None]):
         yield Tabs(*(Tab(f"{i}:{kind.title()}", id=kind) for i, kind in enumerate(KINDS, 1)), id="kinds")
         with Horizontal(id="bar"):
             yield SearchBox(placeholder="Search insights (empty: the newest)", id="query")
-            yield Static("owner: all", id="owner")
+            yield Static("hybrid · owner: all", id="owner")
         with Horizontal(id="main"):
             table: DataTable[str] = DataTable(id="results", cursor_type="row", zebra_stripes=True)
             yield table
@@ -151,8 +154,16 @@ class MemoryScreen(Screen[None]):
     def action_next_owner(self) -> None:
         index = self.owners.index(self.owner) if self.owner in self.owners else 0
         self.owner = self.owners[(index + 1) % len(self.owners)]
-        self.query_one("#owner", Static).update(f"owner: {self.owner or 'all'}")
+        self.show_scope()
         self.reload()
+
+    def action_next_mode(self) -> None:
+        self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+        self.show_scope()
+        self.reload()
+
+    def show_scope(self) -> None:
+        self.query_one("#owner", Static).update(f"{self.mode} · owner: {self.owner or 'all'}")
 
     # kinds -----------------------------------------------------------------------------------
     def action_kind(self, kind: str) -> None:
@@ -202,12 +213,12 @@ class MemoryScreen(Screen[None]):
         self.generation += 1
         query = self.query_one("#query", Input).value
         self.status(f"Searching {self.kind} for {query!r}…" if query.strip() else f"Loading {self.kind}…")
-        self.load_rows(self.generation, self.kind, query, self.owner)
+        self.load_rows(self.generation, self.kind, query, self.owner, self.mode)
 
     @work(exclusive=True, group="rows", exit_on_error=False)
-    async def load_rows(self, generation: int, kind: KindName, query: str, owner: str | None) -> None:
+    async def load_rows(self, generation: int, kind: KindName, query: str, owner: str | None, mode: str) -> None:
         try:
-            rows = await self.backend.rows(kind, query, owner)
+            rows = await self.backend.rows(kind, query, owner, mode)
         except MosaicClientError as exc:
             if generation == self.generation:
                 self.failed(exc)
@@ -244,9 +255,9 @@ class MemoryScreen(Screen[None]):
             table.add_row(*cells, key=row.id)
         where = f" of {self.owner}" if self.owner else ""
         if searching:
-            self.status(f"{len(rows)} {self.kind}{where} found for {query!r}")
+            self.status(f"{len(rows)} {self.kind}{where} found for {query!r} ({self.mode})")
         else:
-            order = "oldest first" if self.kind == "logs" else "newest first"
+            order = {"logs": "oldest first", "preferences": "by key"}.get(self.kind, "newest first")
             self.status(f"{len(rows)} {self.kind}{where}, {order}. Type to search · esc: the list · ?: help")
         if rows:
             table.move_cursor(row=0)

@@ -21,10 +21,11 @@ from mosaic_memory.logs.schemas import LogOut
 from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut
 from mosaic_memory.skills.schemas import SkillOut
 
-__all__ = ["KINDS", "Backend", "EditField", "Item", "Row", "edit_fields", "parse_edit"]
+__all__ = ["KINDS", "MODES", "Backend", "EditField", "Item", "Row", "edit_fields", "parse_edit"]
 
 KindName = Literal["insights", "preferences", "skills", "logs"]
 KINDS: tuple[KindName, ...] = ("insights", "preferences", "skills", "logs")
+MODES = ("hybrid", "semantic", "keyword")
 Item = InsightOut | PreferenceOut | SkillOut | LogOut
 
 LIST_LIMIT = 100  # rows shown for an empty query (newest first) and hits asked of a search
@@ -143,10 +144,10 @@ class Backend:
         """The key's user, the owners it may read (``user:NAME``, ``team:NAME``) and its scopes."""
         return await self.client.me()
 
-    async def rows(self, kind: KindName, query: str, owner: str | None) -> list[Row]:
-        """A search of ``kind`` for ``query``, or its newest items when the query is blank."""
+    async def rows(self, kind: KindName, query: str, owner: str | None, mode: str = "hybrid") -> list[Row]:
+        """A search of ``kind`` for ``query`` in ``mode``, or its newest items when the query is blank."""
         if query.strip():
-            found = await self.client.search(query, k=LIST_LIMIT, kinds=[kind], owner=owner)
+            found = await self.client.search(query, k=LIST_LIMIT, kinds=[kind], owner=owner, mode=mode)
             return [Row(kind, str(h.id), h.content, h.owner, h.created_at, h.tags, score=h.score) for h in found.hits]
         items: list[Item]
         if kind == "insights":

@@ -31,17 +31,18 @@ Type to search: results follow as you type. An empty search lists the newest ite
 | key | what it does |
 | --- | --- |
 | `/` | go to the search box |
-| `esc` | leave the search box (go to the results) · close a dialog |
+| `esc` or `↓` | leave the search box (go to the results) · `esc` closes a dialog |
 | `↑` `↓` | move in the results; the detail pane follows |
-| `1` `2` `3` `4` | insights · preferences · skills · logs (or click a tab) |
-| `o` | next owner: everything you can see, you, each of your teams |
+| `1` `2` `3` `4` | insights · preferences · skills · logs (or click a tab; `k` or `f2`: the next one) |
+| `o` (`f3`) | next owner: everything you can see, you, each of your teams |
+| `m` (`f4`) | next search mode: hybrid, semantic (meaning), keyword (words) |
 | `e` | edit the selected item (insights: content, tags, importance) |
 | `d` | delete the selected item (asks first) |
 | `s` | insight: the logs it was summarized from · preference: its history · log: its session |
 | `r` | reload |
 | `j` | jobs: the ledger of runs, run now, dry run, roll back (admin keys) |
 | `?` or `f1` | this help |
-| `q` | quit |
+| `q` or `ctrl+q` | quit |
 
 The mouse works too: click a tab, a row, a button.
 """

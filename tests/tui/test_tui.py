@@ -60,6 +60,13 @@ async def test_search_as_you_type_detail_and_help(seeded: Seeded) -> None:
 
         # esc leaves the search box; the cursor moves the detail pane along
         await pilot.press("escape")
+        # keyword mode matches words: none of these is in any of her insights
+        await pilot.press("m", "m")
+        await settle(pilot)
+        assert "keyword" in shown(pilot, "#owner") and shown_texts(pilot) == []
+        await pilot.press("m")  # back to hybrid
+        await settle(pilot)
+        assert shown_texts(pilot) == texts
         assert isinstance(app.focused, DataTable)
         await pilot.press("down")
         await settle(pilot)
@@ -168,13 +175,22 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
         assert memory_screen(pilot).kind == "preferences"
         assert shown_texts(pilot) == ["editor_theme: solarized dark"]
         assert "mutable" in detail_text(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, EditScreen)
+        dialog.query_one("#field-value", TextArea).text = '{"name": "nord", "contrast": 7}'
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "nord" in " ".join(shown_texts(pilot)))
+        async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
+            assert (await mm.get_preference("editor_theme")).value == {"name": "nord", "contrast": 7}
         await pilot.press("s")
         await settle(pilot)
         history = app.screen
         assert isinstance(history, ListScreen)
         table = history.query_one("#list-table", DataTable)
         actions = sorted(str(table.get_row_at(i)[1]) for i in range(table.row_count))
-        assert actions == ["create", "update"]
+        assert actions == ["create", "update", "update"]
         screenshot(pilot, "6-preference-history")
         await pilot.press("escape")
 
