@@ -127,3 +127,22 @@ async def test_federation_methods(app: Any, make_user: UserFactory) -> None:
         async with client_for(app, ADMIN_KEY) as admin:
             await admin.remove_peer(peer)
             assert peer not in {p.name for p in await admin.list_peers()}
+
+
+async def test_search_modes_federated_flag_and_context(app: Any, make_user: UserFactory) -> None:
+    _, h = await make_user()
+    async with client_for(app, key_of(h)) as mm:
+        theme = await mm.remember("Prefers dark themes in every editor", tags=["ui"])
+        await mm.remember("Backups run nightly at two")
+        await mm.set_preference("editor", "vim")
+        meaning = await mm.search("what colour scheme does she like?", mode="semantic", kinds=["insights"])
+        assert meaning.mode == "semantic" and meaning.hits[0].id == theme.id
+        words = await mm.search("what colour scheme does she like?", mode="keyword", kinds=["insights"])
+        assert words.mode == "keyword" and words.hits == []  # no word in common
+        both = await mm.search("dark themes", kinds=["insights"])
+        assert both.mode == "hybrid" and both.hits[0].id == theme.id
+        # no peer holds a grant for this user: a federated search is the local one, labelled so
+        fed = await mm.search("dark themes", kinds=["insights"], federated=True)
+        assert fed.federated and fed.peers_failed == [] and fed.hits[0].origin == "local"
+        block = await mm.context("editor colours", token_budget=400)
+        assert "vim" in block.text and "dark themes" in block.text

@@ -169,3 +169,20 @@ def test_sync_client_has_the_new_methods(live_url: str) -> None:
         skill = mm.create_skill("convert-units", "Convert imperial measurements to metric")
         assert mm.find_skills("how many centimetres is 3 inches?").hits[0].id == skill.id
         assert [s.id for s in mm.list_skills().items] == [skill.id]
+
+
+def test_search_in_each_mode_and_federated(mm: Any) -> None:
+    theme = json.loads(ok(mm("remember", "Prefers dark themes in every editor", "--json")).stdout)
+    ok(mm("remember", "Backups run nightly at two"))
+
+    def ids(*args: str) -> list[str]:
+        return [h["id"] for h in json.loads(ok(mm("search", *args, "--kind", "insights", "--json")).stdout)["hits"]]
+
+    assert ids("what colour scheme does she like?", "--mode", "semantic")[0] == theme["id"]
+    assert ids("what colour scheme does she like?", "--mode", "keyword") == []  # no word in common
+    assert ids("dark themes", "--mode", "hybrid")[0] == theme["id"]
+    # no peer holds a grant for this user: the federated search is the local one, labelled so
+    table = ok(mm("search", "dark themes", "--kind", "insights", "--federated")).stdout
+    assert "origin" in table and "local" in table
+    bad = mm("search", "dark themes", "--mode", "fuzzy")
+    assert bad.exit_code != 0
