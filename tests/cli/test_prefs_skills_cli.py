@@ -186,3 +186,9 @@ def test_search_in_each_mode_and_federated(mm: Any) -> None:
     assert "origin" in table and "local" in table
     bad = mm("search", "dark themes", "--mode", "fuzzy")
     assert bad.exit_code != 0
+
+
+def test_whoami(mm: Any) -> None:
+    me = json.loads(ok(mm("whoami", "--json")).stdout)
+    assert me == {"user": mm.user, "owners": [f"user:{mm.user}"], "scopes": ["read", "write"], "agent_id": None}
+    assert ok(mm("whoami")).stdout.strip() == f"{mm.user} (read, write) reads user:{mm.user}"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from mosaic_memory.cli.main import app
@@ -16,17 +14,6 @@ from mosaic_memory.models import utc_now
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id
 from tests.jobs.topics import CI
-
-
-@pytest.fixture
-def cli_env(state: AppState, data_dir: Path) -> dict[str, str]:
-    return {
-        "MOSAIC_TIER": "standalone",
-        "MOSAIC_DATABASE_URL": state.database.url,
-        "MOSAIC_AUTO_MIGRATE": "false",
-        "MOSAIC_DATA_DIR": str(data_dir),
-        "MOSAIC_CONFIG_FILE": "",
-    }
 
 
 def cli(env: dict[str, str], *args: str) -> Any:

@@ -184,6 +184,12 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
         await wait_for(pilot, lambda: "nord" in " ".join(shown_texts(pilot)))
         async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
             assert (await mm.get_preference("editor_theme")).value == {"name": "nord", "contrast": 7}
+            await mm.set_preference("editor_font", "Iosevka")
+        await pilot.press("r")
+        await settle(pilot)
+        assert shown_texts(pilot)[1].startswith("editor_theme")  # by key
+        await pilot.press("down")
+        await settle(pilot)
         await pilot.press("s")
         await settle(pilot)
         history = app.screen
@@ -193,11 +199,30 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
         assert actions == ["create", "update", "update"]
         screenshot(pilot, "6-preference-history")
         await pilot.press("escape")
+        await pilot.press("d", "y")  # editor_theme, still selected; yes by key
+        await wait_for(pilot, lambda: len(shown_texts(pilot)) == 1)
+        assert shown_texts(pilot) == ["editor_font: Iosevka"]
 
         await pilot.press("3")
         await settle(pilot)
         assert shown_texts(pilot) == ["deploy-staging: Deploy the current branch to staging"]
         assert "make deploy" in detail_text(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, EditScreen)
+        dialog.query_one("#field-instructions", TextArea).text = "make deploy ENV=staging"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "ENV=staging" in detail_text(pilot))
+        async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
+            assert (await mm.get_skill(seeded.skill)).instructions == "make deploy ENV=staging"
+            await mm.create_skill("rollback-staging", "Roll staging back to the last release")
+        await pilot.press("r")
+        await settle(pilot)
+        assert len(shown_texts(pilot)) == 2
+        await pilot.press("d", "y")  # the newest first: rollback-staging
+        await wait_for(pilot, lambda: len(shown_texts(pilot)) == 1)
+        assert shown_texts(pilot) == ["deploy-staging: Deploy the current branch to staging"]
 
         await pilot.click("#kinds #logs")  # the mouse works too
         await settle(pilot)
