@@ -100,6 +100,7 @@ class MemoryScreen(Screen[None]):
         self.owner: str | None = None
         self.mode = "hybrid"  # the search mode: hybrid, semantic or keyword
         self.rows: list[Row] = []
+        self.keep_id: str | None = None  # the item to select again once the rows come back
         self.user = ""  # the key's user name, once /v1/me answered
         self.item: Item | None = None  # the full item shown in the detail pane
         self.generation = 0  # bumped per request for the results; older answers are dropped
@@ -204,9 +205,11 @@ class MemoryScreen(Screen[None]):
         return not (action == "focus_search" and isinstance(self.focused, Input))
 
     def action_reload(self) -> None:
-        self.reload()
+        self.reload(keep=self.selected_row())
 
-    def reload(self) -> None:
+    def reload(self, keep: Row | None = None) -> None:
+        """Ask for the rows again; ``keep``: put the cursor back on that item if it is still there."""
+        self.keep_id = keep.id if keep is not None else None
         if self._debounce is not None:
             self._debounce.stop()
             self._debounce = None
@@ -260,8 +263,9 @@ class MemoryScreen(Screen[None]):
             order = {"logs": "oldest first", "preferences": "by key"}.get(self.kind, "newest first")
             self.status(f"{len(rows)} {self.kind}{where}, {order}. Type to search · esc: the list · ?: help")
         if rows:
-            table.move_cursor(row=0)
-            self.load_item(rows[0])
+            at = next((i for i, r in enumerate(rows) if r.id == self.keep_id), 0)
+            table.move_cursor(row=at)
+            self.load_item(rows[at])
         else:
             self.item = None
             self.query_one("#detail", Static).update("Nothing here." if not searching else "No match.")
@@ -289,7 +293,7 @@ class MemoryScreen(Screen[None]):
         except MosaicClientError as exc:
             self.failed(exc)
             return
-        if self.selected_row() is not row and self.selected_row() != row:
+        if self.selected_row() != row:
             return  # the cursor moved on
         self.item = item
         self.query_one("#detail", Static).update(item_detail(item))
@@ -329,7 +333,7 @@ class MemoryScreen(Screen[None]):
         if str(stored.id) == str(item.id):
             self.item = stored
             self.query_one("#detail", Static).update(item_detail(stored))
-        self.reload()
+        self.reload(keep=self.selected_row())
 
     def action_delete(self) -> None:
         item = self.current()

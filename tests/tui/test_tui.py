@@ -187,9 +187,9 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
             await mm.set_preference("editor_font", "Iosevka")
         await pilot.press("r")
         await settle(pilot)
-        assert shown_texts(pilot)[1].startswith("editor_theme")  # by key
-        await pilot.press("down")
-        await settle(pilot)
+        assert shown_texts(pilot)[1].startswith("editor_theme")  # by key, and still selected
+        selected = memory_screen(pilot).selected_row()
+        assert selected is not None and selected.text.startswith("editor_theme")
         await pilot.press("s")
         await settle(pilot)
         history = app.screen
@@ -220,7 +220,10 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
         await pilot.press("r")
         await settle(pilot)
         assert len(shown_texts(pilot)) == 2
-        await pilot.press("d", "y")  # the newest first: rollback-staging
+        # a reload keeps the selection: deploy-staging, now below the newer skill
+        selected = memory_screen(pilot).selected_row()
+        assert selected is not None and selected.id == seeded.skill
+        await pilot.press("up", "d", "y")  # the newest: rollback-staging
         await wait_for(pilot, lambda: len(shown_texts(pilot)) == 1)
         assert shown_texts(pilot) == ["deploy-staging: Deploy the current branch to staging"]
 
