@@ -105,13 +105,28 @@ async def test_a_stale_answer_never_replaces_a_newer_one(seeded: Seeded) -> None
         assert "black coffee" in plain(screen.query_one("#status"))
 
 
+async def search_for(pilot: Pilot[None], query: str) -> list[str]:
+    """Type ``query``, press enter (to the results) and wait for the answer; the texts shown."""
+    await settle(pilot)
+    await pilot.press(*query, "enter")
+    await settle(pilot)
+    return shown_texts(pilot)
+
+
+async def edit_text(pilot: Pilot[None], field: str, text: str) -> None:
+    """``e`` on the selected item, ``text`` into its multi-line ``field``, ``ctrl+s``."""
+    await pilot.press("e")
+    await pilot.pause()
+    dialog = pilot.app.screen
+    assert isinstance(dialog, EditScreen)
+    dialog.query_one(f"#field-{field}", TextArea).text = text
+    await pilot.press("ctrl+s")
+
+
 async def test_edit_with_a_bad_value_then_a_good_one(seeded: Seeded) -> None:
     app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press(*"deploys on tuesdays", "enter")
-        await settle(pilot)
-        assert shown_texts(pilot)[0] == INSIGHTS["deploy"]
+        assert (await search_for(pilot, "deploys on tuesdays"))[0] == INSIGHTS["deploy"]
         await pilot.press("e")
         await pilot.pause()
         dialog = app.screen
@@ -139,10 +154,7 @@ async def test_edit_with_a_bad_value_then_a_good_one(seeded: Seeded) -> None:
 async def test_delete_asks_first(seeded: Seeded) -> None:
     app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press(*"coffee", "enter")
-        await settle(pilot)
-        assert shown_texts(pilot)[0] == INSIGHTS["coffee"]
+        assert (await search_for(pilot, "coffee"))[0] == INSIGHTS["coffee"]
         await pilot.press("d")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
@@ -175,12 +187,7 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
         assert memory_screen(pilot).kind == "preferences"
         assert shown_texts(pilot) == ["editor_theme: solarized dark"]
         assert "mutable" in detail_text(pilot)
-        await pilot.press("e")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, EditScreen)
-        dialog.query_one("#field-value", TextArea).text = '{"name": "nord", "contrast": 7}'
-        await pilot.press("ctrl+s")
+        await edit_text(pilot, "value", '{"name": "nord", "contrast": 7}')
         await wait_for(pilot, lambda: "nord" in " ".join(shown_texts(pilot)))
         async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
             assert (await mm.get_preference("editor_theme")).value == {"name": "nord", "contrast": 7}
@@ -207,12 +214,7 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
         await settle(pilot)
         assert shown_texts(pilot) == ["deploy-staging: Deploy the current branch to staging"]
         assert "make deploy" in detail_text(pilot)
-        await pilot.press("e")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, EditScreen)
-        dialog.query_one("#field-instructions", TextArea).text = "make deploy ENV=staging"
-        await pilot.press("ctrl+s")
+        await edit_text(pilot, "instructions", "make deploy ENV=staging")
         await wait_for(pilot, lambda: "ENV=staging" in detail_text(pilot))
         async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
             assert (await mm.get_skill(seeded.skill)).instructions == "make deploy ENV=staging"
@@ -304,9 +306,7 @@ async def test_sources_and_the_jobs_ledger_with_rollback(cli_url: str, seeded: S
         assert summarized
         user_app = MosaicApp(AsyncMosaicClient(cli_url, seeded.key))
         async with user_app.run_test(size=SIZE) as user_pilot:
-            await settle(user_pilot)
-            await user_pilot.press(*"streaming replica standby", "enter")
-            await settle(user_pilot)
+            await search_for(user_pilot, "streaming replica standby")
             screen = memory_screen(user_pilot)
             row = next(i for i, r in enumerate(screen.rows) if r.id in {str(s.id) for s in summarized})
             screen.query_one("#results", DataTable).move_cursor(row=row)
