@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfirmScreen", "EditScreen", "HelpScreen", "JobsScreen", "ListScreen"]
 
+POLL_SECONDS = 1.0  # how often the ledger is read again while a run started here is in flight
+
 HELP = """\
 # Mosaic Memory: keys
 
@@ -193,6 +195,7 @@ class JobsScreen(Screen[None]):
         super().__init__()
         self.job_list: list[JobOut] = []
         self.run_list: list[JobRunOut] = []
+        self.running: str | None = None  # the job this screen started and waits for
 
     @property
     def mosaic(self) -> MosaicApp:
@@ -211,7 +214,7 @@ class JobsScreen(Screen[None]):
                 yield jobs
                 yield Label("Ledger of runs, newest first: b rolls the selected run back", classes="section")
                 runs: DataTable[str] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-                runs.add_columns("started", "job", "trigger", "status", "counts")
+                runs.add_columns("started", "job", "trigger", "status", "progress", "counts")
                 yield runs
             with VerticalScroll(id="run-pane"):
                 yield Static("Select a run to see what it did.", id="run-detail")
@@ -231,7 +234,8 @@ class JobsScreen(Screen[None]):
 
     @work(exclusive=True, group="jobs", exit_on_error=False)
     async def load(self, select: uuid.UUID | None = None) -> None:
-        self.status("Loading the ledger…")
+        if not self.running:
+            self.status("Loading the ledger…")
         try:
             jobs = await self.mosaic.backend.jobs()
             runs = await self.mosaic.backend.runs()
@@ -260,6 +264,7 @@ class JobsScreen(Screen[None]):
                 run.job_id + (" (dry)" if run.dry_run else ""),
                 run.trigger,
                 run.status,
+                f"{run.progress:.0%}",
                 one_line(counts, 40),
                 key=str(run.id),
             )
@@ -267,7 +272,10 @@ class JobsScreen(Screen[None]):
             index = next((i for i, r in enumerate(runs) if r.id == select), 0)
             runs_table.move_cursor(row=index)
         self.show_run()
-        self.status(f"{len(jobs)} jobs, {len(runs)} runs in the ledger")
+        if self.running:
+            self.status(f"Running {self.running}… (the ledger refreshes every {POLL_SECONDS:g} s)")
+        else:
+            self.status(f"{len(jobs)} jobs, {len(runs)} runs in the ledger")
 
     def selected_run(self) -> JobRunOut | None:
         table: DataTable[str] = self.query_one("#runs", DataTable)
@@ -299,14 +307,23 @@ class JobsScreen(Screen[None]):
 
     @work(exclusive=True, group="jobs-write", exit_on_error=False)
     async def start_run(self, job_id: str, dry_run: bool) -> None:
-        self.status(f"Running {job_id}{' (dry run)' if dry_run else ''}…")
+        self.running = f"{job_id}{' (dry run)' if dry_run else ''}"
+        self.status(f"Running {self.running}…")
+        # the request answers when the run ends; meanwhile the ledger shows its progress
+        poll = self.set_interval(POLL_SECONDS, self.poll_ledger)
         try:
             run = await self.mosaic.backend.run_job(job_id, dry_run=dry_run)
         except MosaicClientError as exc:
             self.status(f"{exc.error}: {exc.detail}", error=True)
             return
+        finally:
+            poll.stop()
+            self.running = None
         self.notify(f"{job_id}: {run.status}")
         self.load(select=run.id)
+
+    def poll_ledger(self) -> None:
+        self.load()
 
     def action_rollback(self) -> None:
         run = self.selected_run()

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -49,29 +48,25 @@ class Seeded:
     log_session: str
 
 
-class CountingTransport(httpx.AsyncHTTPTransport):
-    """A real HTTP transport that counts the searches it sends, and holds back the answer to
-    ``slow_query`` until ``release`` is set (a slow network, over the real socket)."""
+class HoldingTransport(httpx.AsyncHTTPTransport):
+    """A real HTTP transport that records the searches it sends, and holds back the answer to
+    each request ``hold`` picks until ``release`` is set (a slow network, over the real socket)."""
 
-    def __init__(self, slow_query: str | None = None) -> None:
+    def __init__(self, hold: Callable[[httpx.Request], bool] | None = None) -> None:
         super().__init__()
         self.searches: list[str] = []
-        self.slow_query = slow_query
+        self.hold = hold
+        self.holding = asyncio.Event()  # an answer is being held back
         self.release = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        query = None
         if request.url.path == "/v1/search":
-            query = json.loads(request.content)["query"]
-            self.searches.append(query)
+            self.searches.append(json.loads(request.content)["query"])
         response = await super().handle_async_request(request)
-        if query is not None and query == self.slow_query:
+        if self.hold is not None and self.hold(request):
+            self.holding.set()
             await self.release.wait()
         return response
-
-
-async def _post(mm: AsyncMosaicClient, path: str, body: dict[str, Any]) -> Any:
-    return await mm.request("POST", path, json=body)
 
 
 @pytest.fixture
@@ -118,6 +113,14 @@ async def settle(pilot: Pilot[None]) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the TUI kept waiting on the service")
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
+    """Let the app run until ``condition`` holds, within a bound, without waiting for it to be idle."""
+    for _ in range(600):
+        if condition():
+            return
+        await pilot.pause(0.05)
 
 
 async def wait_for(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
@@ -170,7 +173,7 @@ __all__ = [
     "INSIGHTS",
     "REPLICA",
     "SIZE",
-    "CountingTransport",
+    "HoldingTransport",
     "Seeded",
     "memory_screen",
     "plain",
@@ -178,5 +181,6 @@ __all__ = [
     "settle",
     "shown",
     "shown_texts",
+    "until",
     "wait_for",
 ]

@@ -18,7 +18,7 @@ from tests.jobs.topics import REPLICA
 from tests.tui.conftest import (
     INSIGHTS,
     SIZE,
-    CountingTransport,
+    HoldingTransport,
     Seeded,
     memory_screen,
     plain,
@@ -26,6 +26,7 @@ from tests.tui.conftest import (
     settle,
     shown,
     shown_texts,
+    until,
     wait_for,
 )
 
@@ -35,7 +36,7 @@ def detail_text(pilot: Pilot[None]) -> str:
 
 
 async def test_search_as_you_type_detail_and_help(seeded: Seeded) -> None:
-    transport = CountingTransport()
+    transport = HoldingTransport()
     app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key, transport=transport))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -84,17 +85,14 @@ async def test_search_as_you_type_detail_and_help(seeded: Seeded) -> None:
 
 
 async def test_a_stale_answer_never_replaces_a_newer_one(seeded: Seeded) -> None:
-    transport = CountingTransport(slow_query="deploys")
+    transport = HoldingTransport(hold=lambda r: r.url.path == "/v1/search" and b'"deploys"' in r.content)
     app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key, transport=transport))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press(*"deploys")
         screen = memory_screen(pilot)
         screen.reload()  # as the debounce would: the "deploys" search is now in flight, held back
-        for _ in range(200):
-            if transport.searches and transport.searches[-1] == "deploys":
-                break
-            await pilot.pause(0.05)
+        await until(pilot, transport.holding.is_set)
         # the person keeps typing before the slow answer comes
         input_box = screen.query_one("#query", Input)
         input_box.value = "black coffee"
@@ -274,7 +272,9 @@ async def test_sources_and_the_jobs_ledger_with_rollback(cli_url: str, seeded: S
         assert isinstance(app.screen, JobsScreen)
         assert "admin key" in shown(pilot, "#jobs-status")
 
-    admin = MosaicApp(AsyncMosaicClient(cli_url, ADMIN_KEY))
+    # the answer to the real run (not the dry one) is held back, as for a long run
+    transport = HoldingTransport(hold=lambda r: r.url.path.endswith("/summarize/runs") and b"false" in r.content)
+    admin = MosaicApp(AsyncMosaicClient(cli_url, ADMIN_KEY, transport=transport))
     async with admin.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("escape", "j")
@@ -293,7 +293,13 @@ async def test_sources_and_the_jobs_ledger_with_rollback(cli_url: str, seeded: S
         async with AsyncMosaicClient(cli_url, seeded.key) as mm:
             assert not [i for i in (await mm.list_insights(limit=200)).items if "summary" in i.tags]
 
+        runs_before = len(jobs.run_list)
         await pilot.press("n")  # the real run
+        await until(pilot, transport.holding.is_set)
+        # while the run's answer is outstanding the screen reads the ledger again: the run shows
+        await until(pilot, lambda: len(jobs.run_list) > runs_before)
+        assert len(jobs.run_list) == runs_before + 1 and "Running summarize" in shown(pilot, "#jobs-status")
+        transport.release.set()
         await settle(pilot)
         real = jobs.selected_run()
         assert real is not None and not real.dry_run and real.status == "succeeded"
