@@ -69,6 +69,22 @@ class AsyncMosaicClient:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
 
+    @property
+    def shown_url(self) -> str:
+        """The service's URL safe to show: scheme, host, port and path (no user, password or query)."""
+        parts = urllib.parse.urlsplit(self.base_url)
+        host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ""
+        return urllib.parse.urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+    def _unreachable(self, exc: Exception) -> MosaicClientError:
+        return MosaicClientError(
+            0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.shown_url} ({type(exc).__name__})"
+        )
+
     async def __aenter__(self) -> AsyncMosaicClient:
         return self
 
@@ -84,9 +100,7 @@ class AsyncMosaicClient:
                 method, path, json=json, params={k: v for k, v in (params or {}).items() if v is not None}
             )
         except httpx.HTTPError as exc:
-            raise MosaicClientError(
-                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
-            ) from None
+            raise self._unreachable(exc) from None
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -457,9 +471,7 @@ class AsyncMosaicClient:
                     if isinstance(line, bytes) and line:
                         yield line + b"\n"
         except httpx.HTTPError as exc:
-            raise MosaicClientError(
-                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
-            ) from None
+            raise self._unreachable(exc) from None
 
     async def export_file(
         self,
@@ -521,9 +533,7 @@ class AsyncMosaicClient:
                 timeout=httpx.Timeout(self._http.timeout.connect, read=None, write=None),
             )
         except httpx.HTTPError as exc:
-            raise MosaicClientError(
-                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
-            ) from None
+            raise self._unreachable(exc) from None
         if response.status_code >= 400:
             self._raise_for(response)
         return ImportReportOut.model_validate(response.json())

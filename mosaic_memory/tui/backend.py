@@ -138,7 +138,7 @@ class Backend:
 
     @property
     def url(self) -> str:
-        return self.client.base_url
+        return self.client.shown_url
 
     async def whoami(self) -> dict[str, Any]:
         """The key's user, the owners it may read (``user:NAME``, ``team:NAME``) and its scopes."""

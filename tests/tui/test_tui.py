@@ -345,9 +345,12 @@ async def test_sources_and_the_jobs_ledger_with_rollback(cli_url: str, seeded: S
 async def test_an_unreachable_service_is_one_clear_line() -> None:
     from tests.conftest import free_port
 
-    url = f"http://127.0.0.1:{free_port()}"
-    app = MosaicApp(AsyncMosaicClient(url, "mm_nothing"))
+    port = free_port()
+    app = MosaicApp(AsyncMosaicClient(f"http://alice:hunter2@127.0.0.1:{port}/?token=zz9", "mm_nothing"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         status = shown(pilot, "#status")
-        assert "cannot reach Mosaic Memory" in status and "mm_nothing" not in status
+        assert f"cannot reach Mosaic Memory at http://127.0.0.1:{port}/" in status
+        screen = app.export_screenshot()
+        for secret in ("mm_nothing", "hunter2", "alice", "zz9"):
+            assert secret not in status and secret not in screen and secret not in str(app.sub_title)
