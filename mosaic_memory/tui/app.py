@@ -22,7 +22,7 @@ from mosaic_memory.client import AsyncMosaicClient, MosaicClientError
 from mosaic_memory.insights.schemas import InsightOut
 from mosaic_memory.logs.schemas import LogOut
 from mosaic_memory.preferences.schemas import PreferenceOut
-from mosaic_memory.tui.backend import KINDS, MODES, Backend, Item, KindName, Row, edit_fields
+from mosaic_memory.tui.backend import KINDS, MODES, Backend, Item, KindName, Row, edit_fields, new_fields
 from mosaic_memory.tui.screens import ConfirmScreen, EditScreen, HelpScreen, JobsScreen, ListScreen
 from mosaic_memory.tui.views import change_line, item_detail, log_line, one_line
 
@@ -84,6 +84,7 @@ class MemoryScreen(Screen[None]):
         Binding("k", "next_kind", "Kind 1-4"),
         Binding("o", "next_owner", "Owner"),
         Binding("m", "next_mode", "Mode"),
+        Binding("a", "new", "Add"),
         Binding("e", "edit", "Edit"),
         Binding("d", "delete", "Delete"),
         Binding("s", "more", "Sources/history"),
@@ -205,11 +206,15 @@ class MemoryScreen(Screen[None]):
         return not (action == "focus_search" and isinstance(self.focused, Input))
 
     def action_reload(self) -> None:
-        self.reload(keep=self.selected_row())
+        self.reload(keep=self.selected_id())
 
-    def reload(self, keep: Row | None = None) -> None:
-        """Ask for the rows again; ``keep``: put the cursor back on that item if it is still there."""
-        self.keep_id = keep.id if keep is not None else None
+    def selected_id(self) -> str | None:
+        row = self.selected_row()
+        return row.id if row is not None else None
+
+    def reload(self, keep: str | None = None) -> None:
+        """Ask for the rows again; ``keep``: the id to put the cursor back on, if it is still there."""
+        self.keep_id = keep
         if self._debounce is not None:
             self._debounce.stop()
             self._debounce = None
@@ -320,7 +325,32 @@ class MemoryScreen(Screen[None]):
             elif changes is not None:
                 self.status("nothing changed")
 
-        self.app.push_screen(EditScreen(item), answered)
+        noun = self.kind.removesuffix("s")
+        self.app.push_screen(EditScreen(f"Edit {noun}", edit_fields(item)), answered)
+
+    def action_new(self) -> None:
+        fields = new_fields(self.kind)
+        if not fields:
+            self.status("agent logs are written by agents, not here", error=True)
+            return
+        owner = self.owner
+
+        def answered(values: dict[str, Any] | None) -> None:
+            if values:
+                self.create(self.kind, values, owner)
+
+        title = f"New {self.kind.removesuffix('s')} for {owner or 'you'}"
+        self.app.push_screen(EditScreen(title, fields, changed_only=False), answered)
+
+    @work(group="write", exit_on_error=False)
+    async def create(self, kind: KindName, values: dict[str, Any], owner: str | None) -> None:
+        try:
+            stored = await self.backend.create(kind, values, owner)
+        except MosaicClientError as exc:
+            self.failed(exc)
+            return
+        self.app.notify(f"stored for {stored.owner}")
+        self.reload(keep=str(stored.id))
 
     @work(group="write", exit_on_error=False)
     async def save(self, item: Item, changes: dict[str, Any]) -> None:
@@ -333,7 +363,7 @@ class MemoryScreen(Screen[None]):
         if str(stored.id) == str(item.id):
             self.item = stored
             self.query_one("#detail", Static).update(item_detail(stored))
-        self.reload(keep=self.selected_row())
+        self.reload(keep=self.selected_id())
 
     def action_delete(self) -> None:
         item = self.current()

@@ -21,7 +21,18 @@ from mosaic_memory.logs.schemas import LogOut
 from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut
 from mosaic_memory.skills.schemas import SkillOut
 
-__all__ = ["KINDS", "MODES", "Backend", "EditField", "Item", "Row", "edit_fields", "parse_edit"]
+__all__ = [
+    "KINDS",
+    "MODES",
+    "Backend",
+    "EditField",
+    "Item",
+    "Row",
+    "edit_fields",
+    "new_fields",
+    "parse_edit",
+    "parse_fields",
+]
 
 KindName = Literal["insights", "preferences", "skills", "logs"]
 KINDS: tuple[KindName, ...] = ("insights", "preferences", "skills", "logs")
@@ -99,14 +110,43 @@ def edit_fields(item: Item) -> list[EditField]:
     return []
 
 
-def parse_edit(item: Item, raw: dict[str, str]) -> dict[str, Any]:
-    """The changes to send for the dialog's ``raw`` text, only the fields that changed.
+def new_fields(kind: KindName) -> list[EditField]:
+    """The fields of a new item of ``kind``; empty for logs (agents write those)."""
+    if kind == "insights":
+        return [
+            EditField("content", "Content", "", multiline=True),
+            EditField("tags", "Tags (comma-separated)", ""),
+            EditField("importance", "Importance (0 to 1)", "0.5"),
+        ]
+    if kind == "preferences":
+        return [
+            EditField("key", "Key (letters, digits, . _ -)", ""),
+            EditField("value", "Value (JSON, or plain text)", "", multiline=True),
+            EditField("scope", "Scope (empty: global; agent:ID or project:ID)", ""),
+        ]
+    if kind == "skills":
+        return [
+            EditField("name", "Name (e.g. deploy-to-staging)", ""),
+            EditField("description", "Description", ""),
+            EditField("instructions", "Instructions", "", multiline=True),
+            EditField("tags", "Tags (comma-separated)", ""),
+        ]
+    return []
+
+
+OPTIONAL = frozenset({"tags", "scope", "instructions"})  # left empty on a new item: not sent
+
+
+def parse_fields(fields: list[EditField], raw: dict[str, str], *, changed_only: bool) -> dict[str, Any]:
+    """The values to send for the dialog's ``raw`` text: with ``changed_only`` (an edit) only the
+    fields whose text differs from what the dialog showed; else (a new item) every field but the
+    optional ones left empty.
 
     Raises ValueError with a readable message for text that cannot be what the field holds."""
-    before = {f.name: f.value for f in edit_fields(item)}
+    before = {f.name: f.value for f in fields}
     changes: dict[str, Any] = {}
     for name, text in raw.items():
-        if text == before.get(name):
+        if (changed_only and text == before.get(name)) or (not changed_only and name in OPTIONAL and not text):
             continue
         if name == "tags":
             changes[name] = [t.strip() for t in text.split(",") if t.strip()]
@@ -123,11 +163,18 @@ def parse_edit(item: Item, raw: dict[str, str]) -> dict[str, Any]:
                 changes[name] = json.loads(text)
             except ValueError:
                 changes[name] = text
+        elif name in OPTIONAL:
+            changes[name] = text.strip()
         else:
             if not text.strip():
                 raise ValueError(f"{name} must not be blank")
             changes[name] = text
     return changes
+
+
+def parse_edit(item: Item, raw: dict[str, str]) -> dict[str, Any]:
+    """The changes to send for an edit of ``item``: only the fields that changed."""
+    return parse_fields(edit_fields(item), raw, changed_only=True)
 
 
 class Backend:
@@ -180,6 +227,26 @@ class Backend:
             if str(pref.id) == row.id:
                 return pref
         raise MosaicClientError(404, "PreferenceNotFound", f"preference {key!r} of {row.owner} no longer exists")
+
+    async def create(self, kind: KindName, values: dict[str, Any], owner: str | None) -> Item:
+        """Store a new item of ``kind`` (values from :func:`parse_fields` over :func:`new_fields`)
+        for ``owner`` (None: the key's user)."""
+        if kind == "insights":
+            content = values.pop("content", "")
+            return await self.client.remember(content, owner=owner, **values)
+        if kind == "preferences":
+            return await self.client.set_preference(
+                values.get("key", ""), values.get("value", ""), scope=values.get("scope") or None, owner=owner
+            )
+        if kind == "skills":
+            return await self.client.create_skill(
+                values.get("name", ""),
+                values.get("description", ""),
+                instructions=values.get("instructions"),
+                tags=values.get("tags"),
+                owner=owner,
+            )
+        raise MosaicClientError(405, "NotCreatable", "agent logs are written by agents (POST /v1/logs)")
 
     async def update(self, item: Item, changes: dict[str, Any]) -> Item:
         """Apply ``changes`` (from :func:`parse_edit`) to ``item``; the stored item comes back."""

@@ -15,7 +15,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Mar
 
 from jobs.ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.client import MosaicClientError
-from mosaic_memory.tui.backend import Item, edit_fields, parse_edit
+from mosaic_memory.tui.backend import EditField, parse_fields
 from mosaic_memory.tui.views import one_line, run_detail, when
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ Type to search: results follow as you type. An empty search lists the newest ite
 | `1` `2` `3` `4` | insights · preferences · skills · logs (or click a tab; `k` or `f2`: the next one) |
 | `o` (`f3`) | next owner: everything you can see, you, each of your teams |
 | `m` (`f4`) | next search mode: hybrid, semantic (meaning), keyword (words) |
+| `a` | add: a new insight, preference or skill (for the owner shown, else for you) |
 | `e` | edit the selected item (insights: content, tags, importance) |
 | `d` | delete the selected item (asks first) |
 | `s` | insight: the logs it was summarized from · preference: its history · log: its session |
@@ -95,21 +96,23 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class EditScreen(ModalScreen[dict[str, Any] | None]):
-    """The editable fields of an item; answers the changed fields, parsed, or None when cancelled."""
+    """A form over an item's fields (an edit, or a new item): answers the values to send, parsed
+    (only the changed ones for an edit), or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    def __init__(self, item: Item) -> None:
+    def __init__(self, title: str, fields: list[EditField], *, changed_only: bool = True) -> None:
         super().__init__()
-        self.item = item
-        self.fields = edit_fields(item)
+        self.title_text = title
+        self.fields = fields
+        self.changed_only = changed_only
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="edit", classes="dialog"):
-            yield Label(f"Edit {type(self.item).__name__.removesuffix('Out').lower()}", classes="title")
+            yield Label(self.title_text, classes="title")
             for f in self.fields:
                 yield Label(f.label, classes="field-label")
                 if f.multiline:
@@ -132,7 +135,7 @@ class EditScreen(ModalScreen[dict[str, Any] | None]):
 
     def action_save(self) -> None:
         try:
-            changes = parse_edit(self.item, self.raw())
+            changes = parse_fields(self.fields, self.raw(), changed_only=self.changed_only)
         except ValueError as exc:
             self.query_one("#edit-error", Label).update(Text(str(exc), style="bold red"))
             return

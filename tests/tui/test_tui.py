@@ -256,6 +256,26 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
         assert shown_texts(pilot) == [team_text]
         assert f"team:{seeded.team}" in shown(pilot, "#owner")
 
+        # add: a new insight goes to the owner shown (the team); a blank one is refused in place
+        await pilot.press("a")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, EditScreen) and f"team:{seeded.team}" in plain(form.query_one(".title"))
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is form and "content must not be blank" in plain(form.query_one("#edit-error"))
+        form.query_one("#field-content", TextArea).text = "The team's on-call rotation changes on Mondays"
+        form.query_one("#field-tags", Input).value = "ops, oncall"
+        await pilot.press("ctrl+s")
+        added = "The team's on-call rotation changes on Mondays"
+        await wait_for(pilot, lambda: added in shown_texts(pilot))
+        selected = memory_screen(pilot).selected_row()
+        assert selected is not None and selected.text == added  # the cursor is on the new one
+        async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
+            stored = await mm.get_insight(selected.id)
+        assert stored.owner == f"team:{seeded.team}" and stored.tags == ["oncall", "ops"]  # kept sorted
+        assert stored.importance == 0.5
+
 
 async def test_sources_and_the_jobs_ledger_with_rollback(cli_url: str, seeded: Seeded) -> None:
     """An admin runs a dry run and a summarization from the jobs view, opens a summarized
