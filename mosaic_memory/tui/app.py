@@ -51,10 +51,10 @@ TextArea.field { height: 8; }
 .buttons { height: auto; margin-top: 1; }
 .buttons Button { margin-right: 2; }
 #jobs-main { height: 1fr; }
-#jobs-left { width: 3fr; }
+#jobs-left { width: 2fr; }
 #jobs { height: auto; max-height: 12; }
 #runs { height: 1fr; }
-#run-pane { width: 2fr; border-left: vkey $primary; padding: 0 1; }
+#run-pane { width: 1fr; border-left: vkey $primary; padding: 0 1; }
 """
 
 

@@ -268,7 +268,7 @@ class JobsScreen(Screen[None]):
                 run.trigger,
                 run.status,
                 f"{run.progress:.0%}",
-                one_line(counts, 40),
+                one_line(counts, 20),
                 key=str(run.id),
             )
         if select is not None:
