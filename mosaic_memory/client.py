@@ -23,6 +23,7 @@ import httpx
 from jobs.ledger.schemas import JobOut, JobRunOut
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.context.schemas import ContextResponse
+from mosaic_memory.federation.schemas import AuditOut, GrantOut, PeerOut
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
 from mosaic_memory.oauth.schemas import GrantOut, GrantRevoked
@@ -69,6 +70,22 @@ class AsyncMosaicClient:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
 
+    @property
+    def shown_url(self) -> str:
+        """The service's URL safe to show: scheme, host, port and path (no user, password or query)."""
+        parts = urllib.parse.urlsplit(self.base_url)
+        host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ""
+        return urllib.parse.urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+    def _unreachable(self, exc: Exception) -> MosaicClientError:
+        return MosaicClientError(
+            0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.shown_url} ({type(exc).__name__})"
+        )
+
     async def __aenter__(self) -> AsyncMosaicClient:
         return self
 
@@ -84,9 +101,7 @@ class AsyncMosaicClient:
                 method, path, json=json, params={k: v for k, v in (params or {}).items() if v is not None}
             )
         except httpx.HTTPError as exc:
-            raise MosaicClientError(
-                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
-            ) from None
+            raise self._unreachable(exc) from None
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -294,6 +309,61 @@ class AsyncMosaicClient:
     async def rollback_job_run(self, run_id: uuid.UUID | str) -> JobRunOut:
         return JobRunOut.model_validate(await self.request("POST", f"/v1/jobs/runs/{run_id}/rollback"))
 
+    # federation ----------------------------------------------------------------------------
+    async def federation_identity(self) -> dict[str, Any]:
+        """This instance's federation name and certificate (409 FederationError before ``federation init``)."""
+        result: dict[str, Any] = await self.request("GET", "/v1/federation/identity")
+        return result
+
+    async def add_peer(self, name: str, url: str) -> PeerOut:
+        """Add (or re-point) a peer (admin): its certificate name and federation URL (https)."""
+        return PeerOut.model_validate(
+            await self.request("POST", "/v1/federation/peers", json={"name": name, "url": url})
+        )
+
+    async def list_peers(self) -> list[PeerOut]:
+        return [PeerOut.model_validate(p) for p in await self.request("GET", "/v1/federation/peers")]
+
+    async def remove_peer(self, name: str) -> None:
+        """Remove a peer and every grant it held (admin)."""
+        await self.request("DELETE", f"/v1/federation/peers/{_seg(name)}")
+
+    async def create_grant(
+        self,
+        peer: str,
+        owner: str,
+        kinds: list[str],
+        *,
+        tags: list[str] | None = None,
+        recipient: str | None = None,
+        expires_in: str | None = None,
+    ) -> GrantOut:
+        """Grant ``peer`` read access to ``kinds`` of ``owner``'s memory (``expires_in``: 30d, 12h, 2w)."""
+        body = _clean(
+            {
+                "peer": peer,
+                "owner": owner,
+                "kinds": kinds,
+                "tags": tags,
+                "recipient": recipient,
+                "expires_in": expires_in,
+            }
+        )
+        return GrantOut.model_validate(await self.request("POST", "/v1/federation/grants", json=body))
+
+    async def list_grants(self, *, peer: str | None = None) -> list[GrantOut]:
+        """The caller's grants (an admin key: every grant)."""
+        data = await self.request("GET", "/v1/federation/grants", params={"peer": peer})
+        return [GrantOut.model_validate(g) for g in data]
+
+    async def revoke_grant(self, grant_id: uuid.UUID | str) -> GrantOut:
+        return GrantOut.model_validate(await self.request("DELETE", f"/v1/federation/grants/{grant_id}"))
+
+    async def federation_audit(self, *, peer: str | None = None, limit: int = 100) -> list[AuditOut]:
+        """Federated reads served to peers, newest first (the caller's own memory; an admin key: all)."""
+        data = await self.request("GET", "/v1/federation/audit", params={"peer": peer, "limit": limit})
+        return [AuditOut.model_validate(a) for a in data]
+
     # preferences ---------------------------------------------------------------------------
     async def set_preference(
         self,
@@ -410,9 +480,7 @@ class AsyncMosaicClient:
                     if isinstance(line, bytes) and line:
                         yield line + b"\n"
         except httpx.HTTPError as exc:
-            raise MosaicClientError(
-                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
-            ) from None
+            raise self._unreachable(exc) from None
 
     async def export_file(
         self,
@@ -474,9 +542,7 @@ class AsyncMosaicClient:
                 timeout=httpx.Timeout(self._http.timeout.connect, read=None, write=None),
             )
         except httpx.HTTPError as exc:
-            raise MosaicClientError(
-                0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.base_url} ({type(exc).__name__})"
-            ) from None
+            raise self._unreachable(exc) from None
         if response.status_code >= 400:
             self._raise_for(response)
         return ImportReportOut.model_validate(response.json())

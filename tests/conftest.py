@@ -200,6 +200,19 @@ def cli_url(settings: Settings, state: AppState) -> Iterator[str]:
     thread.join(timeout=60)
 
 
+@pytest.fixture
+def cli_env(state: AppState, data_dir: Path) -> dict[str, str]:
+    """The environment for a CLI command that goes straight to the suite's database (admin, jobs,
+    federation): a standalone URL, so the command never starts or stops the embedded server."""
+    return {
+        "MOSAIC_TIER": "standalone",
+        "MOSAIC_DATABASE_URL": state.database.url,
+        "MOSAIC_AUTO_MIGRATE": "false",
+        "MOSAIC_DATA_DIR": str(data_dir),
+        "MOSAIC_CONFIG_FILE": "",
+    }
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

@@ -134,6 +134,15 @@ def test_keys_and_teams(service: Service) -> None:
     assert json.loads(team.stdout)["members"] == ["dan"]
     dup = service.cli("teams", "create", "ops")
     assert dup.returncode == 1 and len(dup.stderr.strip().splitlines()) == 1
+    assert service.cli("users", "create", "eve").returncode == 0
+    joined = service.cli("teams", "add-member", "ops", "eve")
+    assert joined.returncode == 0 and "dan, eve" in joined.stdout
+    teams = {t["name"]: t["members"] for t in json.loads(service.cli("teams", "list", "--json").stdout)}
+    assert sorted(teams["ops"]) == ["dan", "eve"]
+    users = {u["name"] for u in json.loads(service.cli("users", "list", "--json").stdout)}
+    assert {"dan", "eve"} <= users
+    stranger = service.cli("teams", "add-member", "ops", "nobody")
+    assert stranger.returncode == 1 and len(stranger.stderr.strip().splitlines()) == 1
 
 
 def test_errors_are_one_line(service: Service) -> None:

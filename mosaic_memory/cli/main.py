@@ -71,6 +71,26 @@ backup_cmd.register(app)  # backup, restore
 
 
 @app.command()
+def whoami(as_json: JsonOpt = False) -> None:
+    """The running service's view of MOSAIC_API_KEY: its user, the owners it reads, its scopes."""
+    me = call_api(settings(), lambda mm: mm.me())
+    if as_json:
+        print_json(me)
+        return
+    agent = f", bound to agent {me['agent_id']}" if me.get("agent_id") else ""
+    console.print(f"{me['user']} ({', '.join(me['scopes'])}{agent}) reads {', '.join(me['owners'])}", highlight=False)
+
+
+@app.command()
+def tui() -> None:
+    """Search, browse and correct memory in a terminal UI (a client of MOSAIC_URL with MOSAIC_API_KEY)."""
+    from mosaic_memory.cli.common import client
+    from mosaic_memory.tui import run_tui
+
+    run_tui(client(settings()))
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     console.print(__version__)

@@ -99,6 +99,34 @@ def skills_get(skill_id: Annotated[str, typer.Argument(metavar="ID")], as_json: 
         console.print("\n" + out.instructions, highlight=False, soft_wrap=True, markup=False)
 
 
+@skills_app.command("update")
+def skills_update(
+    skill_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option(help="a new name")] = None,
+    description: Annotated[str | None, typer.Option("--description", "-d", help="what the skill does")] = None,
+    instructions: Annotated[str | None, typer.Option("--instructions", "-i", help="how to do it")] = None,
+    instructions_file: Annotated[
+        Path | None, typer.Option("--instructions-file", help="read the instructions from a file")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="replace the tags (repeatable)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a skill's name, description, instructions or tags (what is not given stays)."""
+    steps = _instructions(instructions, instructions_file)
+    given = {"name": name, "description": description, "instructions": steps, "tags": tag}
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        fail("nothing to change: give --name, --description, --instructions or --tag")
+    cfg = settings()
+
+    out = call_api(cfg, lambda mm: mm.update_skill(skill_id, **changes))
+    if as_json:
+        print_json(out.model_dump(mode="json"))
+        return
+    console.print(f"updated skill {out.name} {out.id}", highlight=False)
+    note_redacted(out.secrets_redacted)
+
+
 @skills_app.command("delete")
 def skills_delete(skill_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Delete a skill."""

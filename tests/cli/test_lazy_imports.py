@@ -39,6 +39,7 @@ HEAVY = (
     "asyncio",
     "embeddings",
     "jobs",
+    "textual",
 )
 # Of mosaic_memory itself, only the CLI, the package and the error tree (a few classes) may load.
 ALLOWED_SERVICE_MODULES = {"mosaic_memory", "mosaic_memory.errors"}
@@ -108,6 +109,7 @@ def test_importing_the_cli_loads_nothing_heavy() -> None:
         ("hooks", "install", "--help"),
         ("capture", "--help"),
         ("import-transcripts", "--help"),
+        ("tui", "--help"),
     ],
 )
 def test_help_and_version_load_nothing_heavy(args: tuple[str, ...]) -> None:

@@ -143,6 +143,16 @@ def test_skills_add_list_get_find_delete(mm: Any) -> None:
     assert found["hits"][0]["id"] == made["id"]
     assert "deploy-to-staging" in ok(mm("skills", "find", "push my branch to the test environment", "-k", "1")).stdout
 
+    changed = json.loads(
+        ok(mm("skills", "update", made["id"], "-i", "make deploy ENV=stage", "-t", "ops", "--json")).stdout
+    )
+    assert changed["instructions"] == "make deploy ENV=stage" and changed["tags"] == ["ops"]
+    assert changed["description"] == made["description"]  # what was not given stays
+    nothing = mm("skills", "update", made["id"])
+    assert nothing.exit_code == 1 and "nothing to change" in nothing.output
+    taken = mm("skills", "update", made["id"], "--name", "send-invoice")
+    assert taken.exit_code == 1 and len(taken.output.strip().splitlines()) == 1
+
     ok(mm("skills", "delete", made["id"]))
     gone = mm("skills", "get", made["id"])
     assert gone.exit_code == 1 and "SkillNotFound" in gone.output
@@ -159,3 +169,26 @@ def test_sync_client_has_the_new_methods(live_url: str) -> None:
         skill = mm.create_skill("convert-units", "Convert imperial measurements to metric")
         assert mm.find_skills("how many centimetres is 3 inches?").hits[0].id == skill.id
         assert [s.id for s in mm.list_skills().items] == [skill.id]
+
+
+def test_search_in_each_mode_and_federated(mm: Any) -> None:
+    theme = json.loads(ok(mm("remember", "Prefers dark themes in every editor", "--json")).stdout)
+    ok(mm("remember", "Backups run nightly at two"))
+
+    def ids(*args: str) -> list[str]:
+        return [h["id"] for h in json.loads(ok(mm("search", *args, "--kind", "insights", "--json")).stdout)["hits"]]
+
+    assert ids("what colour scheme does she like?", "--mode", "semantic")[0] == theme["id"]
+    assert ids("what colour scheme does she like?", "--mode", "keyword") == []  # no word in common
+    assert ids("dark themes", "--mode", "hybrid")[0] == theme["id"]
+    # no peer holds a grant for this user: the federated search is the local one, labelled so
+    table = ok(mm("search", "dark themes", "--kind", "insights", "--federated")).stdout
+    assert "origin" in table and "local" in table
+    bad = mm("search", "dark themes", "--mode", "fuzzy")
+    assert bad.exit_code != 0
+
+
+def test_whoami(mm: Any) -> None:
+    me = json.loads(ok(mm("whoami", "--json")).stdout)
+    assert me == {"user": mm.user, "owners": [f"user:{mm.user}"], "scopes": ["read", "write"], "agent_id": None}
+    assert ok(mm("whoami")).stdout.strip() == f"{mm.user} (read, write) reads user:{mm.user}"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from mosaic_memory.cli.main import app
@@ -16,17 +14,6 @@ from mosaic_memory.models import utc_now
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id
 from tests.jobs.topics import CI
-
-
-@pytest.fixture
-def cli_env(state: AppState, data_dir: Path) -> dict[str, str]:
-    return {
-        "MOSAIC_TIER": "standalone",
-        "MOSAIC_DATABASE_URL": state.database.url,
-        "MOSAIC_AUTO_MIGRATE": "false",
-        "MOSAIC_DATA_DIR": str(data_dir),
-        "MOSAIC_CONFIG_FILE": "",
-    }
 
 
 def cli(env: dict[str, str], *args: str) -> Any:
@@ -61,6 +48,9 @@ async def test_run_dry_run_history_rollback(make_user: UserFactory, state: AppSt
     undo = await asyncio.to_thread(cli, cli_env, "jobs", "rollback", run_id)
     assert undo.exit_code == 0, undo.output
     assert "rolled_back" in undo.stdout
+    shown = await asyncio.to_thread(cli, cli_env, "jobs", "show", run_id)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["status"] == "rolled_back"
     assert await log_rows(state, owner) == before
     assert await insight_rows(state, owner) == {}
 
