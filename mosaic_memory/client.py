@@ -26,7 +26,8 @@ from mosaic_memory.context.schemas import ContextResponse
 from mosaic_memory.federation.schemas import AuditOut, GrantOut, PeerOut
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
 from mosaic_memory.logs.schemas import LogBatchOut, LogOut
-from mosaic_memory.oauth.schemas import GrantOut, GrantRevoked
+from mosaic_memory.oauth.schemas import GrantOut as OAuthGrantOut
+from mosaic_memory.oauth.schemas import GrantRevoked
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, OwnerOut, TeamOut, UserCreated
 from mosaic_memory.portability.schemas import ImportReportOut
 from mosaic_memory.preferences.schemas import PreferenceChange, PreferenceOut
@@ -268,9 +269,9 @@ class AsyncMosaicClient:
     async def revoke_key(self, prefix: str) -> KeyOut:
         return KeyOut.model_validate(await self.request("DELETE", f"/v1/admin/keys/{prefix}"))
 
-    async def oauth_grants(self) -> list[GrantOut]:
+    async def oauth_grants(self) -> list[OAuthGrantOut]:
         """The applications this key's user approved through OAuth that still hold a usable token."""
-        return [GrantOut.model_validate(g) for g in await self.request("GET", "/v1/oauth/grants")]
+        return [OAuthGrantOut.model_validate(g) for g in await self.request("GET", "/v1/oauth/grants")]
 
     async def revoke_oauth_grant(self, grant_id: uuid.UUID | str) -> GrantRevoked:
         """Revoke one OAuth approval; its tokens stop working at once."""
