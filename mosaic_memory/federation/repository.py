@@ -73,7 +73,7 @@ class GrantRepository:
         if peer is not None:
             query = query.where(FederationGrant.peer == peer)
         rows = await self.session.execute(query.order_by(FederationGrant.created_at))
-        return [(g, o) for g, o in rows.tuples()]
+        return [(g, o) for g, o in rows]
 
     async def revoke(self, grant: FederationGrant, at: datetime) -> None:
         if grant.revoked_at is None:
@@ -105,7 +105,7 @@ class GrantRepository:
         if owner_id is not None:
             query = query.where(FederationGrant.owner_id == owner_id)
         rows = await self.session.execute(query.order_by(FederationGrant.created_at))
-        return [(g, o) for g, o in rows.tuples()]
+        return [(g, o) for g, o in rows]
 
 
 class AuditRepository:
@@ -132,4 +132,4 @@ class AuditRepository:
         if owner_ids is not None:
             query = query.where(FederationAudit.owner_id.in_(owner_ids))
         rows = await self.session.execute(query.order_by(FederationAudit.at.desc()).limit(limit))
-        return [(a, o) for a, o in rows.tuples()]
+        return [(a, o) for a, o in rows]
