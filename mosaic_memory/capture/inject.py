@@ -26,8 +26,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from mosaic_memory.client_core import MosaicClientError, RestClient
-
 __all__ = ["SESSION_START", "Injection", "fetch_context", "hook_output", "is_session_start", "project_of"]
 
 SESSION_START = "SessionStart"
@@ -67,6 +65,8 @@ async def fetch_context(url: str, api_key: str, *, project: str | None, token_bu
     """The block of ``POST /v1/context`` for ``project`` (no query: the service ranks insights
     and skills for the project's name), within ``timeout`` seconds in all. Never raises for a
     service that is down, slow or refusing: the answer's ``problem`` says why nothing came."""
+    from mosaic_memory.client_core import MosaicClientError, RestClient  # httpx: only when a start is sent
+
     body: dict[str, Any] = {"token_budget": token_budget}
     if project:
         body["project"] = project
