@@ -93,6 +93,18 @@ def last_assistant_text(transcript: str | None) -> str:
     return "\n".join(reversed(parts))
 
 
+def _lifecycle_fields(agent: str, session: str, hook: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What every event of a lifecycle hook (Claude Code's, Codex's hooks.json) carries."""
+    return {
+        "agent": agent,
+        "session_id": session,
+        "occurred_at": now,
+        "source": "hook",
+        "project": payload.get("cwd"),
+        "hook": hook,
+    }
+
+
 def _session_start(name: str, payload: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
     start = str(payload.get("source") or "startup")
     where = f" in {payload['cwd']}" if payload.get("cwd") else ""
@@ -105,14 +117,7 @@ def _claude_code(payload: dict[str, Any], now: datetime, excerpt_chars: int) -> 
     hook = payload.get("hook_event_name")
     if not isinstance(session, str) or not session or not isinstance(hook, str):
         raise PayloadError("a Claude Code hook payload has session_id and hook_event_name")
-    common: dict[str, Any] = {
-        "agent": "claude-code",
-        "session_id": session,
-        "occurred_at": now,
-        "source": "hook",
-        "project": payload.get("cwd"),
-        "hook": hook,
-    }
+    common = _lifecycle_fields("claude-code", session, hook, payload, now)
     if hook == "UserPromptSubmit":
         text = clean(str(payload.get("prompt") or ""))
         return [log_event(role="user", content=text, **common)] if text else []
@@ -154,15 +159,7 @@ def _codex(payload: dict[str, Any], now: datetime, excerpt_chars: int) -> list[d
         session = payload.get("session_id")
         if not isinstance(session, str) or not session:
             raise PayloadError("a Codex SessionStart hook payload has session_id")
-        fields: dict[str, Any] = {
-            "agent": "codex",
-            "session_id": session,
-            "occurred_at": now,
-            "source": "hook",
-            "project": payload.get("cwd"),
-            "hook": "SessionStart",
-        }
-        return [_session_start("Codex", payload, fields)]
+        return [_session_start("Codex", payload, _lifecycle_fields("codex", session, "SessionStart", payload, now))]
     if payload.get("type") != "agent-turn-complete":
         return []  # other notifications carry no turn
     session = payload.get("thread-id")
