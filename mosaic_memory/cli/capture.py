@@ -88,7 +88,11 @@ def hooks_install(
     dry_run: DryRunOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Codex: replace another notify program")] = False,
     background: Annotated[
-        bool, typer.Option("--background", help='Claude Code: "async": true, the agent does not wait (recent versions)')
+        bool,
+        typer.Option(
+            "--background",
+            help='Claude Code: "async": true, the agent does not wait (recent versions); not SessionStart',
+        ),
     ] = False,
     program: Annotated[
         str | None, typer.Option("--program", help="the command hooks run (default: this install's mosaic-memory)")
