@@ -184,6 +184,7 @@ def _hook(agent: str | None, payload: str | None) -> None:
         return  # nothing to store, nothing waiting, nothing to inject: no need to load the client
 
     key = cfg.api_key.get_secret_value() if cfg.api_key else None
+    _import_httpx_without_its_cli()
     report, injection = asyncio.run(_deliver(cfg, spool, events, key, start))
     if injection is not None and injection.text:
         from mosaic_memory.capture.inject import hook_output
@@ -200,6 +201,26 @@ def _hook(agent: str | None, payload: str | None) -> None:
         said.append("no memory injected" + ("" if report.problem else f": {injection.problem}"))
     if said:
         _say("; ".join(said))
+
+
+def _import_httpx_without_its_cli() -> None:
+    """Import httpx without ``httpx._main``, its own command line, which it loads whenever click,
+    rich and pygments are installed (they are, beside typer): about 80 ms of every hook, paired
+    timing in benchmarks/RESULTS.md. httpx imports it in ``try: ... except ImportError`` and
+    defines a stub instead, and a ``None`` in ``sys.modules`` makes that import fail. Should a
+    later httpx need the module, the import is simply done again the usual way."""
+    if "httpx" in sys.modules:
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx
+    except ImportError:
+        for name in [m for m in sys.modules if m == "httpx" or m.startswith("httpx.")]:
+            del sys.modules[name]
+        import httpx  # noqa: F401
+    finally:
+        if sys.modules.get("httpx._main", False) is None:
+            del sys.modules["httpx._main"]
 
 
 async def _deliver(

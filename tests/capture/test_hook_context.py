@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from mosaic_memory.capture.inject import project_of
 from mosaic_memory.context.markers import CONTEXT_CLOSE, CONTEXT_OPEN
 from mosaic_memory.context.schemas import ContextRequest
-from tests.capture.conftest import User, payload
+from tests.capture.conftest import ROOT, User, payload
 from tests.conftest import auth
 
 # Claude Code's payload runs in /Users/alice/projects/shop: the project is "shop".
@@ -221,3 +223,35 @@ def test_the_project_is_the_folder_name_as_a_valid_project_id(cwd: str | None, p
     assert project_of(cwd) == project
     if project is not None:
         assert ContextRequest.model_validate({"project": project}).project == project
+
+
+HOOK_MODULES = """
+import json, os, runpy, sys
+sys.argv = ["mosaic-memory", "capture", "--agent", "claude-code"]
+try:
+    runpy.run_module("mosaic_memory", run_name="__main__")
+finally:
+    with open(os.environ["MODULES_OUT"], "w") as out:
+        json.dump(sorted(sys.modules), out)
+"""
+
+
+def test_a_hook_sends_through_httpx_without_loading_its_command_line(user: User, tmp_path: Path) -> None:
+    """httpx's own CLI (click, pygments, rich.syntax) is left out of the hook process, and the
+    event still reaches the service through httpx."""
+    session = _session()
+    modules = tmp_path / "modules.json"
+    result = subprocess.run(
+        [sys.executable, "-c", HOOK_MODULES],
+        input=json.dumps(payload("claude-code-UserPromptSubmit", session_id=session)),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=user.env(MODULES_OUT=str(modules)),
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    loaded = set(json.loads(modules.read_text()))
+    assert "httpx" in loaded and "mosaic_memory.client_core" in loaded
+    assert not loaded & {"httpx._main", "pygments", "click", "mosaic_memory.client"}, sorted(loaded)
+    assert [log["metadata"]["hook"] for log in user.logs(session_id=session)] == ["UserPromptSubmit"]
