@@ -255,3 +255,14 @@ def test_a_hook_sends_through_httpx_without_loading_its_command_line(user: User,
     assert "httpx" in loaded and "mosaic_memory.client_core" in loaded
     assert not loaded & {"httpx._main", "pygments", "click", "mosaic_memory.client"}, sorted(loaded)
     assert [log["metadata"]["hook"] for log in user.logs(session_id=session)] == ["UserPromptSubmit"]
+
+
+def test_a_refused_key_injects_nothing_and_is_never_printed(user: User) -> None:
+    wrong = "mm_0deadbee_this-key-was-never-issued-to-anyone"
+    start = json.dumps(payload("claude-code-SessionStart", session_id=_session()))
+    run = user.cli("capture", "--agent", "claude-code", stdin=start, MOSAIC_API_KEY=wrong)
+    assert run.returncode == 0 and run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no memory injected" in lines[0], lines
+    assert wrong not in run.stderr and wrong[:12] not in run.stderr
+    assert [e["metadata"]["hook"] for e in user.spooled()] == ["SessionStart"]  # waits for a good key
