@@ -4,7 +4,8 @@
 ``mosaic-memory serve`` (a throw-away embedded PostgreSQL, the bundled model) and times, as fresh
 processes fed a recorded Claude Code payload on stdin, round-robin so machine load touches each alike:
 
-- ``up``: ``UserPromptSubmit`` and ``PostToolUse`` (Bash, 10 KB of output) stored by the service;
+- ``up``: ``UserPromptSubmit`` and ``PostToolUse`` (Bash, 10 KB of output) stored by the service,
+  and ``SessionStart``, which also fetches and prints the context block (three preferences);
 - ``down``: the service's port closed (connection refused): the event goes to the spool;
 - ``hung``: a port that accepts connections and never answers: capture gives up after
   ``capture.timeout_seconds`` (2 s) and spools;
@@ -125,6 +126,13 @@ def run(runs: int, warmup: int, backlog: int, turns: int) -> dict[str, Any]:
             f"{url}/v1/admin/users", json={"name": "bench"}, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
         )
         key = r.json()["api_key"]
+        for name, value, scope in (
+            ("test_command", "pytest -q (never python -m unittest)", "project:shop"),
+            ("editor_theme", "dark", ""),
+            ("commit_style", "small commits, messages that say why", ""),
+        ):
+            body = {"value": value, "scope": scope}
+            httpx.put(f"{url}/v1/preferences/{name}", json=body, headers={"Authorization": f"Bearer {key}"})
         urls = {
             "up": url,
             "down": f"http://127.0.0.1:{_free_port()}",
@@ -140,6 +148,11 @@ def run(runs: int, warmup: int, backlog: int, turns: int) -> dict[str, Any]:
             cases[f"capture UserPromptSubmit, service {state}"] = (capture, env, json.dumps(prompt).encode())
         env_up = _env(MOSAIC_URL=url, MOSAIC_API_KEY=key, MOSAIC_DATA_DIR=str(data / "up"))
         cases["capture PostToolUse (10 KB output), service up"] = (capture, env_up, json.dumps(tool).encode())
+        start = (PAYLOADS / "claude-code-SessionStart.json").read_bytes()
+        cases["capture SessionStart (context injected), service up"] = (capture, env_up, start)
+        shown = subprocess.run(capture, input=start, env=env_up, cwd=ROOT, capture_output=True, check=True).stdout
+        if b"test_command (project:shop)" not in shown:  # the case must time a real injection
+            raise SystemExit(f"SessionStart injected no context: {shown[:500]!r}")
         cases["mosaic-memory version"] = ([sys.executable, "-m", "mosaic_memory", "version"], _env(), None)
         cases["python -c pass"] = ([sys.executable, "-c", "pass"], _env(), None)
         for _ in range(warmup):

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import httpx
 
 from jobs.ledger.schemas import JobOut, JobRunOut
+from mosaic_memory.client_core import MosaicClientError, RestClient, raise_for, unreachable
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.context.schemas import ContextResponse
 from mosaic_memory.federation.schemas import AuditOut, GrantOut, PeerOut
@@ -39,16 +40,6 @@ __all__ = ["AsyncMosaicClient", "MosaicClient", "MosaicClientError"]
 T = TypeVar("T")
 
 
-class MosaicClientError(Exception):
-    """The service answered with an error, or could not be reached (``status`` 0)."""
-
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(f"{error}: {detail}")
-        self.status = status
-        self.error = error
-        self.detail = detail
-
-
 def _clean(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
@@ -58,60 +49,8 @@ def _seg(part: str) -> str:
     return urllib.parse.quote(part, safe="")
 
 
-class AsyncMosaicClient:
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None = None,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
-
-    @property
-    def shown_url(self) -> str:
-        """The service's URL safe to show: scheme, host, port and path (no user, password or query)."""
-        parts = urllib.parse.urlsplit(self.base_url)
-        host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
-        try:
-            port = f":{parts.port}" if parts.port else ""
-        except ValueError:
-            port = ""
-        return urllib.parse.urlunsplit((parts.scheme, host + port, parts.path, "", ""))
-
-    def _unreachable(self, exc: Exception) -> MosaicClientError:
-        return MosaicClientError(
-            0, "ServiceUnreachable", f"cannot reach Mosaic Memory at {self.shown_url} ({type(exc).__name__})"
-        )
-
-    async def __aenter__(self) -> AsyncMosaicClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        try:
-            response = await self._http.request(
-                method, path, json=json, params={k: v for k, v in (params or {}).items() if v is not None}
-            )
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-                raise MosaicClientError(response.status_code, body.get("error", "HTTPError"), body.get("detail", ""))
-            except ValueError:
-                raise MosaicClientError(response.status_code, "HTTPError", response.text[:200]) from None
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+class AsyncMosaicClient(RestClient):
+    """Every route of the REST API as a typed method (the bodies validated into their schemas)."""
 
     # health --------------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
@@ -474,14 +413,14 @@ class AsyncMosaicClient:
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    self._raise_for(response)
+                    raise_for(response)
                 # Split on b"\n" only: aiter_lines would also cut at U+2028 and friends, which
                 # the export writes unescaped inside JSON strings.
                 async for line in split_lines(response.aiter_bytes()):
                     if isinstance(line, bytes) and line:
                         yield line + b"\n"
         except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
+            raise unreachable(self.base_url, exc) from None
 
     async def export_file(
         self,
@@ -543,9 +482,9 @@ class AsyncMosaicClient:
                 timeout=httpx.Timeout(self._http.timeout.connect, read=None, write=None),
             )
         except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
+            raise unreachable(self.base_url, exc) from None
         if response.status_code >= 400:
-            self._raise_for(response)
+            raise_for(response)
         return ImportReportOut.model_validate(response.json())
 
     async def import_file(
@@ -573,14 +512,6 @@ class AsyncMosaicClient:
         return await self.import_stream(
             chunks(), as_owner=as_owner, owner_map=owner_map, dry_run=dry_run, gzipped=source.name.endswith(".gz")
         )
-
-    @staticmethod
-    def _raise_for(response: httpx.Response) -> None:
-        try:
-            body = response.json()
-        except ValueError:
-            raise MosaicClientError(response.status_code, "HTTPError", response.text[:200]) from None
-        raise MosaicClientError(response.status_code, body.get("error", "HTTPError"), body.get("detail", ""))
 
 
 class MosaicClient:

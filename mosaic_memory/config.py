@@ -256,6 +256,14 @@ class CaptureSettings(BaseModel):
     excerpt_chars: int = Field(default=2000, ge=100, le=8000)
     # Where unsent events wait; default <data_dir>/capture/spool.jsonl.
     spool_file: Path | None = None
+    # On a session-start hook (Claude Code's SessionStart, Codex's hooks.json SessionStart) capture
+    # prints the block of POST /v1/context for the agent to inject: the user's preferences first,
+    # then what fits the project (the folder the session runs in). Tokens of the block, at most
+    # (Claude Code keeps 10,000 characters of a hook's context, about 2,000 tokens, before it
+    # moves the rest to a file), and how long the hook waits for it before injecting nothing.
+    inject_context: bool = True
+    context_token_budget: int = Field(default=1500, ge=50, le=20_000)
+    context_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
 
 class FederationSettings(BaseModel):

@@ -10,7 +10,9 @@ Payload shapes, from each client's documentation (fixtures in ``tests/capture/pa
   versions, ``last_assistant_message`` (else the answer is read from the transcript's tail).
 - **Codex** (``notify`` in ``~/.codex/config.toml``, JSON as the last argument): ``type``
   ``agent-turn-complete`` with ``thread-id``, ``turn-id``, ``cwd``, ``input-messages``,
-  ``last-assistant-message``.
+  ``last-assistant-message``; and its ``hooks.json`` ``SessionStart`` hook (JSON on stdin, the
+  shape of Claude Code's: ``session_id``, ``transcript_path``, ``cwd``, ``hook_event_name``,
+  ``model``, ``permission_mode``, ``source``), for the memory it injects (``capture/inject.py``).
 - **generic** (any agent with a hook that can run a command): ``session_id``, ``content``
   (or ``prompt`` / ``message``), optional ``role``, ``agent``, ``cwd``, ``level``, ``metadata``.
 """
@@ -91,19 +93,31 @@ def last_assistant_text(transcript: str | None) -> str:
     return "\n".join(reversed(parts))
 
 
-def _claude_code(payload: dict[str, Any], now: datetime, excerpt_chars: int) -> list[dict[str, Any]]:
-    session = payload.get("session_id")
-    hook = payload.get("hook_event_name")
-    if not isinstance(session, str) or not session or not isinstance(hook, str):
-        raise PayloadError("a Claude Code hook payload has session_id and hook_event_name")
-    common: dict[str, Any] = {
-        "agent": "claude-code",
+def _lifecycle_fields(agent: str, session: str, hook: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What every event of a lifecycle hook (Claude Code's, Codex's hooks.json) carries."""
+    return {
+        "agent": agent,
         "session_id": session,
         "occurred_at": now,
         "source": "hook",
         "project": payload.get("cwd"),
         "hook": hook,
     }
+
+
+def _session_start(name: str, payload: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    start = str(payload.get("source") or "startup")
+    where = f" in {payload['cwd']}" if payload.get("cwd") else ""
+    content = f"{name} session started ({start}){where}"
+    return log_event(role="event", content=content, start=start, model=payload.get("model"), **common)
+
+
+def _claude_code(payload: dict[str, Any], now: datetime, excerpt_chars: int) -> list[dict[str, Any]]:
+    session = payload.get("session_id")
+    hook = payload.get("hook_event_name")
+    if not isinstance(session, str) or not session or not isinstance(hook, str):
+        raise PayloadError("a Claude Code hook payload has session_id and hook_event_name")
+    common = _lifecycle_fields("claude-code", session, hook, payload, now)
     if hook == "UserPromptSubmit":
         text = clean(str(payload.get("prompt") or ""))
         return [log_event(role="user", content=text, **common)] if text else []
@@ -128,10 +142,7 @@ def _claude_code(payload: dict[str, Any], now: datetime, excerpt_chars: int) -> 
         text = clean(str(payload.get("last_assistant_message") or last_assistant_text(payload.get("transcript_path"))))
         return [log_event(role="assistant", content=text, **common)] if text else []
     if hook == "SessionStart":
-        start = str(payload.get("source") or "startup")
-        where = f" in {payload['cwd']}" if payload.get("cwd") else ""
-        content = f"Claude Code session started ({start}){where}"
-        return [log_event(role="event", content=content, start=start, model=payload.get("model"), **common)]
+        return [_session_start("Claude Code", payload, common)]
     if hook == "PreCompact":
         trigger = str(payload.get("trigger") or "auto")
         extra = clean(str(payload.get("custom_instructions") or ""))
@@ -144,6 +155,11 @@ def _claude_code(payload: dict[str, Any], now: datetime, excerpt_chars: int) -> 
 
 
 def _codex(payload: dict[str, Any], now: datetime, excerpt_chars: int) -> list[dict[str, Any]]:
+    if payload.get("hook_event_name") == "SessionStart":  # a hooks.json hook, not notify
+        session = payload.get("session_id")
+        if not isinstance(session, str) or not session:
+            raise PayloadError("a Codex SessionStart hook payload has session_id")
+        return [_session_start("Codex", payload, _lifecycle_fields("codex", session, "SessionStart", payload, now))]
     if payload.get("type") != "agent-turn-complete":
         return []  # other notifications carry no turn
     session = payload.get("thread-id")

@@ -123,7 +123,9 @@ def claude_code_install(
     """Add (or refresh) our hook on each of :data:`CLAUDE_CODE_EVENTS` in the settings at ``path``.
 
     ``background`` marks the hooks ``"async": true``: recent Claude Code versions then run them
-    without waiting (older ones may not know the field)."""
+    without waiting (older ones may not know the field). Not ``SessionStart``: an async hook's
+    output reaches Claude only on a later turn, too late for the memory it injects, and Claude
+    Code already lets the user type while SessionStart hooks run."""
     before = read_config(path)
     data = _load_settings(path, before)
     hooks: dict[str, Any] = data.setdefault("hooks", {})
@@ -137,7 +139,7 @@ def claude_code_install(
         refreshed += removed
         group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
         hook: dict[str, Any] = {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}
-        if background:
+        if background and event != "SessionStart":
             hook["async"] = True
         group["hooks"] = [hook]
         hooks[event] = [*kept, group]

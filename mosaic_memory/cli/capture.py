@@ -1,9 +1,11 @@
 """``mosaic-memory hooks install|uninstall``, ``capture`` and ``import-transcripts``.
 
 ``capture`` is what an agent's hook runs: it must never fail or hold up the agent, so every
-error becomes one line on stderr and exit code 0, stdout stays empty (Claude Code adds a
-SessionStart or UserPromptSubmit hook's stdout to the model's context), and the service gets
-``capture.timeout_seconds`` (2 s) before the events are left in the spool for the next call.
+error becomes one line on stderr and exit code 0, and the service gets ``capture.timeout_seconds``
+(2 s) before the events are left in the spool for the next call. Stdout stays empty (Claude Code
+adds a SessionStart or UserPromptSubmit hook's stdout to the model's context) except on a
+session start, where it is the memory to inject (``capture/inject.py``), fetched at the same time
+within ``capture.context_timeout_seconds``: nothing when the service is down or slow.
 The capture package is imported inside the commands: ``--help`` stays light.
 """
 
@@ -14,7 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,7 +24,10 @@ from mosaic_memory.cli.common import console, err_console, fail, print_json, run
 
 if TYPE_CHECKING:
     from mosaic_memory.capture.backfill import FileReport
+    from mosaic_memory.capture.delivery import Delivery
+    from mosaic_memory.capture.inject import Injection
     from mosaic_memory.capture.install import Change
+    from mosaic_memory.capture.spool import Spool
     from mosaic_memory.config import Settings
 
 hooks_app = typer.Typer(
@@ -83,7 +88,11 @@ def hooks_install(
     dry_run: DryRunOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Codex: replace another notify program")] = False,
     background: Annotated[
-        bool, typer.Option("--background", help='Claude Code: "async": true, the agent does not wait (recent versions)')
+        bool,
+        typer.Option(
+            "--background",
+            help='Claude Code: "async": true, the agent does not wait (recent versions); not SessionStart',
+        ),
     ] = False,
     program: Annotated[
         str | None, typer.Option("--program", help="the command hooks run (default: this install's mosaic-memory)")
@@ -156,6 +165,7 @@ def _hook(agent: str | None, payload: str | None) -> None:
     from datetime import UTC, datetime
 
     from mosaic_memory.capture.hooks import hook_events
+    from mosaic_memory.capture.inject import is_session_start
     from mosaic_memory.capture.spool import Spool
     from mosaic_memory.config import default_data_dir
 
@@ -163,25 +173,78 @@ def _hook(agent: str | None, payload: str | None) -> None:
         raise ValueError("--agent is required (claude-code, codex or generic)")
     cfg, problem = _capture_settings()
     excerpt = cfg.capture.excerpt_chars if cfg else 2000
-    events = hook_events(agent, _read_payload(payload), now=datetime.now(UTC), excerpt_chars=excerpt)
+    data = _read_payload(payload)
+    events = hook_events(agent, data, now=datetime.now(UTC), excerpt_chars=excerpt)
     spool = Spool(cfg.spool_file if cfg else default_data_dir() / "capture" / "spool.jsonl")
     if cfg is None:
         spool.append(events, deadline=time.monotonic() + 2.0)
         raise ValueError(problem)
-    if not events and spool.empty():
-        return  # nothing to store, nothing waiting: no need to load the client
-
-    from mosaic_memory.capture.delivery import deliver
+    start = data if cfg.capture.inject_context and is_session_start(data) else None
+    if not events and spool.empty() and start is None:
+        return  # nothing to store, nothing waiting, nothing to inject: no need to load the client
 
     key = cfg.api_key.get_secret_value() if cfg.api_key else None
-    report = asyncio.run(deliver(spool, events, url=cfg.url, api_key=key, timeout=cfg.capture.timeout_seconds))
+    _import_httpx_without_its_cli()
+    report, injection = asyncio.run(_deliver(cfg, spool, events, key, start))
+    if injection is not None and injection.text:
+        from mosaic_memory.capture.inject import hook_output
+
+        # The only stdout of a hook: the agent adds it to the model's context (capture/inject.py).
+        sys.stdout.write(hook_output(injection.text) + "\n")
     said = []
     if report.problem:
         said.append(f"{report.problem}; events wait in {spool.path} and go with the next capture")
     if report.rejected:
         said.append(f"{report.rejected} events refused by the service, set aside in {spool.rejected_path}")
+    if injection is not None and injection.problem:
+        # The service's address is named once: the delivery's line already says why it failed.
+        said.append("no memory injected" + ("" if report.problem else f": {injection.problem}"))
     if said:
         _say("; ".join(said))
+
+
+def _import_httpx_without_its_cli() -> None:
+    """Import httpx without ``httpx._main``, its own command line, which it loads whenever click,
+    rich and pygments are installed (they are, beside typer): about 80 ms of every hook, paired
+    timing in benchmarks/RESULTS.md. httpx imports it in ``try: ... except ImportError`` and
+    defines a stub instead, and a ``None`` in ``sys.modules`` makes that import fail. Should a
+    later httpx need the module, the import is simply done again the usual way."""
+    if "httpx" in sys.modules:
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx
+    except ImportError:
+        for name in [m for m in sys.modules if m == "httpx" or m.startswith("httpx.")]:
+            del sys.modules[name]
+        import httpx  # noqa: F401
+    finally:
+        if sys.modules.get("httpx._main", False) is None:
+            del sys.modules["httpx._main"]
+
+
+async def _deliver(
+    cfg: Settings, spool: Spool, events: list[dict[str, Any]], key: str | None, start: dict[str, Any] | None
+) -> tuple[Delivery, Injection | None]:
+    """Send the events and, for a session start (``start``, its payload), fetch the context block
+    at the same time: the hook waits for the slower of the two, not for both in turn."""
+    import asyncio
+
+    from mosaic_memory.capture.delivery import deliver
+    from mosaic_memory.capture.inject import fetch_context, project_of
+
+    sending = deliver(spool, events, url=cfg.url, api_key=key, timeout=cfg.capture.timeout_seconds)
+    if start is None or not key:
+        return await sending, None
+    fetching = fetch_context(
+        cfg.url,
+        key,
+        project=project_of(start.get("cwd")),
+        token_budget=cfg.capture.context_token_budget,
+        timeout=cfg.capture.context_timeout_seconds,
+    )
+    report, injection = await asyncio.gather(sending, fetching)
+    return report, injection
 
 
 def _flush() -> None:
@@ -209,7 +272,8 @@ def capture_cmd(
     agent: Annotated[str | None, typer.Option("--agent", help="claude-code, codex or generic")] = None,
     flush: Annotated[bool, typer.Option("--flush", help="send the spool now and report (exit 1 if it cannot)")] = False,
 ) -> None:
-    """Store one agent hook's events as agent logs (what installed hooks run).
+    """Store one agent hook's events as agent logs (what installed hooks run); on a session start,
+    print the memory for the agent to inject.
 
     Never fails the agent: on any error one line goes to stderr and the exit code is 0. When
     the service cannot be reached the events wait in a local spool, sent first by the next capture."""

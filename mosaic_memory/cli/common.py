@@ -54,8 +54,8 @@ def _failure_line(exc: Exception) -> str | None:
     An exception class whose module was never imported cannot have been raised, so each is looked
     up only when its module is loaded: a failing command never imports a library to name its error.
     """
-    if "mosaic_memory.client" in sys.modules:
-        from mosaic_memory.client import MosaicClientError
+    if "mosaic_memory.client_core" in sys.modules:
+        from mosaic_memory.client_core import MosaicClientError
 
         if isinstance(exc, MosaicClientError):
             return f"{exc.error}: {exc.detail}" if exc.status else exc.detail

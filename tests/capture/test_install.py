@@ -92,6 +92,8 @@ def test_install_merges_with_other_hooks_and_uninstall_takes_out_exactly_ours(tm
     background = json.loads(settings.read_text())
     assert all(len(commands) == 1 for commands in _ours(background).values())
     assert background["hooks"]["Stop"][1]["hooks"][0]["async"] is True
+    # The start stays synchronous: the memory it injects must reach Claude before its first answer.
+    assert "async" not in background["hooks"]["SessionStart"][-1]["hooks"][0]
 
     ok(mm("hooks", "uninstall", "claude-code", "--project", str(project), home=tmp_path))
     assert json.loads(settings.read_text()) == THEIRS
