@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from importlib.resources import files
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -33,10 +34,12 @@ from mosaic_memory.errors import (
     AuthenticationFailed,
     ConfigurationError,
     Conflict,
+    GrantNotFound,
     InsightNotFound,
     InvalidInput,
     JobNotFound,
     MosaicError,
+    NotFound,
 )
 from mosaic_memory.insights.schemas import InsightCreate, InsightUpdate
 from mosaic_memory.oauth.urls import base_url
@@ -458,8 +461,6 @@ async def preferences_page(
 
 
 def _pref_url(key: str, scope: str, owner: str) -> str:
-    from urllib.parse import urlencode
-
     return f"{UI_PREFIX}/preferences/item?" + urlencode({"key": key, "scope": scope, "owner": owner})
 
 
@@ -543,6 +544,15 @@ async def logs_page(
     )
     await session.commit()
     return ui.page("logs.html", page=page, session_id=session_id, agent=agent, owner=owner)
+
+
+@router.get("/logs/{log_id}")
+async def log_page(log_id: uuid.UUID, ui: Me, state: StateDep, session: SessionDep) -> Response:
+    """One event, shown in its session (the events before and after it)."""
+    event = await state.logs.get(session, allowed(ui, "read"), log_id)
+    await session.commit()
+    query = urlencode({"session_id": event.session_id or "", "owner": event.owner})
+    return RedirectResponse(f"{UI_PREFIX}/logs?{query}#log-{log_id}", status_code=303)
 
 
 # skills ---------------------------------------------------------------------------------------
@@ -712,10 +722,31 @@ async def create_key(ui: Me, form: Posted, state: StateDep, session: SessionDep)
     return ui.page("new_key.html", user=key.user, token=token, status=201)
 
 
+@router.get("/admin/keys/{key_id}/revoke")
+async def revoke_key_confirm(key_id: uuid.UUID, ui: Me, state: StateDep, session: SessionDep) -> Response:
+    principal = allowed(ui, "admin")
+    keys = [k for k in await state.owners.list_keys(session) if k.id == key_id]
+    await session.commit()
+    if not keys:
+        raise NotFound(f"API key {key_id} not found")
+    key = keys[0]
+    own = key.id == principal.key_id
+    return ui.page(
+        "confirm.html",
+        title=f"Revoke the key {key.prefix} of {key.user}?",
+        message="It stops working at once, for every agent and browser using it."
+        + (" This is the key you are signed in with: you will be signed out." if own else ""),
+        items=[f"{key.user} · {key.name or 'unnamed'} · {', '.join(key.scopes)}"],
+        action=f"{UI_PREFIX}/admin/keys/{key_id}/revoke",
+        button="Revoke key",
+        cancel=f"{UI_PREFIX}/admin",
+    )
+
+
 @router.post("/admin/keys/{key_id}/revoke")
-async def revoke_key(key_id: str, ui: Me, form: Posted, state: StateDep, session: SessionDep) -> Response:
+async def revoke_key(key_id: uuid.UUID, ui: Me, form: Posted, state: StateDep, session: SessionDep) -> Response:
     allowed(ui, "admin")
-    await state.owners.revoke_key(session, key_id)
+    await state.owners.revoke_key(session, str(key_id))
     await session.commit()
     return go(f"{UI_PREFIX}/admin", "revoked")
 
@@ -736,6 +767,25 @@ async def add_member(team: str, ui: Me, form: Posted, state: StateDep, session: 
     await state.owners.add_member(session, team, body.user, body.role)
     await session.commit()
     return go(f"{UI_PREFIX}/admin", "saved")
+
+
+@router.get("/admin/grants/{grant_id}/revoke")
+async def revoke_grant_confirm(grant_id: uuid.UUID, ui: Me, state: StateDep, session: SessionDep) -> Response:
+    principal = allowed(ui, "admin")
+    grants = [g for g in await state.federation.list_grants(session, principal) if g.id == grant_id]
+    await session.commit()
+    if not grants:
+        raise GrantNotFound(grant_id)
+    grant = grants[0]
+    return ui.page(
+        "confirm.html",
+        title=f"Revoke the grant of {grant.owner} to {grant.peer}?",
+        message="The peer's next request no longer finds it.",
+        items=[f"{grant.recipient} may read {', '.join(grant.kinds)} until {grant.expires_at:%Y-%m-%d}"],
+        action=f"{UI_PREFIX}/admin/grants/{grant_id}/revoke",
+        button="Revoke grant",
+        cancel=f"{UI_PREFIX}/admin",
+    )
 
 
 @router.post("/admin/grants/{grant_id}/revoke")

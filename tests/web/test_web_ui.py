@@ -12,9 +12,17 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
+from sqlalchemy import select
+
+from mosaic_memory.container import AppState
+from mosaic_memory.models import AgentLog
+from tests.conftest import ADMIN_KEY, auth
+from tests.jobs.conftest import owner_id
+
+pytest.importorskip("playwright", reason="web UI browser tests skipped: the playwright package is not installed")
 from playwright.async_api import Browser, BrowserContext, expect
 
-from tests.conftest import ADMIN_KEY, auth
 from tests.web.conftest import PersonFactory, sign_in, unlabelled_fields
 
 
@@ -165,9 +173,16 @@ async def test_a_person_never_sees_another_persons_rows(
     response = await page.goto(f"/ui/insights/{secret}")
     assert response is not None and response.status == 404
     await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
-    # and her own form cannot reach his row either
-    token = await page.evaluate("() => document.cookie")  # HTTP-only cookies stay invisible to script
-    assert "mosaic_session" not in token and "mosaic_csrf" not in token
+    # nor can her own forms (with a valid CSRF token) change or delete his row
+    await page.goto("/ui/search")
+    token = await page.locator("input[name=csrf_token]").first.input_value()
+    for action, form in (("", {"content": "pwned", "importance": "0.5"}), ("/delete", {})):
+        r = await page.request.post(f"/ui/insights/{secret}{action}", form={"csrf_token": token, **form})
+        assert r.status == 404
+    after = (await api.get(f"/v1/insights/{secret}", headers=dave.headers)).json()
+    assert after["content"] == "Dave's allergy: he reacts badly to cashew nuts"
+    script_sees = await page.evaluate("() => document.cookie")  # HTTP-only cookies stay invisible to script
+    assert "mosaic_session" not in script_sees and "mosaic_csrf" not in script_sees
 
 
 async def test_preferences_logs_and_skills_pages(
@@ -216,7 +231,8 @@ async def test_preferences_logs_and_skills_pages(
     assert width <= 390  # nothing forces sideways scrolling at phone width
 
 
-async def test_jobs_dry_run_run_sources_and_rollback(
+async def test_jobs_dry_run_run_with_progress_sources_and_rollback(
+    state: AppState,
     browser: Browser,
     ui_url: str,
     context: BrowserContext,
@@ -245,10 +261,20 @@ async def test_jobs_dry_run_run_sources_and_rollback(
     assert (await api.get("/v1/insights", headers=gus.headers)).json()["items"] == []  # a dry run writes nothing
 
     await admin.goto("/ui/jobs")
-    await summarize.get_by_role("button", name="Run summarize now").click()
-    latest = admin.locator("#runs tbody tr").first
-    await expect(latest).not_to_contain_text("dry run")
+    # Gus's logs held as a writer would hold them: the real run waits on them, in progress
+    async with state.sessionmaker() as held, held.begin():
+        owner = await owner_id(state, gus.name)
+        await held.execute(select(AgentLog.id).where(AgentLog.owner_id == owner).with_for_update())
+        await summarize.get_by_role("button", name="Run summarize now").click()
+        await expect(admin.get_by_role("status")).to_contain_text("progress shows below")
+        latest = admin.locator("#runs tbody tr").first
+        await expect(latest).not_to_contain_text("dry run")
+        await expect(latest.get_by_role("progressbar")).to_be_visible()
+        assert await admin.locator("#runs").get_attribute("hx-trigger") == "every 1s"
+        await admin.screenshot(path=shots / "jobs-running.png", full_page=True)
+    # released: the page polls its way to the outcome, no reload
     await expect(latest).to_contain_text("succeeded", timeout=60_000)
+    await expect(admin.locator("#runs")).not_to_have_attribute("hx-trigger", "every 1s")
     await admin.screenshot(path=shots / "jobs.png", full_page=True)
     await latest.get_by_role("link").click()
     run_url = admin.url
@@ -300,6 +326,9 @@ async def test_admin_creates_a_user_shows_the_key_once_and_revokes_it(
     await page.screenshot(path=shots / "admin.png", full_page=True)
     assert await unlabelled_fields(page) == []
     row = page.get_by_role("row").filter(has_text=name)
-    await row.get_by_role("button", name="Revoke").click()
+    await row.get_by_role("link", name="Revoke").click()
+    await expect(page.get_by_role("heading")).to_contain_text(f"of {name}?")
+    assert (await api.get("/v1/me", headers=auth(key))).status_code == 200  # not before confirming
+    await page.get_by_role("button", name="Revoke key").click()
     await expect(page.get_by_role("status")).to_contain_text("Revoked")
     assert (await api.get("/v1/me", headers=auth(key))).status_code == 401
