@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from importlib.resources import files
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -67,13 +67,10 @@ from mosaic_memory.web.session import (
 )
 from mosaic_memory.web.templates import render
 
-if TYPE_CHECKING:
-    # Typing only: edges get the job runner from the composition root, never import jobs.
-    from jobs.ledger.service import JobControl
-
 __all__ = ["install", "router"]
 
 log = logging.getLogger("mosaic_memory.web")
+T = TypeVar("T")
 
 router = APIRouter(prefix=UI_PREFIX, include_in_schema=False)
 
@@ -618,21 +615,23 @@ async def skill_delete(skill_id: uuid.UUID, ui: Me, form: Posted, state: StateDe
 
 
 # jobs (admin) ---------------------------------------------------------------------------------
-def _jobs(state: AppState) -> JobControl:
-    if state.jobs is None:
+def _jobs(control: T | None) -> T:
+    """The process's job control (``state.jobs``, a ``JobControl`` set by the app factory); the
+    edge never imports ``jobs`` itself."""
+    if control is None:
         raise ConfigurationError("jobs are not available in this process")
-    return state.jobs
+    return control
 
 
 async def _runs_context(state: AppState) -> dict[str, Any]:
-    runs = await _jobs(state).history(limit=30)
+    runs = await _jobs(state.jobs).history(limit=30)
     return {"runs": runs, "live": any(r.status == "running" for r in runs) or bool(_running)}
 
 
 @router.get("/jobs")
 async def jobs_page(ui: Me, state: StateDep) -> Response:
     allowed(ui, "admin")
-    jobs = await _jobs(state).list_jobs()
+    jobs = await _jobs(state.jobs).list_jobs()
     return ui.page("jobs.html", jobs=jobs, **await _runs_context(state))
 
 
@@ -653,7 +652,7 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
 async def run_job(job_id: str, ui: Me, form: Posted, state: StateDep) -> Response:
     """Start a run (or a dry run) in the background; the jobs page shows its progress."""
     allowed(ui, "admin")
-    control = _jobs(state)
+    control = _jobs(state.jobs)
     known = [j.id for j in await control.list_jobs()]
     if job_id not in known:
         raise JobNotFound(job_id, known)
@@ -668,14 +667,14 @@ async def run_job(job_id: str, ui: Me, form: Posted, state: StateDep) -> Respons
 @router.get("/jobs/runs/{run_id}")
 async def run_page(run_id: uuid.UUID, ui: Me, state: StateDep) -> Response:
     allowed(ui, "admin")
-    run = await _jobs(state).get_run(run_id)
+    run = await _jobs(state.jobs).get_run(run_id)
     return ui.page("run.html", run=run, changes=json.dumps(run.changes, indent=2, default=str))
 
 
 @router.post("/jobs/runs/{run_id}/rollback")
 async def rollback_run(run_id: uuid.UUID, ui: Me, form: Posted, state: StateDep) -> Response:
     allowed(ui, "admin")
-    await _jobs(state).rollback(run_id)
+    await _jobs(state.jobs).rollback(run_id)
     return go(f"{UI_PREFIX}/jobs/runs/{run_id}", "rolled-back")
 
 
