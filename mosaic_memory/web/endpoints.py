@@ -530,6 +530,11 @@ async def logs_page(
     cursor: str | None = None,
 ) -> Response:
     principal = allowed(ui, "read")
+    if not session_id and not agent and cursor is None:
+        # No filter: the sessions first (latest activity on top); one opens its events in order.
+        sessions = await state.logs.sessions(session, principal, owner=owner_param(owner), limit=100)
+        await session.commit()
+        return ui.page("log_sessions.html", sessions=sessions, owner=owner)
     page = await state.logs.list(
         session,
         principal,

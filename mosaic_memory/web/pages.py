@@ -94,7 +94,7 @@ def notice_text(code: str | None) -> str | None:
 
 
 def _fmt_time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
 
 def _fmt_json(value: Any) -> str:

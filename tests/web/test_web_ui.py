@@ -212,11 +212,19 @@ async def test_preferences_logs_and_skills_pages(
     assert (await api.get("/v1/preferences/editor", headers=h)).json()["value"] == "emacs"
 
     await page.goto("/ui/logs")
-    await page.get_by_role("link", name="s-42").first.click()
+    listed = page.get_by_role("row").filter(has_text="s-42")
+    await expect(listed.locator("td").nth(1)).to_have_text("3")  # the session's event count
+    await page.screenshot(path=shots / "log-sessions.png", full_page=True)
+    await listed.get_by_role("link", name="s-42").click()
     await expect(page.get_by_role("heading")).to_contain_text("s-42")
     cells = page.locator("tbody tr td:nth-child(5)")
     await expect(cells).to_have_text(["step 0 of the migration", "step 1 of the migration", "step 2 of the migration"])
     await page.screenshot(path=shots / "logs.png", full_page=True)
+    # a log found by search opens in its session
+    await page.goto("/ui/search?q=step+1+of+the+migration&kinds=logs&mode=keyword")
+    await page.locator("#results .hit").first.get_by_role("link").click()
+    await page.wait_for_url(re.compile(r"/ui/logs\?session_id=s-42.*#log-"))
+    await expect(page.locator("tr:target")).to_contain_text("step 1 of the migration")
 
     await page.goto(f"/ui/skills/{skill}")
     await page.get_by_label("Instructions").fill("Tag, build, publish.")
