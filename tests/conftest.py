@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -145,6 +147,47 @@ def wait_until_ready(proc: subprocess.Popen[str], url: str, *, timeout: float = 
             proc.kill()
             raise RuntimeError("serve did not become ready")
         time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def serve_process(state: AppState, prefix: str, **env: str) -> Iterator[str]:
+    """A separate ``mosaic-memory serve`` process on the suite's embedded database (as a
+    standalone URL), with no scheduler and no background embedder, so it does only what a test
+    asks; ``env``: further variables (``MOSAIC_...``). Yields its URL once it is ready."""
+    port = free_port()
+    data_dir = scratch_dir(prefix)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    full_env.update(
+        MOSAIC_DATA_DIR=str(data_dir),
+        MOSAIC_TIER="standalone",
+        MOSAIC_DATABASE_URL=state.database.url,
+        MOSAIC_ADMIN_KEY=ADMIN_KEY,
+        MOSAIC_CONFIG_FILE="",
+        MOSAIC_JOBS__ENABLED="false",
+        MOSAIC_LOGS__BACKGROUND_EMBEDDER="false",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        **env,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mosaic_memory", "serve", "--port", str(port)],
+        env=full_env,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(proc, url)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,6 @@ Playwright package, the browser tests are skipped with that reason, shown in the
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -23,12 +19,11 @@ import httpx
 import pytest
 
 from mosaic_memory.container import AppState
-from tests.conftest import ADMIN_KEY, auth, free_port, scratch_dir, wait_until_ready
+from tests.conftest import ADMIN_KEY, auth, serve_process
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("MOSAIC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -53,39 +48,9 @@ def shots() -> Path:
 
 @pytest.fixture(scope="session")
 def ui_url(state: AppState) -> Iterator[str]:
-    """A separate service process on the suite's embedded database (as a standalone URL): no
-    scheduler and no background embedder, so it does only what the tests ask; jobs run on demand."""
-    port = free_port()
-    data_dir = scratch_dir("mosaic-ui-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
-    env.update(
-        MOSAIC_DATA_DIR=str(data_dir),
-        MOSAIC_TIER="standalone",
-        MOSAIC_DATABASE_URL=state.database.url,
-        MOSAIC_ADMIN_KEY=ADMIN_KEY,
-        MOSAIC_CONFIG_FILE="",
-        MOSAIC_JOBS__ENABLED="false",
-        MOSAIC_LOGS__BACKGROUND_EMBEDDER="false",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mosaic_memory", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(proc, url)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    """A separate service process on the suite's embedded database; its jobs run only on demand."""
+    with serve_process(state, "mosaic-ui-") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

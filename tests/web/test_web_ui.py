@@ -340,3 +340,37 @@ async def test_admin_creates_a_user_shows_the_key_once_and_revokes_it(
     await page.get_by_role("button", name="Revoke key").click()
     await expect(page.get_by_role("status")).to_contain_text("Revoked")
     assert (await api.get("/v1/me", headers=auth(key))).status_code == 401
+
+
+async def test_search_filters_kinds_tags_dates_and_a_teams_memory(
+    context: BrowserContext, make_person: PersonFactory, api: httpx.AsyncClient
+) -> None:
+    hana = await make_person()
+    team = f"team-{uuid.uuid4().hex[:6]}"
+    r = await api.post("/v1/admin/teams", json={"name": team, "members": [hana.name]}, headers=auth(ADMIN_KEY))
+    assert r.status_code == 201, r.text
+    await add_insight(api, hana.headers, "Hana waters the office ferns on Mondays", tags=["plants"])
+    await add_insight(api, hana.headers, "Hana's fern fertilizer is in the garage", tags=["garage"])
+    await add_insight(api, hana.headers, "The team ferns need misting twice a week", owner=f"team:{team}")
+    page = await context.new_page()
+    await sign_in(page, hana.key)
+    hits = page.locator("#results .hit")
+
+    await page.goto("/ui/search?q=ferns&mode=keyword&kinds=insights")
+    await expect(hits).to_have_count(3)
+    await page.get_by_label("Tags (any of, comma-separated)").fill("plants")
+    await page.get_by_role("button", name="Search").click()
+    await expect(hits).to_have_count(1)
+    await expect(hits).to_contain_text("office ferns")
+
+    await page.get_by_label("Tags (any of, comma-separated)").fill("")
+    await page.get_by_label("Owner").select_option(f"team:{team}")  # a change searches at once
+    await expect(hits).to_have_count(1)
+    await expect(hits).to_contain_text(f"team:{team}")
+
+    await page.goto("/ui/search?q=ferns&mode=keyword&kinds=insights&before=2000-01-01")
+    await expect(page.locator("#hit-count")).to_contain_text("0 results")
+    await page.goto("/ui/search?q=ferns&mode=keyword&kinds=skills")
+    await expect(page.locator("#hit-count")).to_contain_text("0 results")
+    await page.goto("/ui/search?q=ferns&after=someday")
+    await expect(page.get_by_role("alert")).to_contain_text("dates look like")
