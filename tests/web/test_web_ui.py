@@ -374,3 +374,30 @@ async def test_search_filters_kinds_tags_dates_and_a_teams_memory(
     await expect(page.locator("#hit-count")).to_contain_text("0 results")
     await page.goto("/ui/search?q=ferns&after=someday")
     await expect(page.get_by_role("alert")).to_contain_text("dates look like")
+
+
+async def test_every_main_page_fits_a_phone_and_labels_its_fields(browser: Browser, ui_url: str, shots: Path) -> None:
+    phone = await browser.new_context(base_url=ui_url, viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = await phone.new_page()
+    await sign_in(page, ADMIN_KEY)
+    for path in (
+        "/ui/search?q=ferns",
+        "/ui/insights",
+        "/ui/preferences",
+        "/ui/logs",
+        "/ui/skills",
+        "/ui/jobs",
+        "/ui/admin",
+    ):
+        await page.goto(path)
+        name = path.split("/")[2].split("?")[0]
+        await page.screenshot(path=shots / f"phone-{name}.png", full_page=True)
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
+        assert await unlabelled_fields(page) == [], path
+        if name == "search":  # the query box has the focus, ready to type
+            assert await page.evaluate("() => document.activeElement.id") == "q"
+            continue
+        # elsewhere the skip link is the keyboard's first stop
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+    await phone.close()
