@@ -260,6 +260,13 @@ async def _run_search(
     return req, hits, None
 
 
+def _deletable(state: AppState, hits: list[Hit]) -> list[Hit]:
+    """The hits a bulk delete takes: rows of the kinds it may delete that are relevant (at or
+    above ``search.relevance_cut``): a weak match fills the list, it was not what was asked for."""
+    cut = state.settings.search.relevance_cut
+    return [h for h in hits if h.kind in BULK_DELETABLE and h.score >= cut]
+
+
 @router.get("/search")
 async def search_page(ui: Me, state: StateDep, session: SessionDep) -> Response:
     req, hits, error = await _run_search(ui, state, session)
@@ -269,7 +276,8 @@ async def search_page(ui: Me, state: StateDep, session: SessionDep) -> Response:
         "req": req,
         "error": error,
         "query_string": ui.request.url.query,
-        "bulk_count": sum(1 for h in hits if h.kind in BULK_DELETABLE),
+        "bulk_count": len(_deletable(state, hits)),
+        "relevance_cut": state.settings.search.relevance_cut,
     }
     if ui.partial:
         return ui.page("_hits.html", **context)
@@ -292,9 +300,18 @@ async def search_page(ui: Me, state: StateDep, session: SessionDep) -> Response:
 async def bulk_delete_confirm(ui: Me, state: StateDep, session: SessionDep) -> Response:
     allowed(ui, "write")
     req, hits, error = await _run_search(ui, state, session)
-    doomed = [h for h in hits if h.kind in BULK_DELETABLE]
-    kept = len(hits) - len(doomed)
-    return ui.page("bulk_delete.html", hits=doomed, kept=kept, error=error, query_string=ui.request.url.query, req=req)
+    doomed = _deletable(state, hits)
+    weak = sum(1 for h in hits if h.kind in BULK_DELETABLE and h not in doomed)
+    other_kinds = sum(1 for h in hits if h.kind not in BULK_DELETABLE)
+    return ui.page(
+        "bulk_delete.html",
+        hits=doomed,
+        weak=weak,
+        other_kinds=other_kinds,
+        error=error,
+        query_string=ui.request.url.query,
+        req=req,
+    )
 
 
 @router.post("/search/delete")

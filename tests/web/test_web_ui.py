@@ -77,6 +77,9 @@ async def test_search_as_you_type_edit_and_delete_an_insight(
     await expect(hit).to_contain_text(f"user:{alice.name}")
     # the URL follows, so the search is shareable
     assert parse_qs(urlsplit(page.url).query)["q"] == ["where is the tea"]
+    unrelated = page.locator("#results .hit").filter(has_text="deploy pipeline")
+    await expect(unrelated).to_contain_text("weak match")
+    await expect(page.locator("#results")).to_contain_text("1 relevant insight or skill")  # what a bulk delete takes
     await page.screenshot(path=shots / "search.png", full_page=True)
     assert await unlabelled_fields(page) == []
 
