@@ -327,7 +327,11 @@ async def bulk_delete(ui: Me, form: Posted, state: StateDep, session: SessionDep
         kind, _, raw = str(item).partition(":")
         if kind not in deleters:
             raise InvalidInput(f"cannot delete {kind!r} rows in bulk")
-        await deleters[kind](uuid.UUID(raw))
+        try:
+            row_id = uuid.UUID(raw)
+        except ValueError as exc:
+            raise InvalidInput(f"not a row id: {raw!r}") from exc
+        await deleters[kind](row_id)
         deleted += 1
     await session.commit()
     back = field(form, "back")

@@ -33,12 +33,13 @@ async def add_insight(api: httpx.AsyncClient, headers: dict[str, str], content: 
 
 
 async def test_a_visit_without_a_session_is_sent_to_sign_in_and_back(
-    context: BrowserContext, make_person: PersonFactory
+    context: BrowserContext, make_person: PersonFactory, shots: Path
 ) -> None:
     alice = await make_person()
     page = await context.new_page()
     await page.goto("/ui/preferences?owner=")
     assert "/ui/signin?next=" in page.url
+    await page.screenshot(path=shots / "signin.png")
     await page.get_by_label("API key").fill("mm_not_a_real_key_0000000000")
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("alert")).to_contain_text("not valid")
@@ -330,7 +331,7 @@ async def test_admin_creates_a_user_shows_the_key_once_and_revokes_it(
     await page.get_by_role("button", name="Create user and first key").click()
     key = (await page.locator("#new-key").inner_text()).strip()
     assert key.startswith("mm_")
-    await page.screenshot(path=shots / "new-key.png")
+    await page.screenshot(path=shots / "new-key.png", mask=[page.locator("#new-key")])  # no key in artefacts
     assert (await api.get("/v1/me", headers=auth(key))).status_code == 200
     await page.goto("/ui/admin")
     assert key not in await page.content()  # shown once: the list shows only its prefix
@@ -346,7 +347,7 @@ async def test_admin_creates_a_user_shows_the_key_once_and_revokes_it(
 
 
 async def test_search_filters_kinds_tags_dates_and_a_teams_memory(
-    context: BrowserContext, make_person: PersonFactory, api: httpx.AsyncClient
+    context: BrowserContext, make_person: PersonFactory, api: httpx.AsyncClient, shots: Path
 ) -> None:
     hana = await make_person()
     team = f"team-{uuid.uuid4().hex[:6]}"
@@ -371,6 +372,9 @@ async def test_search_filters_kinds_tags_dates_and_a_teams_memory(
     await expect(hits).to_have_count(1)
     await expect(hits).to_contain_text(f"team:{team}")
 
+    await page.goto("/ui/insights")
+    await expect(page.get_by_role("row")).to_have_count(1 + 3)  # her own and her team's
+    await page.screenshot(path=shots / "insights.png", full_page=True)
     await page.goto("/ui/search?q=ferns&mode=keyword&kinds=insights&before=2000-01-01")
     await expect(page.locator("#hit-count")).to_contain_text("0 results")
     await page.goto("/ui/search?q=ferns&mode=keyword&kinds=skills")
