@@ -46,7 +46,7 @@ from mosaic_memory.oauth.urls import base_url
 from mosaic_memory.owners.schemas import KeyCreate, Principal, TeamCreate, TeamMemberAdd, UserCreate
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.preferences.schemas import PreferencePut
-from mosaic_memory.search.schemas import Hit, SearchFilters, SearchRequest
+from mosaic_memory.search.schemas import Hit, SearchFilters, SearchRequest, SearchResponse
 from mosaic_memory.skills.schemas import SkillUpdate
 from mosaic_memory.web.pages import (
     UI_PREFIX,
@@ -239,25 +239,27 @@ def _search_request(request: Request) -> SearchRequest | None:
             "mode": params.get("mode") or "hybrid",
             "filters": filters,
             "owner": owner_param(params.get("owner")),
+            "federated": params.get("federated") == "on",
         }
     )
 
 
 async def _run_search(
     ui: Ui, state: AppState, session: SessionDep
-) -> tuple[SearchRequest | None, list[Hit], str | None]:
-    """The search of the query string and its hits, or the reason it cannot run (shown, not raised)."""
+) -> tuple[SearchRequest | None, SearchResponse | None, str | None]:
+    """The search of the query string and its answer, or the reason it cannot run (shown, not
+    raised). The edges' one search entry: local, plus federation peers when asked."""
     principal = allowed(ui, "read")
     try:
         req = _search_request(ui.request)
         if req is None:
-            return None, [], None
-        hits = (await state.search.search(session, principal, req)).hits
+            return None, None, None
+        answer = await state.federation.search(session, principal, req)
     except (ValidationError, MosaicError) as exc:
         await session.rollback()
-        return None, [], problem(exc)
+        return None, None, problem(exc)
     await session.commit()
-    return req, hits, None
+    return req, answer, None
 
 
 def _deletable(state: AppState, hits: list[Hit]) -> list[Hit]:
@@ -269,10 +271,12 @@ def _deletable(state: AppState, hits: list[Hit]) -> list[Hit]:
 
 @router.get("/search")
 async def search_page(ui: Me, state: StateDep, session: SessionDep) -> Response:
-    req, hits, error = await _run_search(ui, state, session)
+    req, answer, error = await _run_search(ui, state, session)
+    hits = answer.hits if answer else []
     params = ui.request.query_params
     context: dict[str, Any] = {
         "hits": hits,
+        "peers_failed": answer.peers_failed if answer else [],
         "req": req,
         "error": error,
         "query_string": ui.request.url.query,
@@ -292,6 +296,7 @@ async def search_page(ui: Me, state: StateDep, session: SessionDep) -> Response:
         after=params.get("after", ""),
         before=params.get("before", ""),
         owner=params.get("owner", ""),
+        federated=params.get("federated") == "on",
         **context,
     )
 
@@ -299,7 +304,8 @@ async def search_page(ui: Me, state: StateDep, session: SessionDep) -> Response:
 @router.get("/search/delete")
 async def bulk_delete_confirm(ui: Me, state: StateDep, session: SessionDep) -> Response:
     allowed(ui, "write")
-    req, hits, error = await _run_search(ui, state, session)
+    req, answer, error = await _run_search(ui, state, session)
+    hits = [h for h in answer.hits if h.origin == "local"] if answer else []  # a peer's rows are not ours to delete
     doomed = _deletable(state, hits)
     weak = sum(1 for h in hits if h.kind in BULK_DELETABLE and h not in doomed)
     other_kinds = sum(1 for h in hits if h.kind not in BULK_DELETABLE)

@@ -379,6 +379,12 @@ async def test_search_filters_kinds_tags_dates_and_a_teams_memory(
     await expect(page.locator("#hit-count")).to_contain_text("0 results")
     await page.goto("/ui/search?q=ferns&mode=keyword&kinds=skills")
     await expect(page.locator("#hit-count")).to_contain_text("0 results")
+    # a federated search with no peers granting her anything finds her own rows, labelled local
+    await page.goto("/ui/search?q=ferns&mode=keyword&kinds=insights")
+    await page.get_by_label("Also search federation peers that granted me access").check()
+    await expect(page).to_have_url(re.compile("federated=on"))
+    await expect(hits).to_have_count(3)
+    await expect(hits.first).to_contain_text("origin local")
     await page.goto("/ui/search?q=ferns&after=someday")
     await expect(page.get_by_role("alert")).to_contain_text("dates look like")
 
