@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from embeddings import Embedder
 from jobs.ledger.repository import AdvisoryLockRepository, JobRunRepository
 from jobs.ledger.schemas import JobOut, JobRunOut
-from jobs.ledger.service import ProgressCallback, run_out
+from jobs.ledger.service import JobLedgerService, ProgressCallback, run_out
 from jobs.registry import JobContext, JobRegistry, JobSpec, RunReport
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, JobNotFound, JobRunNotFound
@@ -117,6 +117,15 @@ class JobRunner:
             if row is None:
                 raise JobRunNotFound(run_id)
             return run_out(row)
+
+    async def get_run(self, run_id: uuid.UUID) -> JobRunOut:
+        """One run of the ledger, as it is now (progress included). Raises JobRunNotFound."""
+        return await self._get(run_id)
+
+    async def history(self, *, limit: int = 50) -> list[JobRunOut]:
+        """The ledger, newest run first (for edges that hold no request session, e.g. the web UI)."""
+        async with self.sessionmaker() as session:
+            return await JobLedgerService().history(session, limit=limit)
 
     async def run(
         self,

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -178,6 +179,40 @@ def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[b
         )
     wait_until_ready(proc, f"http://127.0.0.1:{port}", log=log)
     return proc
+
+
+@contextlib.contextmanager
+def serve_process(state: AppState, prefix: str, **env: str) -> Iterator[str]:
+    """A separate ``mosaic-memory serve`` process on the suite's embedded database (as a
+    standalone URL), with no scheduler and no background embedder, so it does only what a test
+    asks; ``env``: further variables (``MOSAIC_...``). Yields its URL once it is ready."""
+    port = free_port()
+    data_dir = scratch_dir(prefix)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
+    full_env.update(
+        MOSAIC_DATA_DIR=str(data_dir),
+        MOSAIC_TIER="standalone",
+        MOSAIC_DATABASE_URL=state.database.url,
+        MOSAIC_ADMIN_KEY=ADMIN_KEY,
+        MOSAIC_CONFIG_FILE="",
+        MOSAIC_JOBS__ENABLED="false",
+        MOSAIC_LOGS__BACKGROUND_EMBEDDER="false",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        **env,
+    )
+    # Its output goes to a file: a pipe nobody reads fills up and stops the server mid-test.
+    proc = start_serve(port, full_env, data_dir / "serve.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mosaic_memory.common.schemas import StrictModel
 
 RunStatus = Literal["running", "succeeded", "partial", "failed", "skipped", "abandoned", "rolled_back"]
-Trigger = Literal["schedule", "cli", "api", "test"]
+Trigger = Literal["schedule", "cli", "api", "web", "test"]
 
 RUN_EXAMPLE: dict[str, Any] = {
     "id": "e4f5a6b7-c8d9-4e0f-a1b2-c3d4e5f6a7b8",

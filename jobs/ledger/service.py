@@ -52,6 +52,10 @@ class JobControl(Protocol):
 
     async def rollback(self, run_id: uuid.UUID, *, on_progress: ProgressCallback | None = None) -> JobRunOut: ...
 
+    async def history(self, *, limit: int = 50) -> list[JobRunOut]: ...
+
+    async def get_run(self, run_id: uuid.UUID) -> JobRunOut: ...
+
 
 class JobLedgerService:
     """Reads the ledger. Raises JobRunNotFound."""

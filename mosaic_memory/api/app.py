@@ -41,6 +41,7 @@ from mosaic_memory.portability.endpoints import router as portability_router
 from mosaic_memory.preferences.endpoints import router as preferences_router
 from mosaic_memory.search.endpoints import router as search_router
 from mosaic_memory.skills.endpoints import router as skills_router
+from mosaic_memory.web.endpoints import install as install_web_ui
 
 if TYPE_CHECKING:
     from jobs import JobRunner
@@ -171,6 +172,7 @@ def create_app(settings: Settings, *, state: AppState | None = None, database: D
     app.include_router(context_router)
     app.include_router(oauth_router)
     app.include_router(oauth_grants_router)
+    install_web_ui(app)  # /ui: the pages for people, on the same services and keys
     # MCP over streamable HTTP: tools on the same services, served by the lifespan's session manager.
     mcp_http = McpHttp(lambda: app.state.mosaic, log_level=settings.log_level)
     app.router.routes.append(Route("/mcp", endpoint=mcp_http))

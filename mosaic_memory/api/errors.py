@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from embeddings import EmbeddingError
 from mosaic_memory.common.failures import DATA_ERROR_DETAIL, Failure, describe_validation, error_response, failure_of
 from mosaic_memory.errors import MosaicError
+from mosaic_memory.web.pages import error_page, is_ui_path
 
 __all__ = ["DATA_ERROR_DETAIL", "error_response", "install_error_handlers"]
 
@@ -35,7 +36,11 @@ def _reply(exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MosaicError)
-    async def _mosaic(_: Request, exc: MosaicError) -> JSONResponse:
+    async def _mosaic(request: Request, exc: MosaicError) -> Response:
+        if is_ui_path(request.url.path):  # a person in the web UI gets a page, not JSON
+            page = error_page(request, exc)
+            if page is not None:
+                return page
         return _reply(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -119,6 +119,15 @@ class InsightRepository:
         result: Any = await self.session.execute(stmt)
         return bool(result.rowcount)
 
+    async def superseded_by(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> Sequence[Insight]:
+        """The insights ``insight_id`` replaced, oldest first."""
+        stmt = (
+            select(Insight)
+            .where(Insight.owner_id.in_(owner_ids), Insight.superseded_by == insight_id)
+            .order_by(Insight.created_at, Insight.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
     async def recent(
         self,
         owner_ids: Sequence[uuid.UUID],

@@ -298,6 +298,12 @@ class InsightService:
             raise InsightNotFound(insight_id)
         return insight_out(row, principal.owner_by_id(row.owner_id))
 
+    async def replaced(self, session: AsyncSession, principal: Principal, insight_id: uuid.UUID) -> list[InsightOut]:
+        """The insights this one superseded (its history), oldest first. Raises InsightNotFound."""
+        await self.get(session, principal, insight_id)
+        rows = await InsightRepository(session).superseded_by(principal.owner_ids, insight_id)
+        return [insight_out(r, principal.owner_by_id(r.owner_id)) for r in rows]
+
     async def list_page(
         self,
         session: AsyncSession,

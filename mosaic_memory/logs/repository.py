@@ -33,6 +33,18 @@ class LogRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def sessions(self, owner_ids: Sequence[uuid.UUID], *, limit: int) -> Sequence[Any]:
+        """Per owner and session: (owner_id, session_id, events, first, last), latest activity first."""
+        last = func.max(AgentLog.occurred_at)
+        stmt = (
+            select(AgentLog.owner_id, AgentLog.session_id, func.count(), func.min(AgentLog.occurred_at), last)
+            .where(AgentLog.owner_id.in_(owner_ids))
+            .group_by(AgentLog.owner_id, AgentLog.session_id)
+            .order_by(last.desc())
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).all()
+
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows given as attribute dicts (one multi-row INSERT per chunk; no RETURNING)."""
         if rows:

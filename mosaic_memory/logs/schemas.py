@@ -135,3 +135,13 @@ class LogOut(BaseModel):
     tier: str
     embedded: bool = Field(description="true once the event has a vector (semantic search can find it)")
     summarized_at: datetime | None
+
+
+class LogSessionOut(BaseModel):
+    """One agent session of one owner, as a line of a list of sessions."""
+
+    owner: str
+    session_id: str | None = Field(description="null: the events logged without a session")
+    events: int
+    first_at: datetime
+    last_at: datetime

@@ -22,7 +22,7 @@ from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ContentTooLarge, InvalidInput, LogNotFound, PermissionDenied
 from mosaic_memory.logs.repository import LogRepository
-from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut, LogOut
+from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut, LogOut, LogSessionOut
 from mosaic_memory.logs.spec import log_text
 from mosaic_memory.models import AgentLog, utc_now
 from mosaic_memory.owners.schemas import OwnerRef, Principal
@@ -252,6 +252,19 @@ class LogService:
         vectors = dict(zip(distinct, await self._timed_embed(distinct), strict=True))
         await repo.set_embeddings([(o, i, vectors[log_text(c)]) for o, i, c in pending], self.embedder.model_id)
         return len(pending)
+
+    async def sessions(
+        self, session: AsyncSession, principal: Principal, *, owner: str | None = None, limit: int = 50
+    ) -> builtins.list[LogSessionOut]:
+        """The caller's agent sessions (events without a session count as one), latest activity first."""
+        owners = OwnerService.resolve_read_owners(principal, owner)
+        rows = await LogRepository(session).sessions([o.id for o in owners], limit=limit)
+        return [
+            LogSessionOut(
+                owner=principal.owner_by_id(owner_id).label, session_id=sid, events=n, first_at=first, last_at=last
+            )
+            for owner_id, sid, n, first, last in rows
+        ]
 
     async def pending_count(self, session: AsyncSession, principal: Principal) -> int:
         return await LogRepository(session).count_unembedded(principal.owner_ids)

@@ -29,7 +29,7 @@ class JobRun(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     job_id: Mapped[str] = mapped_column(String(64))
-    trigger: Mapped[str] = mapped_column(String(16))  # "schedule" | "cli" | "api"
+    trigger: Mapped[str] = mapped_column(String(16))  # "schedule" | "cli" | "api" | "web"
     status: Mapped[str] = mapped_column(String(16), default="running")
     dry_run: Mapped[bool] = mapped_column(default=False)
     started_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,9 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mosaic_memory.container import AppState
-from tests.conftest import ADMIN_KEY, free_port, scratch_dir, start_in_thread, wait_until_ready
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import free_port, scratch_dir, serve_process, start_in_thread
 
 
 def _certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -111,39 +105,12 @@ def documents() -> Iterator[Documents]:
 
 @pytest.fixture(scope="module")
 def service_url(state: AppState, documents: Documents) -> Iterator[str]:
-    """The URL of a separate service process sharing the suite's embedded database (as a standalone
-    URL); no scheduler and no background embedder, so it does only what the tests ask."""
-    port = free_port()
-    data_dir = scratch_dir("mosaic-oauth-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
-    env.update(
-        MOSAIC_DATA_DIR=str(data_dir),
-        MOSAIC_TIER="standalone",
-        MOSAIC_DATABASE_URL=state.database.url,
-        MOSAIC_ADMIN_KEY=ADMIN_KEY,
-        MOSAIC_CONFIG_FILE="",
-        MOSAIC_JOBS__ENABLED="false",
-        MOSAIC_LOGS__BACKGROUND_EMBEDDER="false",
+    """The URL of a separate service process sharing the suite's embedded database."""
+    with serve_process(
+        state,
+        "mosaic-oauth-",
         # the documents server is on loopback, with a CA of the test's own
         MOSAIC_OAUTH__CLIENT_METADATA_ALLOW_PRIVATE_HOSTS="true",
         MOSAIC_OAUTH__CLIENT_METADATA_CA_FILE=str(documents.ca_file),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mosaic_memory", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(proc, url)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    ) as url:
+        yield url
