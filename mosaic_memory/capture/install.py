@@ -6,7 +6,9 @@ event whose single command runs ``mosaic-memory capture --agent claude-code``; a
 its own group or beside ours, is never touched. Ours is recognised by its command (see
 :func:`is_capture_command`), so an install over an older one replaces it instead of adding twice.
 
-Codex: ``notify`` in ``config.toml`` is one program (an argv list) that Codex runs after every
+Codex: lifecycle hooks in ``hooks.json`` beside ``config.toml`` take the same shape as Claude
+Code's ``hooks``; ours is on ``SessionStart`` (the start is stored and the context block injected).
+``notify`` in ``config.toml`` is one program (an argv list) that Codex runs after every
 turn with a JSON argument. It is a top-level key, so it must stand before the first table. The
 file is edited as text (comments and layout kept); a notify of another program is replaced only
 when forced, and then kept in a comment that uninstall restores.
@@ -26,11 +28,14 @@ from mosaic_memory.capture.files import Change, InstallError, mosaic_program, re
 
 __all__ = [
     "CLAUDE_CODE_EVENTS",
+    "CODEX_HOOK_EVENTS",
     "Change",
     "InstallError",
     "capture_argv",
     "claude_code_install",
     "claude_code_uninstall",
+    "codex_hooks_install",
+    "codex_hooks_uninstall",
     "codex_install",
     "codex_uninstall",
     "is_capture_command",
@@ -44,6 +49,8 @@ CLAUDE_CODE_EVENTS: dict[str, str | None] = {
     "Stop": None,
     "PreCompact": None,
 }
+# Codex's hooks.json: only the start (turns come through notify, with the user's input and answer).
+CODEX_HOOK_EVENTS: dict[str, str | None] = {"SessionStart": None}
 # Claude Code cancels a hook after this many seconds (its default is 60). Capture gives up on the
 # service after capture.timeout_seconds (2 s) and spools; this only bounds a stuck start.
 HOOK_TIMEOUT_S = 10
@@ -69,18 +76,18 @@ def is_capture_command(argv: list[str], agent: str) -> bool:
     return ours and "capture" in argv and any(a == "--agent" and b == agent for a, b in itertools.pairwise(argv))
 
 
-def _ours(command: Any) -> bool:
-    """Whether a Claude Code hook's command string is our capture command."""
+def _ours(command: Any, agent: str) -> bool:
+    """Whether a hook's command string (Claude Code's or Codex's hooks) is our capture command."""
     if not isinstance(command, str):
         return False
     try:
         argv = shlex.split(command)
     except ValueError:
         argv = command.split()
-    return is_capture_command(argv, "claude-code")
+    return is_capture_command(argv, agent)
 
 
-# Claude Code ---------------------------------------------------------------------------------------
+# Claude Code's settings.json and Codex's hooks.json ------------------------------------------------
 def _load_settings(path: Path, text: str) -> dict[str, Any]:
     if not text.strip():
         return {}
@@ -89,7 +96,7 @@ def _load_settings(path: Path, text: str) -> dict[str, Any]:
     except ValueError as exc:
         raise InstallError(f"{path} is not valid JSON ({exc}); fix it first, nothing was changed") from None
     if not isinstance(data, dict) or not isinstance(data.get("hooks", {}), dict):
-        raise InstallError(f"{path} is not a Claude Code settings object; nothing was changed")
+        raise InstallError(f"{path} is not a hooks settings object; nothing was changed")
     return data
 
 
@@ -97,7 +104,7 @@ def _dump(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def _without_ours(groups: list[Any]) -> tuple[list[Any], int]:
+def _without_ours(groups: list[Any], agent: str) -> tuple[list[Any], int]:
     """The event's groups with our commands taken out (a group left empty by that goes too)."""
     kept: list[Any] = []
     removed = 0
@@ -106,7 +113,7 @@ def _without_ours(groups: list[Any]) -> tuple[list[Any], int]:
         if not isinstance(hooks, list):
             kept.append(group)
             continue
-        mine = [h for h in hooks if isinstance(h, dict) and _ours(h.get("command"))]
+        mine = [h for h in hooks if isinstance(h, dict) and _ours(h.get("command"), agent)]
         if not mine:
             kept.append(group)
             continue
@@ -126,16 +133,29 @@ def claude_code_install(
     without waiting (older ones may not know the field). Not ``SessionStart``: an async hook's
     output reaches Claude only on a later turn, too late for the memory it injects, and Claude
     Code already lets the user type while SessionStart hooks run."""
+    return _hooks_install(
+        path, "claude-code", CLAUDE_CODE_EVENTS, program=program, background=background, dry_run=dry_run
+    )
+
+
+def codex_hooks_install(path: Path, *, program: str | None = None, dry_run: bool = False) -> Change:
+    """Add (or refresh) our ``SessionStart`` hook in Codex's ``hooks.json`` at ``path``."""
+    return _hooks_install(path, "codex", CODEX_HOOK_EVENTS, program=program, background=False, dry_run=dry_run)
+
+
+def _hooks_install(
+    path: Path, agent: str, events: dict[str, str | None], *, program: str | None, background: bool, dry_run: bool
+) -> Change:
     before = read_config(path)
     data = _load_settings(path, before)
     hooks: dict[str, Any] = data.setdefault("hooks", {})
-    command = shlex.join(capture_argv("claude-code", program))
+    command = shlex.join(capture_argv(agent, program))
     refreshed = 0
-    for event, matcher in CLAUDE_CODE_EVENTS.items():
+    for event, matcher in events.items():
         groups = hooks.get(event)
         if groups is not None and not isinstance(groups, list):
             raise InstallError(f"{path}: hooks.{event} is not a list; nothing was changed")
-        kept, removed = _without_ours(groups or [])
+        kept, removed = _without_ours(groups or [], agent)
         refreshed += removed
         group: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
         hook: dict[str, Any] = {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}
@@ -147,11 +167,20 @@ def claude_code_install(
     note = "refreshed" if refreshed else "installed"
     if not dry_run and after != before:
         write_config(path, after)
-    return Change(path, before, after, f"{note} capture hooks for {', '.join(CLAUDE_CODE_EVENTS)}")
+    return Change(path, before, after, f"{note} capture hooks for {', '.join(events)}")
 
 
 def claude_code_uninstall(path: Path, *, dry_run: bool = False) -> Change:
     """Remove exactly our hook commands from the settings at ``path``; every other hook stays."""
+    return _hooks_uninstall(path, "claude-code", dry_run=dry_run)
+
+
+def codex_hooks_uninstall(path: Path, *, dry_run: bool = False) -> Change:
+    """Remove exactly our hook commands from Codex's ``hooks.json`` at ``path``."""
+    return _hooks_uninstall(path, "codex", dry_run=dry_run)
+
+
+def _hooks_uninstall(path: Path, agent: str, *, dry_run: bool) -> Change:
     before = read_config(path)
     if not before.strip():
         return Change(path, before, before, "no settings file: nothing to remove")
@@ -163,7 +192,7 @@ def claude_code_uninstall(path: Path, *, dry_run: bool = False) -> Change:
             groups = hooks[event]
             if not isinstance(groups, list):
                 continue
-            kept, n = _without_ours(groups)
+            kept, n = _without_ours(groups, agent)
             if n:
                 removed += n
                 if kept:

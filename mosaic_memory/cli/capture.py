@@ -99,17 +99,23 @@ def hooks_install(
     ] = None,
 ) -> None:
     """Install the capture hooks: merged with what the file has, never replacing other hooks."""
-    from mosaic_memory.capture.install import InstallError, claude_code_install, codex_install
+    from mosaic_memory.capture.install import InstallError, claude_code_install, codex_hooks_install, codex_install
 
     path = _settings_file(agent, project, user, settings_file)
     try:
         if agent == "codex":
-            change = codex_install(path, program=program, force=force, dry_run=dry_run)
+            # notify (each turn) in config.toml, and SessionStart (the start, with the context
+            # block injected) in the hooks.json beside it
+            changes = [
+                codex_install(path, program=program, force=force, dry_run=dry_run),
+                codex_hooks_install(path.parent / "hooks.json", program=program, dry_run=dry_run),
+            ]
         else:
-            change = claude_code_install(path, program=program, background=background, dry_run=dry_run)
+            changes = [claude_code_install(path, program=program, background=background, dry_run=dry_run)]
     except InstallError as exc:
         fail(str(exc))
-    _show(change, dry_run)
+    for change in changes:
+        _show(change, dry_run)
 
 
 @hooks_app.command("uninstall")
@@ -121,15 +127,26 @@ def hooks_uninstall(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Remove exactly the capture hooks (recognised by their command); other hooks stay."""
-    from mosaic_memory.capture.install import InstallError, claude_code_uninstall, codex_uninstall
+    from mosaic_memory.capture.install import (
+        InstallError,
+        claude_code_uninstall,
+        codex_hooks_uninstall,
+        codex_uninstall,
+    )
 
     path = _settings_file(agent, project, user, settings_file)
-    uninstall = codex_uninstall if agent == "codex" else claude_code_uninstall
     try:
-        change = uninstall(path, dry_run=dry_run)
+        if agent == "codex":
+            changes = [
+                codex_uninstall(path, dry_run=dry_run),
+                codex_hooks_uninstall(path.parent / "hooks.json", dry_run=dry_run),
+            ]
+        else:
+            changes = [claude_code_uninstall(path, dry_run=dry_run)]
     except InstallError as exc:
         fail(str(exc))
-    _show(change, dry_run)
+    for change in changes:
+        _show(change, dry_run)
 
 
 # capture -------------------------------------------------------------------------------------------

@@ -135,6 +135,30 @@ def test_codex_notify_is_added_before_the_first_table_and_removed_again(tmp_path
     assert config.read_text() == CODEX_CONFIG
 
 
+def test_codex_session_start_hook_goes_into_hooks_json_beside_other_hooks(tmp_path: Path) -> None:
+    home = tmp_path / ".codex"
+    home.mkdir()
+    (home / "config.toml").write_text(CODEX_CONFIG)
+    theirs = {"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "echo hi"}]}]}}
+    hooks_file = home / "hooks.json"
+    hooks_file.write_text(json.dumps(theirs))
+
+    ok(mm("hooks", "install", "codex", home=tmp_path))
+    ok(mm("hooks", "install", "codex", home=tmp_path))  # a second install refreshes, never adds twice
+    groups = json.loads(hooks_file.read_text())["hooks"]["SessionStart"]
+    assert groups[0] == theirs["hooks"]["SessionStart"][0]
+    ours = [h["command"] for g in groups[1:] for h in g["hooks"]]
+    assert len(groups) == 2 and len(ours) == 1 and ours[0].endswith("capture --agent codex")
+
+    ok(mm("hooks", "uninstall", "codex", home=tmp_path))
+    assert json.loads(hooks_file.read_text()) == theirs
+    assert config_has_no_notify(home / "config.toml")
+
+
+def config_has_no_notify(path: Path) -> bool:
+    return "notify" not in tomllib.loads(path.read_text())
+
+
 def test_codex_refuses_to_replace_another_notify_unless_forced_and_uninstall_restores_it(tmp_path: Path) -> None:
     config = tmp_path / "codex-home" / "config.toml"
     config.parent.mkdir()
