@@ -72,7 +72,8 @@ class McpHttp:
         state = self._state()
         audiences = resources_of(base_url(state.settings, scope))
         async with state.sessionmaker() as session:
-            principal = await state.oauth.authenticate(session, key, audiences)
+            client = scope.get("client") or ("unknown", 0)
+            principal = await state.authenticate(session, key, audiences, str(client[0]))
             await session.commit()
         return principal
 
@@ -89,7 +90,7 @@ class McpHttp:
             if failure is None:
                 log.exception("MCP authentication failed")
                 failure = Failure(500, "InternalError", "authentication failed; see the server log")
-            await error_response(failure.status, failure.error, failure.detail)(scope, receive, send)
+            await error_response(failure.status, failure.error, failure.detail, **failure.extra)(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
         # Bind the MCP session to this key: the SDK answers 404 to a session used with another one.
