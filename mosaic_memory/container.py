@@ -154,7 +154,9 @@ async def build_state(
     database = database if database is not None else open_database(settings)
     engine = None
     try:
-        embedder: Embedder = ObservedEmbedder(build_embedder(settings), metrics, tracing)
+        embedder: Embedder = ObservedEmbedder(
+            build_embedder(settings), metrics, tracing, timeout=settings.limits.embed_timeout_seconds
+        )
         await embedder.warm_up()
         if settings.auto_migrate:
             await run_migrations(database.url, dimensions=embedder.dimensions)

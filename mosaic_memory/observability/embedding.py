@@ -6,12 +6,14 @@ knows nothing of metrics.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from embeddings import Embedder
 from embeddings.base import FloatArray
+from mosaic_memory.errors import EmbeddingUnavailable
 from mosaic_memory.observability.metrics import Metrics
 from mosaic_memory.observability.tracing import Tracing
 
@@ -20,12 +22,17 @@ __all__ = ["ObservedEmbedder"]
 
 class ObservedEmbedder:
     """The wrapped embedder's vectors, unchanged; each call observed under ``operation`` documents
-    or query. Any other attribute is the wrapped embedder's."""
+    or query. Any other attribute is the wrapped embedder's.
 
-    def __init__(self, inner: Embedder, metrics: Metrics, tracing: Tracing) -> None:
+    A call that takes longer than ``timeout`` seconds (``limits.embed_timeout_seconds``) raises
+    EmbeddingUnavailable (503), so a hung provider cannot hold a request, or its transaction,
+    open: the write is refused whole and the caller may retry."""
+
+    def __init__(self, inner: Embedder, metrics: Metrics, tracing: Tracing, *, timeout: float | None = None) -> None:
         self.inner = inner
         self.metrics = metrics
         self.tracing = tracing
+        self.timeout = timeout
 
     @property
     def name(self) -> str:
@@ -47,7 +54,12 @@ class ObservedEmbedder:
         started = time.perf_counter()
         with self.tracing.span(f"embed {operation}", attributes=attributes):
             try:
-                result: FloatArray = await call
+                result: FloatArray = await asyncio.wait_for(call, self.timeout)
+            except TimeoutError:
+                self.metrics.embedding_errors.labels(operation).inc()
+                raise EmbeddingUnavailable(
+                    f"the embedding provider did not answer in {self.timeout:g} s (the call was abandoned); retry later"
+                ) from None
             except BaseException:
                 self.metrics.embedding_errors.labels(operation).inc()
                 raise
