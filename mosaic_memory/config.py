@@ -334,6 +334,15 @@ class SecretSettings(BaseModel):
     mode: Literal["redact", "refuse", "off"] = "redact"
 
 
+class McpSettings(BaseModel):
+    """The streamable HTTP endpoint ``/mcp`` (docs/mcp.md, "Security")."""
+
+    # Browser origins allowed to call /mcp, e.g. ["https://app.example"]; "scheme://host:*" allows
+    # any port. A request with any other Origin header is refused 403; one without Origin (every
+    # non-browser MCP client) is not affected.
+    allowed_origins: list[str] = Field(default_factory=list)
+
+
 class LimitSettings(BaseModel):
     """What one caller may send (docs/security.md). Rates are per process (each replica its own).
 
@@ -395,6 +404,7 @@ class Settings(BaseSettings):
     oauth: OAuthSettings = OAuthSettings()
     web: WebSettings = WebSettings()
     limits: LimitSettings = LimitSettings()
+    mcp: McpSettings = McpSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod

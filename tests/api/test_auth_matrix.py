@@ -21,6 +21,7 @@ from mosaic_memory.container import AppState
 from mosaic_memory.models import ApiKey
 from mosaic_memory.owners.schemas import SCOPES
 from tests.conftest import auth
+from tests.mcp.conftest import MCP_HEADERS, MCP_INIT
 
 WRITES = ("POST", "PUT", "PATCH")
 
@@ -109,15 +110,6 @@ async def test_every_protected_route_by_every_scope(
                 failures.append((method, path, scope, r.status_code, r.text[:200]))
     print(f"auth matrix: {len(ops)} operations x (no key + {len(scope_keys)} scopes) = {probes} probes")
     assert failures == []
-
-
-MCP_INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "matrix", "version": "1"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 async def test_mcp_needs_a_key_of_any_scope(live_url: str, scope_keys: dict[str, str]) -> None:
