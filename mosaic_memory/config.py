@@ -350,7 +350,7 @@ class LimitSettings(BaseModel):
     ``auth_failures_per_minute`` failed authentications per client address and key prefix (0: off),
     after a burst of ``auth_failure_burst``: guessing the secret of a known key prefix is answered
     429 with ``Retry-After``. ``max_request_bytes`` caps a request body (413); ``embed_timeout_seconds``
-    bounds an embedding call on the request path (503 after it, nothing stored)."""
+    bounds an embedding call, per started 64 texts (503 after it, nothing stored)."""
 
     requests_per_minute: int = Field(default=18_000, ge=0)
     request_burst: int = Field(default=3_000, ge=1)
