@@ -40,6 +40,8 @@ class TokenBuckets:
 
     def _level(self, key: Hashable, per_minute: int, burst: int) -> float:
         now = self.clock()
+        if key in self._buckets:  # a key still asking stays: a flood of others evicts the idle first
+            self._buckets.move_to_end(key)
         tokens, at = self._buckets.get(key, (float(burst), now))
         return min(float(burst), tokens + (now - at) * per_minute / 60.0)
 
