@@ -342,6 +342,32 @@ class SecretSettings(BaseModel):
     mode: Literal["redact", "refuse", "off"] = "redact"
 
 
+class McpSettings(BaseModel):
+    """The streamable HTTP endpoint ``/mcp`` (docs/mcp.md, "Security")."""
+
+    # Browser origins allowed to call /mcp, e.g. ["https://app.example"]; "scheme://host:*" allows
+    # any port. A request with any other Origin header is refused 403; one without Origin (every
+    # non-browser MCP client) is not affected.
+    allowed_origins: list[str] = Field(default_factory=list)
+
+
+class LimitSettings(BaseModel):
+    """What one caller may send (docs/security.md). Rates are per process (each replica its own).
+
+    ``requests_per_minute`` per API key (0 turns it off), with bursts up to ``request_burst``;
+    ``auth_failures_per_minute`` failed authentications per client address and key prefix (0: off),
+    after a burst of ``auth_failure_burst``: guessing the secret of a known key prefix is answered
+    429 with ``Retry-After``. ``max_request_bytes`` caps a request body (413); ``embed_timeout_seconds``
+    bounds an embedding call, per started 64 texts (503 after it, nothing stored)."""
+
+    requests_per_minute: int = Field(default=18_000, ge=0)
+    request_burst: int = Field(default=3_000, ge=1)
+    auth_failures_per_minute: int = Field(default=10, ge=0)
+    auth_failure_burst: int = Field(default=10, ge=1)
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    embed_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
 class Settings(BaseSettings):
     """The effective configuration of one process."""
 
@@ -385,6 +411,8 @@ class Settings(BaseSettings):
     capture: CaptureSettings = CaptureSettings()
     oauth: OAuthSettings = OAuthSettings()
     web: WebSettings = WebSettings()
+    limits: LimitSettings = LimitSettings()
+    mcp: McpSettings = McpSettings()
 
     @field_validator("data_dir", mode="after")
     @classmethod

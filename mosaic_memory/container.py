@@ -7,6 +7,7 @@ no transport library.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from embeddings import Embedder, get_embedder
 from embeddings.tokens import BundledTokenCounter
+from mosaic_memory.common.ratelimit import AccessGuard
 from mosaic_memory.config import Settings
 from mosaic_memory.context.service import ContextService
 from mosaic_memory.db import (
@@ -30,7 +32,8 @@ from mosaic_memory.logs.service import LogService
 from mosaic_memory.logs.worker import LogEmbeddingWorker
 from mosaic_memory.oauth.service import OAuthService
 from mosaic_memory.observability import Metrics, ObservedEmbedder, Tracing
-from mosaic_memory.owners.service import OwnerService
+from mosaic_memory.owners.schemas import Principal
+from mosaic_memory.owners.service import OwnerService, key_prefix
 from mosaic_memory.portability.service import PortabilityService
 from mosaic_memory.preferences.service import PreferenceService
 from mosaic_memory.reembed.service import check_embedding_space as reembed_check
@@ -69,6 +72,19 @@ class AppState:
     # search.replica_url: read-only sessions for searches; None: searches read the primary
     replica_engine: AsyncEngine | None = None
     replica_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    guard: AccessGuard = field(default_factory=AccessGuard)
+
+    async def authenticate(
+        self, session: AsyncSession, token: str, audiences: Collection[str], client: str
+    ) -> Principal:
+        """The principal of a bearer credential, under the limits (``common/ratelimit.py``): the
+        one call both HTTP edges (REST and MCP) make. Raises AuthenticationFailed, RateLimited."""
+        limits = self.settings.limits
+        principal = await self.guard.authenticate(
+            limits, client, key_prefix(token), lambda: self.oauth.authenticate(session, token, audiences)
+        )
+        self.guard.admit(limits, principal.key_id or principal.user.id)
+        return principal
 
     def start_background(self) -> None:
         """Start this process's background tasks (the app's lifespan calls it; tests need not)."""
@@ -138,7 +154,9 @@ async def build_state(
     database = database if database is not None else open_database(settings)
     engine = None
     try:
-        embedder: Embedder = ObservedEmbedder(build_embedder(settings), metrics, tracing)
+        embedder: Embedder = ObservedEmbedder(
+            build_embedder(settings), metrics, tracing, timeout=settings.limits.embed_timeout_seconds
+        )
         await embedder.warm_up()
         if settings.auto_migrate:
             await run_migrations(database.url, dimensions=embedder.dimensions)

@@ -31,6 +31,7 @@ __all__ = [
     "PeerNotFound",
     "PermissionDenied",
     "PreferenceNotFound",
+    "RateLimited",
     "SecretDetected",
     "SkillExists",
     "SkillNotFound",
@@ -202,6 +203,16 @@ class SummarizerBudgetExhausted(MosaicError):
     """The run spent its LLM budget (calls or tokens); the remaining groups wait for the next run."""
 
     status_code = 429
+
+
+class RateLimited(MosaicError):
+    """Too many requests (or failed authentications) from one caller; ``retry_after`` says when
+    to try again (seconds, also sent as the ``Retry-After`` header)."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
 
 
 class FederationError(MosaicError):

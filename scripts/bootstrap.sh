@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install Mosaic Memory into it, CPU-only torch first.
+# Create .venv (if missing) and install Mosaic Memory into it, CPU-only torch first, every
+# dependency at the exact version of requirements.lock (pip constraints; pyproject.toml keeps the
+# ranges for library users). Refreshing the lock: docs/security.md.
 # Usage: scripts/bootstrap.sh [extras]   e.g. scripts/bootstrap.sh test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +26,4 @@ fi
 SPEC="."
 [ -n "$EXTRAS" ] && SPEC=".[$EXTRAS]"
 echo "==> installing mosaic-memory $SPEC"
-"${PIP[@]}" install -e "$SPEC"
+"${PIP[@]}" install -c requirements.lock -e "$SPEC"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from jobs.endpoints import router as jobs_router
@@ -73,6 +74,50 @@ class RequireJSON:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class LimitBody:
+    """Answer 413 to a request body over ``limits.max_request_bytes``: at once when its
+    Content-Length says so, else as soon as that many bytes have arrived (a chunked body). The
+    import stream (``/v1/import``) is exempt: it is read line by line, each line checked."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] == "/v1/import":
+            await self.app(scope, receive, send)
+            return
+        limit = self.settings.limits.max_request_bytes
+        detail = f"the request body is over {limit} bytes (limits.max_request_bytes); nothing was stored"
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await error_response(413, "ContentTooLarge", detail, limit=limit)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:  # FastAPI passes an HTTPException through; the handler answers
+                    raise StarletteHTTPException(413, detail)
+            return message
+
+        async def watched_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except StarletteHTTPException as exc:  # raised where no handler runs (the /mcp endpoint)
+            if exc.status_code != 413 or started:
+                raise
+            await error_response(413, "ContentTooLarge", detail, limit=limit)(scope, receive, send)
 
 
 def announce_admin_key(key: str) -> None:
@@ -159,6 +204,7 @@ def create_app(settings: Settings, *, state: AppState | None = None, database: D
     app.openapi = keep_example_nulls(app.openapi)  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(RequireJSON)
+    app.add_middleware(LimitBody, settings=settings)
     app.add_middleware(ResourceChallenge, settings=settings)
     app.add_middleware(ObserveRequests, state=lambda: getattr(app.state, "mosaic", None))  # outermost
     if state is not None:

@@ -30,6 +30,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "insight 2b9e4f71-6c3a-4d8e-9f12-a7b5c3d1e0f4 not found",
     ),
     422: INVALID,
+    429: {
+        "description": "the key is over its request rate, or this client failed too often on the key's prefix "
+        "(limits, docs/security.md); retry after Retry-After seconds",
+        "content": {
+            "application/json": {
+                "example": {
+                    "error": "RateLimited",
+                    "detail": "this API key is over its 18000 requests a minute",
+                    "retry_after": 1,
+                }
+            }
+        },
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 """Pass as ``APIRouter(responses=ERRORS)``; a route's own ``responses`` override these per status."""
 

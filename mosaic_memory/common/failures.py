@@ -88,6 +88,9 @@ def failure_of(exc: BaseException) -> Failure | None:
 
 
 def error_response(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    """The HTTP form of a failure: ``{"error", "detail", **extra}``; a 401 names the Bearer scheme."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    """The HTTP form of a failure: ``{"error", "detail", **extra}``; a 401 names the Bearer scheme,
+    a failure with ``retry_after`` (a 429, a 503) says it as ``Retry-After`` too."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status, headers=headers)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -28,13 +28,26 @@ from mosaic_memory.oauth.service import resources_of
 from mosaic_memory.oauth.urls import base_url
 from mosaic_memory.owners.schemas import Principal
 
-__all__ = ["McpHttp", "bearer_key"]
+__all__ = ["McpHttp", "bearer_key", "origin_allowed"]
 
 log = logging.getLogger("mosaic_memory.mcp")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
+
+
+def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
+    """Whether a request with this ``Origin`` header may use /mcp: no header (a non-browser client),
+    an exact entry of ``allowed``, or an entry ``scheme://host:*`` and any port of that host."""
+    if origin is None:
+        return True
+    for entry in allowed:
+        if origin == entry or (
+            entry.endswith(":*") and origin.startswith(entry[:-1]) and origin[len(entry) - 1 :].isdigit()
+        ):
+            return True
+    return False
 
 
 def bearer_key(authorization: str | None) -> str | None:
@@ -57,8 +70,9 @@ class McpHttp:
         self._state = state
         self.server = build_server(ServiceBackend(state), log_level=log_level)
         # The SDK's DNS-rebinding check would refuse any Host but localhost (a reverse proxy, a
-        # LAN name). It guards servers without authentication; here a page that rebinds a name
-        # onto us still cannot send the bearer key, so the key check below is the guard.
+        # LAN name), and checks Origin only together with Host. Here the key check is the guard
+        # against a rebound name (the page cannot send the bearer key), and __call__ checks
+        # Origin on its own, before the key, with the service's JSON error body.
         self.server.streamable_http_app(
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
         )
@@ -72,13 +86,19 @@ class McpHttp:
         state = self._state()
         audiences = resources_of(base_url(state.settings, scope))
         async with state.sessionmaker() as session:
-            principal = await state.oauth.authenticate(session, key, audiences)
+            client = scope.get("client") or ("unknown", 0)
+            principal = await state.authenticate(session, key, audiences, str(client[0]))
             await session.commit()
         return principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse requests without a key the service accepts, then serve MCP."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        origin = headers.get("origin")
+        if not origin_allowed(origin, self._state().settings.mcp.allowed_origins):
+            detail = f"requests from the browser origin {origin!r} are not allowed (mcp.allowed_origins)"
+            await error_response(403, "OriginNotAllowed", detail)(scope, receive, send)
+            return
         key = bearer_key(headers.get("authorization"))
         try:
             if key is None:
@@ -89,7 +109,7 @@ class McpHttp:
             if failure is None:
                 log.exception("MCP authentication failed")
                 failure = Failure(500, "InternalError", "authentication failed; see the server log")
-            await error_response(failure.status, failure.error, failure.detail)(scope, receive, send)
+            await error_response(failure.status, failure.error, failure.detail, **failure.extra)(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
         # Bind the MCP session to this key: the SDK answers 404 to a session used with another one.

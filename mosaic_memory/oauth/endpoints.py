@@ -21,6 +21,7 @@ from mosaic_memory.oauth.schemas import GrantOut, GrantRevoked
 from mosaic_memory.oauth.service import Authorization, resources_of
 from mosaic_memory.oauth.urls import base_url
 from mosaic_memory.owners.schemas import Principal
+from mosaic_memory.owners.service import key_prefix
 from mosaic_memory.web.session import (
     CSRF_FIELD,
     Signer,
@@ -205,7 +206,11 @@ async def decide(state: StateDep, session: SessionDep, request: Request) -> Resp
     principal = signed_in
     if isinstance(api_key, str) and api_key.strip():
         try:
-            principal = await state.owners.authenticate(session, api_key.strip())
+            key = api_key.strip()
+            client = request.client.host if request.client else "unknown"
+            principal = await state.guard.authenticate(  # the brute-force limit of every key check
+                state.settings.limits, client, key_prefix(key), lambda: state.owners.authenticate(session, key)
+            )
         except AuthenticationFailed:
             await session.commit()
             return _consent_page(

@@ -6,26 +6,37 @@ knows nothing of metrics.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from embeddings import Embedder
 from embeddings.base import FloatArray
+from mosaic_memory.errors import EmbeddingUnavailable
 from mosaic_memory.observability.metrics import Metrics
 from mosaic_memory.observability.tracing import Tracing
 
-__all__ = ["ObservedEmbedder"]
+__all__ = ["TEXTS_PER_TIMEOUT", "ObservedEmbedder"]
+
+TEXTS_PER_TIMEOUT = 64
 
 
 class ObservedEmbedder:
     """The wrapped embedder's vectors, unchanged; each call observed under ``operation`` documents
-    or query. Any other attribute is the wrapped embedder's."""
+    or query. Any other attribute is the wrapped embedder's.
 
-    def __init__(self, inner: Embedder, metrics: Metrics, tracing: Tracing) -> None:
+    A call that takes longer than ``timeout`` seconds (``limits.embed_timeout_seconds``) for each
+    started :data:`TEXTS_PER_TIMEOUT` texts raises EmbeddingUnavailable (503), so a hung provider
+    cannot hold a request, or its transaction, open: the write is refused whole and the caller may
+    retry. The limit grows with the batch so that a large import or job batch is not cut short."""
+
+    def __init__(self, inner: Embedder, metrics: Metrics, tracing: Tracing, *, timeout: float | None = None) -> None:
         self.inner = inner
         self.metrics = metrics
         self.tracing = tracing
+        self.timeout = timeout
 
     @property
     def name(self) -> str:
@@ -47,7 +58,13 @@ class ObservedEmbedder:
         started = time.perf_counter()
         with self.tracing.span(f"embed {operation}", attributes=attributes):
             try:
-                result: FloatArray = await call
+                limit = None if self.timeout is None else self.timeout * math.ceil(count / TEXTS_PER_TIMEOUT)
+                result: FloatArray = await asyncio.wait_for(call, limit)
+            except TimeoutError:
+                self.metrics.embedding_errors.labels(operation).inc()
+                raise EmbeddingUnavailable(
+                    f"the embedding provider did not answer in {limit:g} s (the call was abandoned); retry later"
+                ) from None
             except BaseException:
                 self.metrics.embedding_errors.labels(operation).inc()
                 raise

@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 Connect = Callable[[str], AbstractAsyncContextManager[Client]]
 
+# A raw JSON-RPC initialize over streamable HTTP, for checks below the SDK client (status, headers).
+MCP_INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "matrix", "version": "1"}},
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
 
 def key_of(headers: dict[str, str]) -> str:
     return headers["Authorization"].removeprefix("Bearer ")
