@@ -182,6 +182,22 @@ def sources(
         console.print(f"more: --cursor {page.next_cursor}", highlight=False)
 
 
+@insights_app.command("history")
+def history(insight_id: str, as_json: JsonOpt = False) -> None:
+    """The insights this one superseded (its correction history), oldest first."""
+    replaced = call_api(settings(), lambda mm: mm.insight_history(insight_id))
+    if as_json:
+        print_json([i.model_dump(mode="json") for i in replaced])
+        return
+    if not replaced:
+        console.print("it superseded nothing")
+        return
+    table = Table("created", "content", "id")
+    for i in replaced:
+        table.add_row(i.created_at.strftime("%Y-%m-%d %H:%M:%S"), shorten(i.content), str(i.id)[:8])
+    console.print(table)
+
+
 def _metadata(pairs: list[str] | None) -> dict[str, Any] | None:
     if not pairs:
         return None

@@ -409,6 +409,34 @@ def logs_list(
         console.print(f"more: --cursor {page.next_cursor}", highlight=False)
 
 
+@logs_app.command("sessions")
+def logs_sessions(
+    owner: Annotated[
+        str | None, typer.Option(help="user:NAME or team:NAME (default: every owner the key reads)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="sessions to show")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """The agent sessions, latest activity first, with their event counts."""
+    found = call_api(settings(), lambda mm: mm.log_sessions(owner=owner, limit=limit))
+    if as_json:
+        print_json([s.model_dump(mode="json") for s in found])
+        return
+    if not found:
+        console.print("no sessions")
+        return
+    table = Table("session", "events", "first", "last", "owner")
+    for s in found:
+        table.add_row(
+            s.session_id or "(none)",
+            str(s.events),
+            s.first_at.strftime("%Y-%m-%d %H:%M:%S"),
+            s.last_at.strftime("%Y-%m-%d %H:%M:%S"),
+            s.owner,
+        )
+    console.print(table)
+
+
 @logs_app.command("search")
 def logs_search(
     query: str,
