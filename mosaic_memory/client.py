@@ -233,6 +233,11 @@ class AsyncMosaicClient(RestClient):
         data = await self.request("POST", f"/v1/admin/teams/{team}/members", json={"user": user, "role": role})
         return TeamOut.model_validate(data)
 
+    async def remove_team_member(self, team: str, user: str) -> TeamOut:
+        """Take ``user`` out of ``team`` (admin); the team's memory stays the team's."""
+        data = await self.request("DELETE", f"/v1/admin/teams/{_seg(team)}/members/{_seg(user)}")
+        return TeamOut.model_validate(data)
+
     async def list_users(self) -> list[OwnerOut]:
         return [OwnerOut.model_validate(u) for u in await self.request("GET", "/v1/admin/users")]
 

@@ -332,6 +332,15 @@ def teams_add_member(
     console.print(f"team {result.name}: {', '.join(result.members)}", highlight=False)
 
 
+@teams_app.command("remove-member")
+def teams_remove_member(team: str, user: str) -> None:
+    """Take USER out of TEAM (the team's memory stays the team's)."""
+    from mosaic_memory.owners.service import OwnerService
+
+    result = call_db(lambda session: OwnerService().remove_member(session, team, user))
+    console.print(f"team {result.name}: {', '.join(result.members) or '-'}", highlight=False)
+
+
 @teams_app.command("list")
 def teams_list(as_json: JsonOpt = False) -> None:
     """List teams and their members."""

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from mosaic_memory.cli.main import app as cli
 from mosaic_memory.client import MosaicClientError
 from tests.api.test_client_admin_jobs import client_for, key_of
-from tests.conftest import UserFactory
+from tests.conftest import ADMIN_KEY, UserFactory
 
 
 async def invoke(url: str, headers: dict[str, str], *args: str) -> Result:
@@ -136,3 +136,34 @@ async def test_federation_identity_before_init_is_a_clear_conflict(
             await client.federation_identity()
         assert err.value.status == 409 and err.value.error == "FederationError"
     assert (await http.get("/v1/federation/identity")).status_code == 401
+
+
+async def test_removing_a_team_member_ends_its_reach_at_once(
+    http: httpx.AsyncClient,
+    app: Any,
+    admin_headers: dict[str, str],
+    make_user: UserFactory,
+    make_team: Callable[..., Awaitable[str]],
+) -> None:
+    ann, ann_h = await make_user()
+    ben, ben_h = await make_user()
+    team = await make_team(ann, ben)
+    body = {"content": "The team's on-call rota lives in the ops wiki", "owner": f"team:{team}"}
+    made = (await http.post("/v1/insights", json=body, headers=ann_h)).json()["id"]
+    assert (await http.get(f"/v1/insights/{made}", headers=ben_h)).status_code == 200
+
+    r = await http.delete(f"/v1/admin/teams/{team}/members/{ben}", headers=admin_headers)
+    assert r.status_code == 200 and r.json()["members"] == [ann]
+    assert (await http.get(f"/v1/insights/{made}", headers=ben_h)).status_code == 404
+    assert f"team:{team}" not in (await http.get("/v1/me", headers=ben_h)).json()["owners"]
+    assert (await http.get(f"/v1/insights/{made}", headers=ann_h)).status_code == 200  # the memory stays
+
+    again = await http.delete(f"/v1/admin/teams/{team}/members/{ben}", headers=admin_headers)
+    assert again.status_code == 404 and "not a member" in again.json()["detail"]
+    assert (await http.delete(f"/v1/admin/teams/{team}/members/{ann}", headers=ann_h)).status_code == 403
+    async with client_for(app, ADMIN_KEY) as admin:
+        assert (await admin.remove_team_member(team, ann)).members == []
+        with pytest.raises(MosaicClientError) as err:
+            await admin.remove_team_member(f"nope-{uuid.uuid4().hex[:6]}", ann)
+        assert err.value.status == 404
+    assert (await http.get(f"/v1/insights/{made}", headers=ann_h)).status_code == 404
