@@ -4,13 +4,14 @@ redirects, CSRF refusals, the session's lifetime bound to its key, headers, vend
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import UserFactory, auth
+from tests.conftest import ADMIN_KEY, UserFactory, auth
 
 
 @pytest.fixture
@@ -95,3 +96,59 @@ async def test_revoking_the_key_ends_its_sessions_and_scopes_hold(
     r = await browserless.get("/ui/insights")
     assert r.status_code == 303 and r.headers["location"].startswith("/ui/signin")
     assert (await http.get("/v1/me", headers=auth(key))).status_code == 401
+
+
+async def test_forms_set_and_delete_a_preference_and_delete_a_skill(
+    browserless: httpx.AsyncClient, http: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    """The forms no browser test drives, posted as the page would post them (token included)."""
+    name, h = await make_user()
+    skill = (await http.post("/v1/skills", json={"name": "triage", "description": "Sort new bugs"}, headers=h)).json()
+    assert (await sign_in(browserless, h["Authorization"].removeprefix("Bearer "))).status_code == 303
+    page = await browserless.get("/ui/preferences")
+    assert f"Signed in as <strong>{name}</strong>" in page.text  # who am I, on every page
+    token = token_of(page.text)
+    form = {"csrf_token": token, "key": "timezone", "value": "Europe/Lisbon", "scope": "", "mutable": "on"}
+    assert (await browserless.post("/ui/preferences/item", data=form)).status_code == 303
+    assert (await http.get("/v1/preferences/timezone", headers=h)).json()["value"] == "Europe/Lisbon"
+
+    confirm = await browserless.get("/ui/preferences/delete", params={"key": "timezone"})
+    assert confirm.status_code == 200 and "Delete the preference" in confirm.text and "Europe/Lisbon" in confirm.text
+    assert (await http.get("/v1/preferences/timezone", headers=h)).status_code == 200  # asking deletes nothing
+    gone = await browserless.post(
+        "/ui/preferences/delete", data={"csrf_token": token, "key": "timezone", "scope": "", "owner": ""}
+    )
+    assert gone.status_code == 303 and gone.headers["location"].endswith("notice=deleted-1")
+    assert (await http.get("/v1/preferences/timezone", headers=h)).status_code == 404
+
+    confirm = await browserless.get(f"/ui/skills/{skill['id']}/delete")
+    assert confirm.status_code == 200 and "Delete the skill" in confirm.text and "Sort new bugs" in confirm.text
+    assert (await browserless.post(f"/ui/skills/{skill['id']}/delete", data={"csrf_token": token})).status_code == 303
+    assert (await http.get(f"/v1/skills/{skill['id']}", headers=h)).status_code == 404
+
+
+async def test_admin_forms_create_a_team_add_a_member_and_issue_a_scoped_key(
+    browserless: httpx.AsyncClient, http: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    ivy, _ = await make_user()
+    jon, _ = await make_user()
+    team = f"crew-{uuid.uuid4().hex[:6]}"
+    assert (await sign_in(browserless, ADMIN_KEY, next_path="/ui/admin")).status_code == 303
+    token = token_of((await browserless.get("/ui/admin")).text)
+    made = await browserless.post("/ui/admin/teams", data={"csrf_token": token, "name": team, "members": ivy})
+    assert made.status_code == 303
+    joined = await browserless.post(
+        f"/ui/admin/teams/{team}/members", data={"csrf_token": token, "user": jon, "role": "member"}
+    )
+    assert joined.status_code == 303
+    teams = {t["name"]: t["members"] for t in (await http.get("/v1/admin/teams", headers=auth(ADMIN_KEY))).json()}
+    assert sorted(teams[team]) == sorted([ivy, jon])
+    assert f"{min(ivy, jon)}, {max(ivy, jon)}" in (await browserless.get("/ui/admin")).text
+
+    form = {"csrf_token": token, "user": jon, "name": "laptop", "scopes": "read"}
+    shown = await browserless.post("/ui/admin/keys", data=form)
+    assert shown.status_code == 201
+    key = re.search(r'id="new-key">([^<]+)<', shown.text)
+    assert key is not None
+    me = (await http.get("/v1/me", headers=auth(key.group(1).strip()))).json()
+    assert me["user"] == jon and me["scopes"] == ["read"] and f"team:{team}" in me["owners"]
