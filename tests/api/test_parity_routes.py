@@ -39,10 +39,10 @@ async def test_an_insights_history_over_rest_the_client_and_the_cli(
     _, h = await make_user()
     _, other = await make_user()
     first = (await http.post("/v1/insights", json={"content": "Standup is at 9:00"}, headers=h)).json()["id"]
-    r = await http.post("/v1/insights", json={"content": "Standup is at 9:30", "supersedes": first}, headers=h)
-    second = r.json()["id"]
-    r = await http.post("/v1/insights", json={"content": "Standup is at 10:00", "supersedes": second}, headers=h)
-    third = r.json()["id"]
+    async with client_for(app, key_of(h)) as client:  # a correction through the client, then the CLI
+        second = str((await client.remember("Standup is at 9:30", supersedes=first)).id)
+    third = (await mm(cli_url, h, "insights", "add", "Standup is at 10:00", "--supersedes", second))["id"]
+    assert (await http.get(f"/v1/insights/{first}", headers=h)).json()["superseded_by"] == second
 
     r = await http.get(f"/v1/insights/{third}/history", headers=h)
     assert r.status_code == 200 and [i["id"] for i in r.json()] == [second]  # what it replaced directly
