@@ -15,6 +15,7 @@ from mosaic_memory.cli.common import (
     console,
     err_console,
     fail,
+    listed_as_json_or_empty,
     note_redacted,
     print_json,
     settings,
@@ -186,11 +187,7 @@ def sources(
 def history(insight_id: str, as_json: JsonOpt = False) -> None:
     """The insights this one superseded (its correction history), oldest first."""
     replaced = call_api(settings(), lambda mm: mm.insight_history(insight_id))
-    if as_json:
-        print_json([i.model_dump(mode="json") for i in replaced])
-        return
-    if not replaced:
-        console.print("it superseded nothing")
+    if listed_as_json_or_empty(replaced, as_json, "it superseded nothing"):
         return
     table = Table("created", "content", "id")
     for i in replaced:

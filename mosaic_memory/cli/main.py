@@ -19,6 +19,7 @@ from mosaic_memory.cli.common import (
     console,
     embedding_dimensions,
     fail,
+    listed_as_json_or_empty,
     note_redacted,
     print_json,
     redacted_settings,
@@ -428,11 +429,7 @@ def logs_sessions(
 ) -> None:
     """The agent sessions, latest activity first, with their event counts."""
     found = call_api(settings(), lambda mm: mm.log_sessions(owner=owner, limit=limit))
-    if as_json:
-        print_json([s.model_dump(mode="json") for s in found])
-        return
-    if not found:
-        console.print("no sessions")
+    if listed_as_json_or_empty(found, as_json, "no sessions"):
         return
     table = Table("session", "events", "first", "last", "owner")
     for s in found:
