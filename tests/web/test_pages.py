@@ -152,3 +152,30 @@ async def test_admin_forms_create_a_team_add_a_member_and_issue_a_scoped_key(
     assert key is not None
     me = (await http.get("/v1/me", headers=auth(key.group(1).strip()))).json()
     assert me["user"] == jon and me["scopes"] == ["read"] and f"team:{team}" in me["owners"]
+
+
+async def test_admin_page_lists_peers_and_grants_and_revokes_a_grant_after_asking(
+    browserless: httpx.AsyncClient, http: httpx.AsyncClient, admin_headers: dict[str, str], make_user: UserFactory
+) -> None:
+    name, h = await make_user()
+    peer = f"peer-{uuid.uuid4().hex[:6]}"
+    added = {"name": peer, "url": "https://127.0.0.1:9"}
+    r = await http.post("/v1/federation/peers", json=added, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    try:
+        body = {"peer": peer, "owner": f"user:{name}", "kinds": ["insights"], "expires_in": "1d"}
+        grant = (await http.post("/v1/federation/grants", json=body, headers=h)).json()
+        assert (await sign_in(browserless, ADMIN_KEY, next_path="/ui/admin")).status_code == 303
+        page = (await browserless.get("/ui/admin")).text
+        assert f'<td>{peer}</td><td class="wrap">https://127.0.0.1:9</td>' in page
+        assert f'href="/ui/admin/grants/{grant["id"]}/revoke"' in page and f"user:{name}" in page
+
+        confirm = await browserless.get(f"/ui/admin/grants/{grant['id']}/revoke")
+        assert confirm.status_code == 200 and f"Revoke the grant of user:{name} to {peer}?" in confirm.text
+        assert (await http.get("/v1/federation/grants", params={"peer": peer}, headers=h)).json()[0]["active"]
+        done = await browserless.post(f"/ui/admin/grants/{grant['id']}/revoke", data={"csrf_token": token_of(page)})
+        assert done.status_code == 303
+        assert not (await http.get("/v1/federation/grants", params={"peer": peer}, headers=h)).json()[0]["active"]
+        assert f'href="/ui/admin/grants/{grant["id"]}/revoke"' not in (await browserless.get("/ui/admin")).text
+    finally:
+        assert (await http.delete(f"/v1/federation/peers/{peer}", headers=admin_headers)).status_code in (200, 204)
