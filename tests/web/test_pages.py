@@ -127,7 +127,7 @@ async def test_forms_set_and_delete_a_preference_and_delete_a_skill(
     assert (await http.get(f"/v1/skills/{skill['id']}", headers=h)).status_code == 404
 
 
-async def test_admin_forms_create_a_team_add_a_member_and_issue_a_scoped_key(
+async def test_admin_forms_create_a_team_add_and_remove_a_member_and_issue_a_scoped_key(
     browserless: httpx.AsyncClient, http: httpx.AsyncClient, make_user: UserFactory
 ) -> None:
     ivy, _ = await make_user()
@@ -143,7 +143,8 @@ async def test_admin_forms_create_a_team_add_a_member_and_issue_a_scoped_key(
     assert joined.status_code == 303
     teams = {t["name"]: t["members"] for t in (await http.get("/v1/admin/teams", headers=auth(ADMIN_KEY))).json()}
     assert sorted(teams[team]) == sorted([ivy, jon])
-    assert f"{min(ivy, jon)}, {max(ivy, jon)}" in (await browserless.get("/ui/admin")).text
+    page = (await browserless.get("/ui/admin")).text
+    assert f'aria-label="Remove {jon} from {team}…"' in page and f'aria-label="Remove {ivy} from {team}…"' in page
 
     form = {"csrf_token": token, "user": jon, "name": "laptop", "scopes": "read"}
     shown = await browserless.post("/ui/admin/keys", data=form)
@@ -152,6 +153,18 @@ async def test_admin_forms_create_a_team_add_a_member_and_issue_a_scoped_key(
     assert key is not None
     me = (await http.get("/v1/me", headers=auth(key.group(1).strip()))).json()
     assert me["user"] == jon and me["scopes"] == ["read"] and f"team:{team}" in me["owners"]
+
+    confirm = await browserless.get(f"/ui/admin/teams/{team}/members/{jon}/remove")
+    assert confirm.status_code == 200 and f"Take {jon} out of {team}?" in confirm.text
+    assert f"team:{team}" in (await http.get("/v1/me", headers=auth(key.group(1).strip()))).json()["owners"]
+    removed = await browserless.post(f"/ui/admin/teams/{team}/members/{jon}/remove", data={"csrf_token": token})
+    assert removed.status_code == 303
+    me = (await http.get("/v1/me", headers=auth(key.group(1).strip()))).json()
+    assert f"team:{team}" not in me["owners"]
+    assert (await browserless.get(f"/ui/admin/teams/{team}/members/{jon}/remove")).status_code == 404
+    refused = await browserless.post(f"/ui/admin/teams/{team}/members/{ivy}/remove", data={})
+    assert refused.status_code == 403  # no CSRF token: nothing changes
+    assert ivy in (await http.get("/v1/admin/teams", headers=auth(ADMIN_KEY))).text
 
 
 async def test_admin_page_lists_peers_and_grants_and_revokes_a_grant_after_asking(
