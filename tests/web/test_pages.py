@@ -192,3 +192,35 @@ async def test_admin_page_lists_peers_and_grants_and_revokes_a_grant_after_askin
         assert f'href="/ui/admin/grants/{grant["id"]}/revoke"' not in (await browserless.get("/ui/admin")).text
     finally:
         assert (await http.delete(f"/v1/federation/peers/{peer}", headers=admin_headers)).status_code in (200, 204)
+
+
+def first_hit(page: str) -> str:
+    """The text of the first hit on a search page (hits are ranked best first)."""
+    found = re.search(r'<li class="card hit">(.*?)</li>', page, re.S)
+    assert found, "the page lists at least one hit"
+    return found.group(1)
+
+
+async def test_semantic_search_finds_a_skill_for_a_task_and_the_skills_list_shows_it(
+    browserless: httpx.AsyncClient, http: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    _, h = await make_user()
+    for name, description in (
+        ("release", "Cut and publish a new version of the service"),
+        ("triage", "Sort newly reported bugs by severity"),
+    ):
+        r = await http.post("/v1/skills", json={"name": name, "description": description}, headers=h)
+        assert r.status_code == 201, r.text
+    await http.post("/v1/insights", json={"content": "The office plants need water on Mondays"}, headers=h)
+    assert (await sign_in(browserless, h["Authorization"].removeprefix("Bearer "))).status_code == 303
+    listed = (await browserless.get("/ui/skills")).text
+    assert "release" in listed and "triage" in listed
+
+    query = {"q": "how do I ship an update to users?", "kinds": "skills", "mode": "semantic"}
+    page = (await browserless.get("/ui/search", params=query)).text
+    assert "(semantic)" in page and "publish a new version" in first_hit(page)
+    query = {"q": "which greenery has to be watered?", "kinds": "insights", "mode": "semantic"}
+    page = (await browserless.get("/ui/search", params=query)).text
+    assert "office plants" in first_hit(page)  # no word in common: found by meaning
+    query["mode"] = "keyword"
+    assert "office plants" not in (await browserless.get("/ui/search", params=query)).text
