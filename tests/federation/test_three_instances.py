@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -368,6 +369,16 @@ def test_every_federated_read_is_audited_on_the_serving_side(cluster: Cluster, i
     # the admin's CLI on A reads the same row from the database
     listed = json.loads(_cli(cluster["a"], "federation", "audit", "--peer", "b", "--json"))
     assert [r["id"] for r in listed if r["query_hash"] == row["query_hash"]] == [row["id"]]
+    # and the web UI's admin page on A shows it, signed in as a person would
+    with cluster["a"].http() as browser:
+        form = browser.get("/ui/signin")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        sign_in = {"csrf_token": token.group(1), "api_key": ADMIN_KEY, "next": "/ui/admin"}
+        signed = browser.post("/ui/signin", data=sign_in)
+        assert signed.status_code == 303
+        page = browser.get("/ui/admin").text
+        assert "<td>b</td><td>user:alice</td><td>search</td>" in page
     # alice sees the audit of her own memory; bob on A would see none of it.
     assert cluster["a"].call("GET", "/v1/federation/audit", user="alice").json()
 
