@@ -280,23 +280,26 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
         assert stored.importance == 0.5
 
 
+async def open_form(pilot: Pilot[None], *keys: str) -> EditScreen:
+    """Press ``keys`` and return the add or edit form they open."""
+    await pilot.press(*keys)
+    await pilot.pause()
+    form = pilot.app.screen
+    assert isinstance(form, EditScreen)
+    return form
+
+
 async def test_add_a_preference_and_a_skill(seeded: Seeded) -> None:
     app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("escape", "2", "a")
-        await pilot.pause()
-        form = app.screen
-        assert isinstance(form, EditScreen)
+        form = await open_form(pilot, "escape", "2", "a")
         form.query_one("#field-key", Input).value = "review_style"
         form.query_one("#field-value", TextArea).text = '{"tone": "terse"}'
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: any(t.startswith("review_style") for t in shown_texts(pilot)))
 
-        await pilot.press("3", "a")
-        await pilot.pause()
-        form = app.screen
-        assert isinstance(form, EditScreen)
+        form = await open_form(pilot, "3", "a")
         form.query_one("#field-name", Input).value = "rotate-keys"
         form.query_one("#field-description", Input).value = "Rotate a service's API keys"
         form.query_one("#field-instructions", TextArea).text = "keys create, deploy, keys revoke"
