@@ -26,7 +26,7 @@ from mosaic_memory.common.schemas import Page
 from mosaic_memory.context.schemas import ContextResponse
 from mosaic_memory.federation.schemas import AuditOut, GrantOut, PeerOut
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightOut
-from mosaic_memory.logs.schemas import LogBatchOut, LogOut
+from mosaic_memory.logs.schemas import LogBatchOut, LogOut, LogSessionOut
 from mosaic_memory.oauth.schemas import GrantOut as OAuthGrantOut
 from mosaic_memory.oauth.schemas import GrantRevoked
 from mosaic_memory.owners.schemas import KeyCreated, KeyOut, OwnerOut, TeamOut, UserCreated
@@ -115,6 +115,10 @@ class AsyncMosaicClient(RestClient):
         )
         return Page[LogOut].model_validate(data)
 
+    async def insight_history(self, insight_id: uuid.UUID | str) -> list[InsightOut]:
+        """The insights this one superseded (its correction history), oldest first."""
+        return [InsightOut.model_validate(i) for i in await self.request("GET", f"/v1/insights/{insight_id}/history")]
+
     # search --------------------------------------------------------------------------------
     async def search(
         self,
@@ -178,6 +182,11 @@ class AsyncMosaicClient(RestClient):
     async def get_log(self, log_id: uuid.UUID | str) -> LogOut:
         return LogOut.model_validate(await self.request("GET", f"/v1/logs/{log_id}"))
 
+    async def log_sessions(self, *, owner: str | None = None, limit: int = 50) -> list[LogSessionOut]:
+        """The caller's agent sessions with their event counts, latest activity first."""
+        data = await self.request("GET", "/v1/logs/sessions", params={"owner": owner, "limit": limit})
+        return [LogSessionOut.model_validate(s) for s in data]
+
     async def search_logs(
         self,
         query: str,
@@ -222,6 +231,11 @@ class AsyncMosaicClient(RestClient):
 
     async def add_team_member(self, team: str, user: str, role: str = "member") -> TeamOut:
         data = await self.request("POST", f"/v1/admin/teams/{team}/members", json={"user": user, "role": role})
+        return TeamOut.model_validate(data)
+
+    async def remove_team_member(self, team: str, user: str) -> TeamOut:
+        """Take ``user`` out of ``team`` (admin); the team's memory stays the team's."""
+        data = await self.request("DELETE", f"/v1/admin/teams/{_seg(team)}/members/{_seg(user)}")
         return TeamOut.model_validate(data)
 
     async def list_users(self) -> list[OwnerOut]:

@@ -143,6 +143,11 @@ def test_keys_and_teams(service: Service) -> None:
     assert {"dan", "eve"} <= users
     stranger = service.cli("teams", "add-member", "ops", "nobody")
     assert stranger.returncode == 1 and len(stranger.stderr.strip().splitlines()) == 1
+    left = service.cli("teams", "remove-member", "ops", "eve")
+    assert left.returncode == 0 and left.stdout.strip() == "team ops: dan"
+    again = service.cli("teams", "remove-member", "ops", "eve")
+    assert again.returncode == 1 and again.stderr.strip().splitlines() == [again.stderr.strip()]
+    assert "not a member" in again.stderr
 
 
 def test_errors_are_one_line(service: Service) -> None:

@@ -176,6 +176,17 @@ def shown_as_json_or_empty(result: Any, items: Sequence[Any], as_json: bool, emp
     return False
 
 
+def listed_as_json_or_empty(items: Sequence[Any], as_json: bool, empty: str) -> bool:
+    """:func:`shown_as_json_or_empty` for a plain list of models (an answer that is a JSON array)."""
+    if as_json:
+        print_json([i.model_dump(mode="json") for i in items])
+        return True
+    if not items:
+        console.print(empty)
+        return True
+    return False
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 """The ``--json`` flag every listing and show command takes."""
 

@@ -15,6 +15,7 @@ from mosaic_memory.cli.common import (
     console,
     err_console,
     fail,
+    listed_as_json_or_empty,
     note_redacted,
     print_json,
     settings,
@@ -180,6 +181,18 @@ def sources(
     console.print(table)
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}", highlight=False)
+
+
+@insights_app.command("history")
+def history(insight_id: str, as_json: JsonOpt = False) -> None:
+    """The insights this one superseded (its correction history), oldest first."""
+    replaced = call_api(settings(), lambda mm: mm.insight_history(insight_id))
+    if listed_as_json_or_empty(replaced, as_json, "it superseded nothing"):
+        return
+    table = Table("created", "content", "id")
+    for i in replaced:
+        table.add_row(i.created_at.strftime("%Y-%m-%d %H:%M:%S"), shorten(i.content), str(i.id)[:8])
+    console.print(table)
 
 
 def _metadata(pairs: list[str] | None) -> dict[str, Any] | None:

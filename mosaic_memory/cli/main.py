@@ -19,6 +19,7 @@ from mosaic_memory.cli.common import (
     console,
     embedding_dimensions,
     fail,
+    listed_as_json_or_empty,
     note_redacted,
     print_json,
     redacted_settings,
@@ -332,6 +333,15 @@ def teams_add_member(
     console.print(f"team {result.name}: {', '.join(result.members)}", highlight=False)
 
 
+@teams_app.command("remove-member")
+def teams_remove_member(team: str, user: str) -> None:
+    """Take USER out of TEAM (the team's memory stays the team's)."""
+    from mosaic_memory.owners.service import OwnerService
+
+    result = call_db(lambda session: OwnerService().remove_member(session, team, user))
+    console.print(f"team {result.name}: {', '.join(result.members) or '-'}", highlight=False)
+
+
 @teams_app.command("list")
 def teams_list(as_json: JsonOpt = False) -> None:
     """List teams and their members."""
@@ -407,6 +417,30 @@ def logs_list(
     console.print(table)
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}", highlight=False)
+
+
+@logs_app.command("sessions")
+def logs_sessions(
+    owner: Annotated[
+        str | None, typer.Option(help="user:NAME or team:NAME (default: every owner the key reads)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="sessions to show")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """The agent sessions, latest activity first, with their event counts."""
+    found = call_api(settings(), lambda mm: mm.log_sessions(owner=owner, limit=limit))
+    if listed_as_json_or_empty(found, as_json, "no sessions"):
+        return
+    table = Table("session", "events", "first", "last", "owner")
+    for s in found:
+        table.add_row(
+            s.session_id or "(none)",
+            str(s.events),
+            s.first_at.strftime("%Y-%m-%d %H:%M:%S"),
+            s.last_at.strftime("%Y-%m-%d %H:%M:%S"),
+            s.owner,
+        )
+    console.print(table)
 
 
 @logs_app.command("search")

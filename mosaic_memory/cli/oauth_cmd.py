@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import JsonOpt, call_api, console, print_json, settings
+from mosaic_memory.cli.common import JsonOpt, call_api, console, listed_as_json_or_empty, settings
 
 oauth_app = typer.Typer(help="OAuth: the applications (hosted MCP clients) you approved.", no_args_is_help=True)
 
@@ -16,11 +16,7 @@ oauth_app = typer.Typer(help="OAuth: the applications (hosted MCP clients) you a
 def oauth_grants(as_json: JsonOpt = False) -> None:
     """List the applications your user approved that still hold a usable token."""
     grants = call_api(settings(), lambda mm: mm.oauth_grants())
-    if as_json:
-        print_json([g.model_dump(mode="json") for g in grants])
-        return
-    if not grants:
-        console.print("no applications approved")
+    if listed_as_json_or_empty(grants, as_json, "no applications approved"):
         return
     table = Table("application", "scopes", "resource", "access until", "grant id")
     table.columns[-1].no_wrap = True  # revoke needs the whole id

@@ -97,6 +97,17 @@ async def insight_sources(
     return out
 
 
+@router.get("/{insight_id}/history", response_model=list[InsightOut])
+async def insight_history(
+    insight_id: uuid.UUID, state: StateDep, session: SessionDep, principal: Reader
+) -> list[InsightOut]:
+    """The insights this one superseded, oldest first (its correction history); 404 when the
+    insight is not the caller's."""
+    out = await state.insights.replaced(session, principal, insight_id)
+    await session.commit()
+    return out
+
+
 @router.patch("/{insight_id}", response_model=InsightOut)
 async def update_insight(
     insight_id: uuid.UUID, body: InsightUpdate, state: StateDep, session: SessionDep, principal: Writer

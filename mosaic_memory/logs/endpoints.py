@@ -11,7 +11,7 @@ from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
 from mosaic_memory.api.docs import ERRORS
 from mosaic_memory.api.docs import error_doc as _error
 from mosaic_memory.common.schemas import Page
-from mosaic_memory.logs.schemas import OUT_EXAMPLE, Level, LogBatchIn, LogBatchOut, LogOut
+from mosaic_memory.logs.schemas import OUT_EXAMPLE, Level, LogBatchIn, LogBatchOut, LogOut, LogSessionOut
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"], responses=ERRORS)
 
@@ -77,6 +77,21 @@ async def list_logs(
     )
     await session.commit()
     return page
+
+
+@router.get("/sessions", response_model=list[LogSessionOut])
+async def list_sessions(
+    state: StateDep,
+    session: SessionDep,
+    principal: Reader,
+    owner: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[LogSessionOut]:
+    """The caller's agent sessions, latest activity first: each with its owner, its event count
+    and its first and last event's time (``session_id`` null: the events logged without one)."""
+    out = await state.logs.sessions(session, principal, owner=owner, limit=limit)
+    await session.commit()
+    return out
 
 
 @router.get(

@@ -140,6 +140,20 @@ class LogOut(BaseModel):
 class LogSessionOut(BaseModel):
     """One agent session of one owner, as a line of a list of sessions."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "owner": "user:alice",
+                    "session_id": "run-2026-11-25-01",
+                    "events": 42,
+                    "first_at": "2026-11-25T10:15:00Z",
+                    "last_at": "2026-11-25T11:02:31Z",
+                }
+            ]
+        }
+    )
+
     owner: str
     session_id: str | None = Field(description="null: the events logged without a session")
     events: int

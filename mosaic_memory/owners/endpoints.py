@@ -89,6 +89,15 @@ async def add_member(team: str, body: TeamMemberAdd, state: StateDep, session: S
     return result
 
 
+@router.delete("/teams/{team}/members/{user}", response_model=TeamOut)
+async def remove_member(team: str, user: str, state: StateDep, session: SessionDep, _: Admin) -> TeamOut:
+    """Take a user out of a team; its keys stop reaching the team's memory on the next request.
+    404 when the team, the user or the membership does not exist."""
+    result = await state.owners.remove_member(session, team, user)
+    await session.commit()
+    return result
+
+
 @me_router.get("/me", responses={200: example_response(ME_EXAMPLE)})
 async def whoami(principal: Reader, session: SessionDep) -> dict[str, object]:
     """The caller: its user, teams, scopes and agent binding."""

@@ -61,6 +61,15 @@ class OwnerRepository:
             existing.role = role
         await self.session.flush()
 
+    async def remove_member(self, team_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Take ``user_id`` out of ``team_id``; False when it was not a member."""
+        existing = await self.session.get(TeamMember, (team_id, user_id))
+        if existing is None:
+            return False
+        await self.session.delete(existing)
+        await self.session.flush()
+        return True
+
     async def admin_exists(self) -> bool:
         stmt = (
             select(ApiKey.id)

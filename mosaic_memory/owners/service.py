@@ -109,6 +109,18 @@ class OwnerService:
         await repo.add_member(team_row.id, user_row.id, role)
         return await self.get_team(session, team)
 
+    async def remove_member(self, session: AsyncSession, team: str, user: str) -> TeamOut:
+        """Take ``user`` out of ``team``: its keys stop reading and writing the team's memory at
+        once; the memory stays the team's. NotFound when the team, the user or the membership is not."""
+        repo = OwnerRepository(session)
+        team_row = await repo.get_by_name("team", team)
+        if team_row is None:
+            raise NotFound(f"team {team!r} not found")
+        user_row = await repo.get_by_name("user", user)
+        if user_row is None or not await repo.remove_member(team_row.id, user_row.id):
+            raise NotFound(f"user {user!r} is not a member of team {team!r}")
+        return await self.get_team(session, team)
+
     # keys ------------------------------------------------------------------------------------
     async def _issue_key(
         self,

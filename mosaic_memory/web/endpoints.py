@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from importlib.resources import files
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -796,6 +796,32 @@ async def add_member(team: str, ui: Me, form: Posted, state: StateDep, session: 
     allowed(ui, "admin")
     body = TeamMemberAdd.model_validate({"user": field(form, "user"), "role": field(form, "role") or "member"})
     await state.owners.add_member(session, team, body.user, body.role)
+    await session.commit()
+    return go(f"{UI_PREFIX}/admin", "saved")
+
+
+@router.get("/admin/teams/{team}/members/{user}/remove")
+async def remove_member_confirm(team: str, user: str, ui: Me, state: StateDep, session: SessionDep) -> Response:
+    allowed(ui, "admin")
+    found = await state.owners.get_team(session, team)
+    await session.commit()
+    if user not in found.members:
+        raise NotFound(f"user {user!r} is not a member of team {team!r}")
+    return ui.page(
+        "confirm.html",
+        title=f"Take {user} out of {team}?",
+        message="Their keys stop reaching the team's memory at once; the memory stays the team's.",
+        items=[f"team {team}: {', '.join(found.members)}"],
+        action=f"{UI_PREFIX}/admin/teams/{quote(team, safe='')}/members/{quote(user, safe='')}/remove",
+        button="Remove member",
+        cancel=f"{UI_PREFIX}/admin",
+    )
+
+
+@router.post("/admin/teams/{team}/members/{user}/remove")
+async def remove_member(team: str, user: str, ui: Me, form: Posted, state: StateDep, session: SessionDep) -> Response:
+    allowed(ui, "admin")
+    await state.owners.remove_member(session, team, user)
     await session.commit()
     return go(f"{UI_PREFIX}/admin", "saved")
 

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,7 +29,10 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from mosaic_memory.cli.main import app as cli
+from mosaic_memory.client import MosaicClient
 from mosaic_memory.federation.identity import (
     FederationPaths,
     init_ca,
@@ -269,6 +273,24 @@ def test_mcp_recall_searches_the_peers_when_asked(cluster: Cluster, insight_gran
     assert "Alice deploys the payments service every Friday afternoon" not in {h["content"] for h in local["hits"]}
 
 
+def test_the_client_and_the_cli_search_the_peers_and_read_the_identity(cluster: Cluster, insight_grant: Any) -> None:
+    b = cluster["b"]
+    key = b.users["alice"]["Authorization"].removeprefix("Bearer ")
+    remote_fact = "Alice deploys the payments service every Friday afternoon"
+    with MosaicClient(b.url, key) as client:
+        found = client.search("when are payments deployed?", federated=True)
+        assert found.federated is True and found.peers_failed == []
+        assert {h.content: h.origin for h in found.hits}.get(remote_fact) == "a"
+        identity = client.federation_identity()
+        assert identity["name"] == "b" and identity["certificate"]["names"] == ["b"]
+    env = {"MOSAIC_URL": b.url, "MOSAIC_API_KEY": key, "MOSAIC_CONFIG_FILE": ""}
+    ran = CliRunner().invoke(cli, ["search", "when are payments deployed?", "--federated", "--json"], env=env)
+    assert ran.exit_code == 0, ran.output
+    assert {h["content"]: h["origin"] for h in json.loads(ran.stdout)["hits"]}.get(remote_fact) == "a"
+    local = CliRunner().invoke(cli, ["search", "when are payments deployed?", "--json"], env=env)
+    assert remote_fact not in {h["content"] for h in json.loads(local.stdout)["hits"]}
+
+
 def test_the_local_only_search_stays_local(cluster: Cluster, insight_grant: Any) -> None:
     r = cluster["b"].call("POST", "/v1/search", user="alice", json={"query": "when are payments deployed?"})
     assert r.status_code == 200
@@ -344,6 +366,19 @@ def test_every_federated_read_is_audited_on_the_serving_side(cluster: Cluster, i
     assert row["hits"] >= 1
     assert row["query_text"] is None  # not stored unless configured
     assert row["latency_ms"] >= 0
+    # the admin's CLI on A reads the same row from the database
+    listed = json.loads(_cli(cluster["a"], "federation", "audit", "--peer", "b", "--json"))
+    assert [r["id"] for r in listed if r["query_hash"] == row["query_hash"]] == [row["id"]]
+    # and the web UI's admin page on A shows it, signed in as a person would
+    with cluster["a"].http() as browser:
+        form = browser.get("/ui/signin")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        sign_in = {"csrf_token": token.group(1), "api_key": ADMIN_KEY, "next": "/ui/admin"}
+        signed = browser.post("/ui/signin", data=sign_in)
+        assert signed.status_code == 303
+        page = browser.get("/ui/admin").text
+        assert "<td>b</td><td>user:alice</td><td>search</td>" in page
     # alice sees the audit of her own memory; bob on A would see none of it.
     assert cluster["a"].call("GET", "/v1/federation/audit", user="alice").json()
 

@@ -62,7 +62,10 @@ async def test_search_as_you_type_detail_and_help(seeded: Seeded) -> None:
         # esc leaves the search box; the cursor moves the detail pane along
         await pilot.press("escape")
         # keyword mode matches words: none of these is in any of her insights
-        await pilot.press("m", "m")
+        await pilot.press("m")  # semantic: by meaning alone, the theme still first
+        await settle(pilot)
+        assert "semantic" in shown(pilot, "#owner") and shown_texts(pilot)[0] == INSIGHTS["theme"]
+        await pilot.press("m")
         await settle(pilot)
         assert "keyword" in shown(pilot, "#owner") and shown_texts(pilot) == []
         await pilot.press("m")  # back to hybrid
@@ -275,6 +278,37 @@ async def test_kinds_owners_history_and_session(seeded: Seeded) -> None:
             stored = await mm.get_insight(selected.id)
         assert stored.owner == f"team:{seeded.team}" and stored.tags == ["oncall", "ops"]  # kept sorted
         assert stored.importance == 0.5
+
+
+async def open_form(pilot: Pilot[None], *keys: str) -> EditScreen:
+    """Press ``keys`` and return the add or edit form they open."""
+    await pilot.press(*keys)
+    await pilot.pause()
+    form = pilot.app.screen
+    assert isinstance(form, EditScreen)
+    return form
+
+
+async def test_add_a_preference_and_a_skill(seeded: Seeded) -> None:
+    app = MosaicApp(AsyncMosaicClient(seeded.url, seeded.key))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        form = await open_form(pilot, "escape", "2", "a")
+        form.query_one("#field-key", Input).value = "review_style"
+        form.query_one("#field-value", TextArea).text = '{"tone": "terse"}'
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any(t.startswith("review_style") for t in shown_texts(pilot)))
+
+        form = await open_form(pilot, "3", "a")
+        form.query_one("#field-name", Input).value = "rotate-keys"
+        form.query_one("#field-description", Input).value = "Rotate a service's API keys"
+        form.query_one("#field-instructions", TextArea).text = "keys create, deploy, keys revoke"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "rotate-keys: Rotate a service's API keys" in shown_texts(pilot))
+    async with AsyncMosaicClient(seeded.url, seeded.key) as mm:
+        assert (await mm.get_preference("review_style")).value == {"tone": "terse"}
+        skills = {s.name: s.instructions for s in (await mm.list_skills()).items}
+        assert skills["rotate-keys"] == "keys create, deploy, keys revoke"
 
 
 async def test_sources_and_the_jobs_ledger_with_rollback(cli_url: str, seeded: Seeded) -> None:
