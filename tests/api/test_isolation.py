@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -90,7 +90,7 @@ async def _post(http: httpx.AsyncClient, path: str, body: Any, key: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-async def world(http: httpx.AsyncClient, admin_headers: dict[str, str], state: AppState) -> World:
+async def world(http: httpx.AsyncClient, admin_headers: dict[str, str], state: AppState) -> AsyncIterator[World]:
     tag = uuid.uuid4().hex[:8]
     keys: dict[str, str] = {}
     for who in ("victim", "member", "outsider"):
@@ -137,7 +137,9 @@ async def world(http: httpx.AsyncClient, admin_headers: dict[str, str], state: A
                 if row.kind != "preference":  # a key is a name anyone may use for their own preference
                     p.forbidden[row.id] = f"{row.kind} id ({row.owner})"
                 p.forbidden[row.canary.split()[-1]] = f"{row.kind} canary ({row.owner})"
-    return World(v, f"user:{victim}", f"team:{team}", peer, rows, [outsider, outsider_agent, team_member])
+    yield World(v, f"user:{victim}", f"team:{team}", peer, rows, [outsider, outsider_agent, team_member])
+    # The peer (and the grants it held) must not reach the rest of the session's tests.
+    assert (await http.delete(f"/v1/federation/peers/{peer}", headers=admin_headers)).status_code == 204
 
 
 async def _oauth_grant(state: AppState, key: str, owner: str) -> Row:
