@@ -128,7 +128,9 @@ BODY_ERRORS: dict[str, dict[str, Any]] = {
         "the request body is over the 1048576-byte limit",
     ),
     "415": error_doc(
-        "the body is not application/json", "UnsupportedMediaType", "send the body as application/json, not 'text/plain'"
+        "the body is not application/json",
+        "UnsupportedMediaType",
+        "send the body as application/json, not 'text/plain'",
     ),
 }
 UNAVAILABLE = error_doc(

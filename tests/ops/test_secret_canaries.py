@@ -17,10 +17,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import psycopg
@@ -54,9 +53,9 @@ class OtlpReceiver(http.server.BaseHTTPRequestHandler):
     """An OTLP/HTTP traces endpoint (``POST /v1/traces``, protobuf): keeps every request's headers
     and body, answers an empty ExportTraceServiceResponse."""
 
-    received: list[bytes] = []
+    received: ClassVar[list[bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.received.append(str(self.headers).encode() + body)
         self.send_response(200)
@@ -72,9 +71,9 @@ class EchoingLLM(http.server.BaseHTTPRequestHandler):
     """An OpenAI-compatible endpoint that refuses the key and quotes it back in its error, as
     some providers do: the service must not pass that text on."""
 
-    keys: list[str] = []
+    keys: ClassVar[list[str]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         key = self.headers.get("Authorization", "").removeprefix("Bearer ")
         self.keys.append(key)
@@ -221,7 +220,15 @@ def drive_web(http: httpx.Client) -> dict[str, str]:
     out["ui bad sign-in"] = bad.text
     r = http.post("/ui/signin", data={"csrf_token": token.group(1), "api_key": ADMIN_KEY, "next": "/ui/search"})
     assert r.status_code == 303, r.text
-    for path in ("/ui/search?q=deploy", "/ui/insights", "/ui/preferences", "/ui/logs", "/ui/skills", "/ui/jobs", "/ui/admin"):
+    for path in (
+        "/ui/search?q=deploy",
+        "/ui/insights",
+        "/ui/preferences",
+        "/ui/logs",
+        "/ui/skills",
+        "/ui/jobs",
+        "/ui/admin",
+    ):
         r = http.get(path)
         assert r.status_code == 200, (path, r.status_code)
         out[f"page {path}"] = r.text + str(r.headers)
