@@ -119,7 +119,8 @@ def fill_example_nulls(doc: dict[str, Any]) -> dict[str, Any]:
 
 # Answers the app's middleware and error handlers give on any /v1 route, whatever the route
 # declares: a JSON body that does not parse (400), a body of another media type (415) or over
-# limits.max_request_bytes (413), and the database or embedding provider unavailable (503).
+# limits.max_request_bytes (413), a write that conflicts with a stored row (409), and the database
+# or embedding provider unavailable (503).
 MALFORMED = error_doc("the request body is not valid JSON", "MalformedJSON", "the request body is not valid JSON")
 BODY_ERRORS: dict[str, dict[str, Any]] = {
     "413": error_doc(
@@ -133,6 +134,12 @@ BODY_ERRORS: dict[str, dict[str, Any]] = {
         "send the body as application/json, not 'text/plain'",
     ),
 }
+CONFLICT = error_doc(
+    "the change conflicts with what is stored (a name taken, an id stored with other content, a row "
+    "already superseded, a concurrent change); nothing is written",
+    "Conflict",
+    "log event 2b9e4f71-6c3a-4d8e-9f12-a7b5c3d1e0f4 is already stored with other content",
+)
 UNAVAILABLE = error_doc(
     "the database or the embedding provider is unavailable; retry later",
     "EmbeddingUnavailable",
@@ -141,15 +148,17 @@ UNAVAILABLE = error_doc(
 
 
 def add_common_errors(doc: dict[str, Any]) -> dict[str, Any]:
-    """Declare, in place, the answers of :data:`BODY_ERRORS`, :data:`MALFORMED` and :data:`UNAVAILABLE`
-    on every /v1 operation that can give them (a route's own declaration wins)."""
+    """Declare, in place, the answers of :data:`BODY_ERRORS`, :data:`MALFORMED`, :data:`CONFLICT`
+    and :data:`UNAVAILABLE` on every /v1 operation that can give them (a route's own declaration wins)."""
     for path, operations in doc.get("paths", {}).items():
         if not path.startswith("/v1/"):
             continue
-        for operation in operations.values():
+        for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             body = operation.get("requestBody")
             extra: dict[str, dict[str, Any]] = {"503": UNAVAILABLE}
+            if method in ("post", "put", "patch", "delete"):
+                extra["409"] = CONFLICT
             if body is not None:
                 extra |= BODY_ERRORS
                 if "application/json" in body.get("content", {}):
