@@ -85,7 +85,7 @@ def mutate(data: st.DataObject, lines: list[bytes]) -> list[bytes]:
     return out
 
 
-@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_mutated_export_never_errors_and_stores_only_what_it_reports(
     source: tuple[str, list[bytes]], data: st.DataObject
