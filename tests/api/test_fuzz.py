@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import hypothesis
 import hypothesis.errors
+import psycopg
 import pytest
 import schemathesis
 import uvicorn
@@ -29,13 +30,14 @@ from pydantic import SecretStr
 from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+from sqlalchemy.engine import make_url
 
 from mosaic_memory.api.app import create_app
 from mosaic_memory.config import LogSettings, Settings
 from mosaic_memory.container import AppState
 from tests.conftest import ADMIN_KEY, auth, free_port, start_in_thread
 
-DEFAULT_CASES = 700
+DEFAULT_CASES = 300
 # POST /v1/import takes its file as the request body (a binary string in the document).
 schemathesis.serializer.alias("application/x-ndjson", "application/octet-stream")
 
@@ -99,13 +101,18 @@ def new_user_key(base_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def fuzz_url(settings: Settings, state: AppState) -> Iterator[str]:
-    """A real HTTP server on loopback (a thread of its own, like ``fuzz_url``) with the failed-auth
-    budget off: Schemathesis sends wrong keys to every operation, and the 429 that budget answers
-    after a burst (tests/api/test_auth_matrix.py) is not what its unauthenticated-access check expects."""
+    """A real HTTP server on loopback (a thread of its own, like ``cli_url``) on a database of its
+    own in the suite's embedded server (migrated by the app at start), so the users, teams and rows
+    the fuzzing creates stay out of every other test's way. The failed-auth budget is off:
+    Schemathesis sends wrong keys to every operation, and the 429 that budget answers after a burst
+    (tests/api/test_auth_matrix.py) is not what its unauthenticated-access check expects."""
+    database = f"fuzz_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(state.database.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
     own = settings.model_copy(
         update={
             "tier": "standalone",
-            "database_url": SecretStr(state.database.url),
+            "database_url": SecretStr(make_url(state.database.url).set(database=database).render_as_string(False)),
             "logs": LogSettings(background_embedder=False),
             "limits": settings.limits.model_copy(update={"auth_failures_per_minute": 0}),
         }
@@ -115,6 +122,8 @@ def fuzz_url(settings: Settings, state: AppState) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.config.port}"
     server.should_exit = True
     thread.join(timeout=60)
+    with psycopg.connect(state.database.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 def test_every_operation_answers_within_its_schema(fuzz_url: str) -> None:
