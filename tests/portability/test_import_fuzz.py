@@ -126,3 +126,9 @@ def test_the_unmutated_export_adds_every_row(source: tuple[str, list[bytes]]) ->
         report = r.json()
         assert not report["errors"] and report["complete"]
         assert stored(http, headers) == sum(kind["added"] for kind in report["counts"].values()) == len(lines) - 2
+
+
+def test_an_export_filter_the_database_cannot_match_is_refused_before_the_stream(cli_url: str) -> None:
+    """Found by the fuzzing: a NUL in ``tags`` reached the query after the 200 had been sent."""
+    r = httpx.get(f"{cli_url}/v1/export", params={"tags": "ops\x00x"}, headers=auth(ADMIN_KEY), timeout=60)
+    assert r.status_code == 422 and r.json()["error"] == "InvalidInput", r.text
