@@ -117,10 +117,62 @@ def fill_example_nulls(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+# Answers the app's middleware and error handlers give on any /v1 route, whatever the route
+# declares: a JSON body that does not parse (400), a body of another media type (415) or over
+# limits.max_request_bytes (413), a write that conflicts with a stored row (409), and the database
+# or embedding provider unavailable (503).
+MALFORMED = error_doc("the request body is not valid JSON", "MalformedJSON", "the request body is not valid JSON")
+BODY_ERRORS: dict[str, dict[str, Any]] = {
+    "413": error_doc(
+        "the request body is over limits.max_request_bytes; nothing is stored",
+        "ContentTooLarge",
+        "the request body is over the 1048576-byte limit",
+    ),
+    "415": error_doc(
+        "the body is not application/json",
+        "UnsupportedMediaType",
+        "send the body as application/json, not 'text/plain'",
+    ),
+}
+CONFLICT = error_doc(
+    "the change conflicts with what is stored (a name taken, an id stored with other content, a row "
+    "already superseded, a concurrent change); nothing is written",
+    "Conflict",
+    "log event 2b9e4f71-6c3a-4d8e-9f12-a7b5c3d1e0f4 is already stored with other content",
+)
+UNAVAILABLE = error_doc(
+    "the database or the embedding provider is unavailable; retry later",
+    "EmbeddingUnavailable",
+    "the embedding provider did not answer in time",
+)
+
+
+def add_common_errors(doc: dict[str, Any]) -> dict[str, Any]:
+    """Declare, in place, the answers of :data:`BODY_ERRORS`, :data:`MALFORMED`, :data:`CONFLICT`
+    and :data:`UNAVAILABLE` on every /v1 operation that can give them (a route's own declaration wins)."""
+    for path, operations in doc.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            body = operation.get("requestBody")
+            extra: dict[str, dict[str, Any]] = {"503": UNAVAILABLE}
+            if method in ("post", "put", "patch", "delete"):
+                extra["409"] = CONFLICT
+            if body is not None:
+                extra |= BODY_ERRORS
+                if "application/json" in body.get("content", {}):
+                    extra["400"] = MALFORMED
+            for status, response in extra.items():
+                responses.setdefault(status, response)
+    return doc
+
+
 def keep_example_nulls(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """Wrap ``app.openapi`` so the served document keeps its examples' required nulls."""
+    """Wrap ``app.openapi`` so the served document keeps its examples' required nulls and declares
+    the errors every route may give (:func:`add_common_errors`)."""
 
     def openapi() -> dict[str, Any]:
-        return fill_example_nulls(build())
+        return add_common_errors(fill_example_nulls(build()))
 
     return openapi

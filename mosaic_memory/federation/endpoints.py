@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from mosaic_memory.api.deps import Admin, Reader, SessionDep, StateDep, Writer
-from mosaic_memory.api.docs import ERRORS, example_response, list_response
+from mosaic_memory.api.docs import ERRORS, error_doc, example_response, list_response
 from mosaic_memory.federation.identity import cert_info
 from mosaic_memory.federation.schemas import AuditOut, GrantCreate, GrantOut, PeerCreate, PeerOut
 
@@ -29,7 +29,13 @@ IDENTITY_EXAMPLE = {
 }
 
 
-@router.get("/identity", responses={200: example_response(IDENTITY_EXAMPLE)})
+@router.get(
+    "/identity",
+    responses={
+        200: example_response(IDENTITY_EXAMPLE),
+        409: error_doc("no federation identity yet", "FederationError", "this instance has no federation identity"),
+    },
+)
 async def identity(state: StateDep, _: Reader) -> dict[str, Any]:
     """This instance's federation name and certificate (FederationError 409 before 'federation init')."""
     paths = state.federation.paths

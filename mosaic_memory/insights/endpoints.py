@@ -22,7 +22,12 @@ from mosaic_memory.logs.schemas import LogOut
 router = APIRouter(prefix="/v1/insights", tags=["insights"], responses=ERRORS)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=InsightOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InsightOut,
+    responses={200: {"model": InsightOut, "description": "identical or near-identical content: the existing insight"}},
+)
 async def create_insight(
     body: InsightCreate, state: StateDep, session: SessionDep, principal: Writer, response: Response
 ) -> InsightOut:

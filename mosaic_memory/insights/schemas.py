@@ -89,7 +89,8 @@ class InsightBatch(StrictModel):
 
 
 class InsightUpdate(StrictModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [UPDATE_EXAMPLE]})
+    # minProperties: an empty update is refused (below), and the document says so.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [UPDATE_EXAMPLE], "minProperties": 1})
 
     content: str | None = Field(default=None, min_length=1)
     tags: Tags | None = None

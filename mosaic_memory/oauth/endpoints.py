@@ -171,7 +171,17 @@ async def _authorization(state: AppState, session: SessionDep, request: Request)
     return _page_or_redirect(auth) if isinstance(auth, OAuthReply) else auth
 
 
-@router.get("/oauth/authorize", response_class=HTMLResponse)
+# The errors of RFC 6749 §5.2 / RFC 7591 §3.2.2 (``{"error", "error_description"}``), and the
+# consent pages' refusals (an HTML page: a bad request, a wrong key, a form without its CSRF token).
+OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "invalid_request, invalid_grant, invalid_client_metadata, ... (RFC 6749 §5.2)"},
+    401: {"description": "invalid_client: the client is unknown or did not authenticate"},
+    403: {"description": "the consent form did not come from this page (CSRF)"},
+    429: ERRORS[429],
+}
+
+
+@router.get("/oauth/authorize", response_class=HTMLResponse, responses=OAUTH_ERRORS)
 async def authorize(state: StateDep, session: SessionDep, request: Request) -> Response:
     """The consent page: who asks, for what; sign in with an API key (or a session) to approve."""
     auth = await _authorization(state, session, request)
@@ -183,7 +193,7 @@ async def authorize(state: StateDep, session: SessionDep, request: Request) -> R
     return _consent_page(state, request, signer, auth, signed_in)
 
 
-@router.post("/oauth/authorize", response_class=HTMLResponse)
+@router.post("/oauth/authorize", response_class=HTMLResponse, responses=OAUTH_ERRORS)
 async def decide(state: StateDep, session: SessionDep, request: Request) -> Response:
     """The consent form's post: approve (with an API key or the session) or deny; CSRF-checked."""
     auth = await _authorization(state, session, request)
@@ -228,7 +238,7 @@ async def decide(state: StateDep, session: SessionDep, request: Request) -> Resp
 
 
 # token, registration, revocation --------------------------------------------------------------
-@router.post("/oauth/token")
+@router.post("/oauth/token", responses=OAUTH_ERRORS)
 async def token(state: StateDep, session: SessionDep, request: Request) -> Response:
     """The token endpoint (authorization_code with PKCE, refresh_token)."""
     form = await request.form()
@@ -237,7 +247,7 @@ async def token(state: StateDep, session: SessionDep, request: Request) -> Respo
     return _reply(reply)
 
 
-@router.post("/oauth/revoke")
+@router.post("/oauth/revoke", responses=OAUTH_ERRORS)
 async def revoke(state: StateDep, session: SessionDep, request: Request) -> Response:
     """RFC 7009 revocation of an access or refresh token (and its grant)."""
     form = await request.form()
@@ -246,7 +256,7 @@ async def revoke(state: StateDep, session: SessionDep, request: Request) -> Resp
     return _reply(reply)
 
 
-@router.post("/oauth/register", status_code=201)
+@router.post("/oauth/register", status_code=201, responses=OAUTH_ERRORS)
 async def register(state: StateDep, session: SessionDep, request: Request) -> Response:
     """RFC 7591 dynamic client registration (JSON client metadata)."""
     try:

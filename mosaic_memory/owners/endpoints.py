@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from mosaic_memory.api.deps import Admin, Reader, SessionDep, StateDep
-from mosaic_memory.api.docs import ERRORS, example_response, list_response
+from mosaic_memory.api.docs import ERRORS, error_doc, example_response, list_response
 from mosaic_memory.owners.schemas import (
     KeyCreate,
     KeyCreated,
@@ -28,7 +28,12 @@ ME_EXAMPLE = {
 }
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserCreated,
+    responses={409: error_doc("the name is taken", "Conflict", "user 'alice' already exists")},
+)
 async def create_user(body: UserCreate, state: StateDep, session: SessionDep, _: Admin) -> UserCreated:
     """Create a user and its first key (shown once)."""
     user, token = await state.owners.create_user(session, body.name, admin=body.admin)
@@ -68,7 +73,12 @@ async def revoke_key(prefix: str, state: StateDep, session: SessionDep, _: Admin
     return key
 
 
-@router.post("/teams", status_code=status.HTTP_201_CREATED, response_model=TeamOut)
+@router.post(
+    "/teams",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TeamOut,
+    responses={409: error_doc("the name is taken", "Conflict", "team 'platform' already exists")},
+)
 async def create_team(body: TeamCreate, state: StateDep, session: SessionDep, _: Admin) -> TeamOut:
     team = await state.owners.create_team(session, body.name, body.members)
     await session.commit()

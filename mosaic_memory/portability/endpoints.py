@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
 from mosaic_memory.api.docs import ERRORS
+from mosaic_memory.common.failures import DATA_ERROR_DETAIL
 from mosaic_memory.errors import InvalidInput
 from mosaic_memory.portability.format import check_kinds, parse_owner_map
 from mosaic_memory.portability.schemas import ImportReportOut
@@ -70,6 +71,10 @@ async def export_memory(
     The rows come from one consistent snapshot, read page by page."""
     owners = await resolve_export_owners(session, principal, _split(owner))
     chosen = check_kinds(_split(kinds))
+    chosen_tags = _split(tags)
+    if chosen_tags and any("\x00" in tag for tag in chosen_tags):
+        # Checked here: once the stream has started, the database's refusal could only cut it short.
+        raise InvalidInput(DATA_ERROR_DETAIL)
     await session.commit()
 
     async def body() -> AsyncIterator[bytes]:
@@ -78,7 +83,7 @@ async def export_memory(
                 execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
             )
             async for line in export_lines(
-                stream_session, owners, kinds=chosen, tags=_split(tags), with_vectors=with_vectors
+                stream_session, owners, kinds=chosen, tags=chosen_tags, with_vectors=with_vectors
             ):
                 yield line
 

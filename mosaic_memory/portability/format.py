@@ -295,7 +295,7 @@ def parse_record(line: bytes | str | dict[str, Any]) -> Record | EndRecord:
     except ValueError as exc:
         raise BadRecord(str(exc)) from None
     kind = data.get("type")
-    if kind not in TYPE_KIND and kind != "end":
+    if not isinstance(kind, str) or (kind not in TYPE_KIND and kind != "end"):  # a list is unhashable
         raise BadRecord(f"unknown record type {kind!r}; known: {sorted(TYPE_KIND)}")
     try:
         return _RECORD.validate_python(data)

@@ -7,11 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
-from mosaic_memory.api.docs import ERRORS, list_response
+from mosaic_memory.api.docs import ERRORS, error_doc, list_response
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.preferences.schemas import KEY_PATTERN, SCOPE_PATTERN, PreferenceChange, PreferenceOut, PreferencePut
 
 router = APIRouter(prefix="/v1/preferences", tags=["preferences"], responses=ERRORS)
+IMMUTABLE = error_doc(
+    "an agent-bound key changing an immutable preference",
+    "ImmutablePreference",
+    "preference 'editor.theme' is immutable: agents may read it but only the user may change it",
+)
 
 KeyPath = Annotated[str, Path(min_length=1, max_length=256, pattern=KEY_PATTERN, description="e.g. code_review_style")]
 ScopeQuery = Annotated[
@@ -27,7 +32,7 @@ OwnerQuery = Annotated[
     status_code=status.HTTP_201_CREATED,
     response_model=PreferenceOut,
     summary="Create or replace a preference",
-    responses={200: {"model": PreferenceOut, "description": "an existing preference was replaced"}},
+    responses={200: {"model": PreferenceOut, "description": "an existing preference was replaced"}, 409: IMMUTABLE},
 )
 async def put_preference(
     key: KeyPath, body: PreferencePut, state: StateDep, session: SessionDep, principal: Writer, response: Response
@@ -77,7 +82,9 @@ async def get_preference(
     return out
 
 
-@router.delete("/{key}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a preference")
+@router.delete(
+    "/{key}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a preference", responses={409: IMMUTABLE}
+)
 async def delete_preference(
     key: KeyPath,
     state: StateDep,

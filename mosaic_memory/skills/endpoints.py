@@ -8,14 +8,27 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
-from mosaic_memory.api.docs import ERRORS
+from mosaic_memory.api.docs import ERRORS, error_doc
 from mosaic_memory.common.schemas import Page
 from mosaic_memory.skills.schemas import SkillCreate, SkillOut, SkillUpdate
 
 router = APIRouter(prefix="/v1/skills", tags=["skills"], responses=ERRORS)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SkillOut, summary="Store a skill")
+SKILL_EXISTS = error_doc(
+    "the owner already has a skill of that name",
+    "SkillExists",
+    "user:alice already has a skill named 'deploy-to-staging'; rename it or PATCH the existing one",
+)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SkillOut,
+    summary="Store a skill",
+    responses={409: SKILL_EXISTS},
+)
 async def create_skill(body: SkillCreate, state: StateDep, session: SessionDep, principal: Writer) -> SkillOut:
     """Store a skill; ``name: description`` is embedded so ``/v1/search`` with ``kinds: ["skills"]``
     finds it by the task at hand. 409 when the owner already has a skill of that name."""
@@ -47,7 +60,7 @@ async def get_skill(skill_id: uuid.UUID, state: StateDep, session: SessionDep, p
     return out
 
 
-@router.patch("/{skill_id}", response_model=SkillOut, summary="Edit a skill")
+@router.patch("/{skill_id}", response_model=SkillOut, summary="Edit a skill", responses={409: SKILL_EXISTS})
 async def update_skill(
     skill_id: uuid.UUID, body: SkillUpdate, state: StateDep, session: SessionDep, principal: Writer
 ) -> SkillOut:

@@ -57,7 +57,8 @@ class SkillCreate(StrictModel):
 
 
 class SkillUpdate(StrictModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [UPDATE_EXAMPLE]})
+    # minProperties: an empty update is refused (below), and the document says so.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [UPDATE_EXAMPLE], "minProperties": 1})
 
     name: SkillName | None = None
     description: str | None = Field(default=None, min_length=1)
