@@ -136,7 +136,16 @@ def serve(
         logging.getLogger("uvicorn.error").addFilter(doctor_cmd.quiet_startup_failure(application))
         quiet = "debug" if cfg.log_level.upper() == "DEBUG" else "warning"
         try:
-            uvicorn.run(application, host=bind_host, port=bind_port, log_level=quiet, log_config=None, access_log=False)
+            uvicorn.run(
+                application,
+                host=bind_host,
+                port=bind_port,
+                log_level=quiet,
+                log_config=None,
+                access_log=False,
+                # SIGTERM ends within this many seconds even while a client holds a request open.
+                timeout_graceful_shutdown=10,
+            )
         except SystemExit:
             problem = getattr(application.state, "startup_error", None)
             if problem:

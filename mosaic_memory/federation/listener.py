@@ -187,6 +187,9 @@ async def federation_listener(state: AppState) -> AsyncIterator[ssl.SSLContext |
         log_level="warning",
         access_log=False,
         lifespan="off",
+        # A peer that keeps a connection open (a stalled TLS handshake, a stream it stopped
+        # reading) must not hold the instance's shutdown: SIGTERM ends within this many seconds.
+        timeout_graceful_shutdown=10,
     )
     server = _FederationServer(config)
     task = asyncio.create_task(server.serve())

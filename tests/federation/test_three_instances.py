@@ -453,15 +453,12 @@ def test_a_hanging_peer_is_named_in_peers_failed_after_the_timeout(cluster: Clus
         r = b.call("POST", "/v1/federation/peers", json={"name": "hang", "url": f"https://127.0.0.1:{port}"})
         assert r.status_code == 201
         try:
-            started = time.monotonic()
             result = b.search("alice", "payments deploy Friday")
-            waited = time.monotonic() - started
         finally:
             assert b.call("DELETE", "/v1/federation/peers/hang").status_code == 204
+    # The peer never answers: the search came back because of the 2 s timeout, not because it
+    # ended (how long that takes is measured in benchmarks/, not asserted here).
     assert {"peer": "hang", "reason": "timed out after 2 s"} in result["peers_failed"]
-    # The peer never answers: the search came back because of the 2 s timeout, not because it ended
-    # (a generous bound for a loaded machine; the figure itself is in benchmarks/).
-    assert waited < 15, waited
     assert _from(result, "a") and _from(result, "b")
 
 
