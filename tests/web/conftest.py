@@ -57,6 +57,8 @@ def ui_url(state: AppState) -> Iterator[str]:
 async def browser() -> AsyncIterator[Browser]:
     reason = _why_no_browser()
     if reason is not None:
+        if os.environ.get("MOSAIC_REQUIRE_BROWSER") == "1":  # CI: a missing browser is a failure
+            pytest.fail(f"web UI browser tests cannot run: {reason}")
         pytest.skip(f"web UI browser tests skipped: {reason}")
     from playwright.async_api import async_playwright
 
