@@ -31,6 +31,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Tests must not read a developer's config file.
 os.environ["MOSAIC_CONFIG_FILE"] = ""
+# The CLI's rich consoles fix their width when first imported: the same width in every test
+# process, whichever test (and whichever CliRunner env) happens to import the CLI first.
+os.environ.setdefault("COLUMNS", "200")
 
 from mosaic_memory.api.app import create_app
 from mosaic_memory.config import LogSettings, Settings
