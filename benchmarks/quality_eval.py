@@ -35,6 +35,7 @@ from mosaic_memory.config import Settings
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.insights.service import InsightService
 from mosaic_memory.owners.schemas import Principal
+from mosaic_memory.search.fusion import baseline_of
 from mosaic_memory.search.schemas import SearchRequest
 from mosaic_memory.search.service import SearchService
 
@@ -106,7 +107,11 @@ async def answer(
             baseline = 0.0
             if with_baseline:
                 wide = await service.search(session, stored.principal, SearchRequest(query=q, k=n, mode="semantic"))
-                baseline = float(np.mean([h.scores["semantic"] for h in wide.hits])) if wide.hits else 0.0
+                baseline = baseline_of(
+                    [h.scores["semantic"] for h in wide.hits],
+                    candidates=n,
+                    prior=settings.search.calibration_baseline_prior,
+                )
         out.append(Answer([(h.content, h.score, dict(h.scores)) for h in res.hits], baseline))
     return out
 

@@ -125,6 +125,10 @@ class SearchSettings(BaseModel):
     # keeps its weight while a partial match on one word of a paraphrase weighs much less (2
     # raised hybrid MRR on the paraphrase set without costing the other sets; benchmarks/RESULTS.md).
     calibration_keyword_power: float = Field(default=2.0, gt=0.0, le=4.0)
+    # A scope with fewer rows than a search's semantic candidates counts the missing ones at this
+    # cosine in the baseline (fusion.baseline_of): a question's mean cosine to unrelated stored
+    # texts is 0.08 on the most varied quality set (project) and 0.17-0.23 on one-topic sets.
+    calibration_baseline_prior: float = Field(default=0.1, ge=-1.0, le=1.0)
     # The documented cut between relevant and unrelated hits (a score of 0.5 is as likely one as
     # the other). Not applied unless a request asks (min_score) or `default_min_score` is set, so
     # a search for k still returns k whenever k rows match; precision and recall of the cut on the

@@ -44,12 +44,14 @@ class Calibration:
     of the query's semantic candidates: how far a hit stands out from the rest of the caller's
     rows says more about relevance than its cosine alone (distribution-based fusion), and it
     lets a small store answer "nothing relevant" when every row is about equally far.
+    ``baseline_prior`` stands in for the candidates a small scope lacks (``baseline_of``).
     """
 
     semantic: tuple[float, float, float]
     keyword: tuple[float, float]
     hybrid: tuple[float, float, float, float]
     keyword_power: float = 1.0  # the coverage enters as coverage ** keyword_power
+    baseline_prior: float = 0.0
 
     def score(self, mode: str, semantic: float | None, keyword: float | None, baseline: float) -> float:
         """Relevance in [0, 1] for a hit with these raw signals (a missing signal counts as 0)."""
@@ -72,9 +74,19 @@ class Fused:
     signals: dict[str, float]
 
 
-def baseline_of(semantic: Sequence[Row]) -> float:
-    """The mean cosine of the semantic candidates (0 without any)."""
-    return float(np.mean([r.score for r in semantic])) if semantic else 0.0
+def baseline_of(cosines: Sequence[float], *, candidates: int = 0, prior: float = 0.0) -> float:
+    """The mean cosine of the query's semantic candidates, ``candidates`` of them at least.
+
+    A scope holding fewer rows than the search asks for has the missing ones counted at
+    ``prior``, the cosine of a typical unrelated row. Without it a store of four rows had a
+    baseline of four, and the nearest row stood out from three unrelated ones far enough to
+    score as relevant to any question (the airline asked of a store about themes, deploys, a
+    cat and databases). A scope with ``candidates`` rows or more is unchanged.
+    """
+    missing = max(0, candidates - len(cosines))
+    total = float(np.sum(cosines)) + missing * prior
+    count = len(cosines) + missing
+    return total / count if count else 0.0
 
 
 def fuse(
@@ -83,8 +95,12 @@ def fuse(
     keyword: Sequence[Row],
     calibration: Calibration,
     query_vector: np.ndarray | None = None,
+    *,
+    candidates: int = 0,
 ) -> list[Fused]:
     """Every row of either list once, scored by ``calibration`` for ``mode``, best first.
+
+    ``candidates``: how many semantic candidates the search asked for (``baseline_of``).
 
     A row only the keyword side found gets its cosine from its embedding when the row carries one
     and ``query_vector`` is given; a row only the semantic side found has keyword coverage 0 (the
@@ -97,7 +113,7 @@ def fuse(
             key: Key = (r.kind, r.id)
             signals.setdefault(key, {})[name] = r.score
             rows.setdefault(key, r)
-    baseline = baseline_of(semantic)
+    baseline = baseline_of([r.score for r in semantic], candidates=candidates, prior=calibration.baseline_prior)
     qv = None
     if query_vector is not None:
         qv = np.asarray(query_vector, dtype=np.float32)

@@ -39,7 +39,11 @@ class AccessSink(Protocol):
 def calibration_of(settings: Settings) -> Calibration:
     cfg = settings.search
     return Calibration(
-        cfg.calibration_semantic, cfg.calibration_keyword, cfg.calibration_hybrid, cfg.calibration_keyword_power
+        cfg.calibration_semantic,
+        cfg.calibration_keyword,
+        cfg.calibration_hybrid,
+        cfg.calibration_keyword_power,
+        cfg.calibration_baseline_prior,
     )
 
 
@@ -148,7 +152,7 @@ class SearchService:
             keyword.sort(key=lambda r: r.score, reverse=True)
             keyword = keyword[:n]
 
-        fused = fuse(req.mode, semantic, keyword, self.calibration, vector)
+        fused = fuse(req.mode, semantic, keyword, self.calibration, vector, candidates=n)
         components: dict[tuple[str, object], dict[str, float]] = {(f.row.kind, f.row.id): f.signals for f in fused}
         scored = [(f.row, f.score) for f in fused]
         if self.reranker is not None and scored:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.conftest import UserFactory
 
@@ -52,11 +51,6 @@ async def test_the_cut_separates_the_relevant_hit_from_the_unrelated(
     assert [x["content"] for x in cut] == [FOUR[0]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: in a 4-row store the row nearest to any query stands out from the baseline "
-    "(fusion.py) and scores above the cut; on the quality sets 11 of 21 such questions are clean",
-)
 async def test_nothing_stored_about_it_means_no_hit_above_the_cut(
     http: httpx.AsyncClient, make_user: UserFactory
 ) -> None:
