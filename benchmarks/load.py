@@ -120,6 +120,7 @@ class Outcome:
     acks: list[Ack] = field(default_factory=list)
     error_samples: list[dict[str, Any]] = field(default_factory=list)
     rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, bytes)
+    load_avg: list[float] = field(default_factory=list)  # the machine's 1-minute load, beside each RSS sample
 
 
 Request = tuple[str, str, str, dict[str, Any] | None]  # op, method, path, JSON body
@@ -185,8 +186,10 @@ def acks_of(op: str, path: str, body: dict[str, Any] | None, answer: dict[str, A
     return []
 
 
-def process_tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants (0 once it is gone)."""
+def process_tree_rss(pid: int, *, proportional: bool = False) -> int:
+    """Resident bytes of ``pid`` and all its descendants (0 once it is gone); ``proportional``: PSS,
+    each shared page divided among the processes that map it (PostgreSQL's backends all map the
+    shared buffers, so their RSS summed counts the buffers once per backend)."""
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
@@ -195,7 +198,7 @@ def process_tree_rss(pid: int) -> int:
     total = 0
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):  # a child may end between the two calls
-            total += p.memory_info().rss
+            total += p.memory_full_info().pss if proportional else p.memory_info().rss
     return total
 
 
@@ -236,10 +239,12 @@ async def _closed_loops(
 
     async def sample_rss() -> None:
         assert rss_pid is not None
-        while time.monotonic() < stop_at:
+        while True:
             out.rss.append((round(time.monotonic() - started, 2), process_tree_rss(rss_pid)))
-            await asyncio.sleep(plan.rss_every_s)
-        out.rss.append((round(time.monotonic() - started, 2), process_tree_rss(rss_pid)))
+            out.load_avg.append(round(psutil.getloadavg()[0], 2))
+            if time.monotonic() >= stop_at:
+                return
+            await asyncio.sleep(min(plan.rss_every_s, max(0.0, stop_at - time.monotonic())))
 
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
         tasks: list[Awaitable[None]] = [client_loop(i, http) for i in range(plan.clients)]
@@ -338,6 +343,11 @@ async def run_load(
             "all_p50": ratio(figures["latency"]["p50_ms"], healthz.get("p50_ms")),
         },
         "rss": _rss_figures(mixed.rss, plan) if rss_pid is not None else None,
+        "load_avg_1min_during": {
+            "min": min(mixed.load_avg, default=None),
+            "mean": round(sum(mixed.load_avg) / len(mixed.load_avg), 2) if mixed.load_avg else None,
+            "max": max(mixed.load_avg, default=None),
+        },
         "acknowledged_adds": len(mixed.acks),
     }
     return doc, mixed.acks
@@ -381,7 +391,8 @@ def render(doc: dict[str, Any]) -> str:
         f"`{doc['command']}`: {plan['clients']} clients in closed loops for {plan['duration_s']:g} s "
         f"(first {plan['warmup_s']:g} s warm-up, not in the latencies) against {doc['rows_at_start']:,} insights; "
         f"peer: the same clients on `/healthz` for {plan['peer_s']:g} s just before. Machine: {m['cpu']}, "
-        f"{m['cores']} cores, shared; load average at start {m['load_avg_at_start']}, at end {doc['load_avg_at_end']}.",
+        f"{m['cores']} cores, shared; load average at start {m['load_avg_at_start']}, at end {doc['load_avg_at_end']}, "
+        f"1-minute load during the run {doc['load_avg_1min_during']}.",
         "",
     ]
     rows = [
@@ -390,17 +401,20 @@ def render(doc: dict[str, Any]) -> str:
     ]
     rows.append(["peer: /healthz", peer["latency"]["n"], peer["per_s"], *_p(peer["latency"])])
     lines += _table(["operation", "answers", "per s", "p50 ms", "p95 ms", "p99 ms"], rows)
+    missing = doc["adds_missing"]
+    readback = f"{len(missing)} missing or different" if missing else "all"
     errors = ", ".join(f"{op} {st}×{c}" for op, by in doc["errors"].items() for st, c in by.items()) or "none"
     lines += [
         f"Errors (any non-2xx or transport error, warm-up and peer included): **{doc['error_count']}** ({errors}). "
-        f"Acknowledged adds read back afterwards: {doc['acknowledged_adds'] - len(doc['adds_missing'])} of "
-        f"{doc['acknowledged_adds']}.",
+        f"Records acknowledged by the adds (insights, preference writes, log events): {doc['acknowledged_adds']:,}; "
+        f"read back afterwards with the acknowledged content (a preference written again: its last value): "
+        f"{readback}.",
         "",
         f"Resident memory of the serve process and its children: {rss.get('first_mib')} MiB at the start, "
         f"{rss.get('after_warmup_mib')} MiB after the warm-up, {rss.get('end_mib')} MiB at the end "
         f"(each a {rss.get('window_s')} s mean), max {rss.get('max_mib')} MiB: growth after the warm-up "
-        f"**{rss.get('growth_after_warmup_pct')} %**. The embedded PostgreSQL (postmaster and backends, shared "
-        f"buffers counted in every backend that touched them): {doc['database_rss_mib']}.",
+        f"**{rss.get('growth_after_warmup_pct')} %**. The embedded PostgreSQL (postmaster and backends, proportional "
+        f"set size: shared buffers counted once; they fill as the table is read): {doc['database_pss_mib']} MiB.",
         "",
         f"Ratios to the `/healthz` peer: operations/s {ratios['ops_per_s']}, search p50 {ratios['search_p50']}, "
         f"search p99 {ratios['search_p99']}.",
@@ -413,12 +427,12 @@ def _p(d: dict[str, Any]) -> list[Any]:
     return [d["p50_ms"], d["p95_ms"], d["p99_ms"]]
 
 
-def _database_rss(workdir: Path, when: str) -> dict[str, Any]:
+def _database_pss(workdir: Path, when: str) -> dict[str, Any]:
     try:
         pid = int((workdir / "pg" / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return {when: None}
-    return {when: round(process_tree_rss(pid) / 1024 / 1024, 1)}
+    return {when: round(process_tree_rss(pid, proportional=True) / 1024 / 1024, 1)}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -452,10 +466,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         rows = int(await ctx.scalar("SELECT count(*) FROM insights"))
         base = await server_for(ctx)
         host = machine()
-        db_before = _database_rss(ctx.workdir, "start")
+        db_before = _database_pss(ctx.workdir, "start")
         print(f"[load] {rows:,} insights; {plan.clients} clients for {plan.duration_s:g} s …", flush=True)
         doc, acks = await run_load(base, ctx.user_token, plan, rss_pid=ctx.server_pids[base])
-        db_after = _database_rss(ctx.workdir, "end")
+        db_after = _database_pss(ctx.workdir, "end")
         missing = await verify_acks(base, ctx.user_token, acks)
     finally:
         await ctx.close()
@@ -470,7 +484,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "rows_at_start": rows,
         **doc,
         "adds_missing": missing[:50],
-        "database_rss_mib": {**db_before, **db_after},
+        "database_pss_mib": {**db_before, **db_after},
     }
     out_dir = args.out or RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
