@@ -57,14 +57,16 @@ def parse_count(text: str) -> int:
 
 
 def stats(samples_ms: Sequence[float]) -> dict[str, float]:
-    """p50, p95, mean (milliseconds) and the sample count."""
+    """p50, p95, p99, mean (milliseconds) and the sample count."""
     arr = np.asarray(samples_ms, dtype=np.float64)
     if arr.size == 0:
-        return {"n": 0, "p50_ms": float("nan"), "p95_ms": float("nan"), "mean_ms": float("nan")}
+        nan = float("nan")
+        return {"n": 0, "p50_ms": nan, "p95_ms": nan, "p99_ms": nan, "mean_ms": nan}
     return {
         "n": int(arr.size),
         "p50_ms": round(float(np.percentile(arr, 50)), 3),
         "p95_ms": round(float(np.percentile(arr, 95)), 3),
+        "p99_ms": round(float(np.percentile(arr, 99)), 3),
         "mean_ms": round(float(arr.mean()), 3),
     }
 

@@ -70,6 +70,8 @@ class Context:
     indexed: bool = True  # the HNSW index exists
     notes: list[str] = field(default_factory=list)
     servers: dict[str, str] = field(default_factory=dict)  # provider → base URL of a running server
+    server_pids: dict[str, int] = field(default_factory=dict)  # base URL → pid of its serve process
+    keep_workdir: bool = False  # a kept data set (``reopen_context``): close() leaves it on disk
     stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     @property
@@ -93,22 +95,42 @@ class Context:
     async def close(self) -> None:
         await self.stack.aclose()  # stops the servers first: they share the embedded database
         await self.state.aclose()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-async def open_context(sizes: Sizes) -> Context:
-    """Start an embedded PostgreSQL in a fresh temp dir, migrate, load the model, make the owners."""
-    base = Path(os.environ.get("MOSAIC_BENCH_TMP", "/tmp"))
+async def open_context(sizes: Sizes, *, base: Path | None = None) -> Context:
+    """Start an embedded PostgreSQL in a fresh temp dir (under ``base``, default
+    ``$MOSAIC_BENCH_TMP`` or /tmp), migrate, load the model, make the owners."""
+    base = base or Path(os.environ.get("MOSAIC_BENCH_TMP", "/tmp"))
     workdir = Path(tempfile.mkdtemp(prefix="mosaic-bench-", dir=base))
     workdir.chmod(0o755)  # the embedded server runs as another user when we are root
+    settings, state = await _start(workdir)
+    async with state.sessionmaker() as session, session.begin():
+        user, token = await state.owners.create_user(session, "bench-user")
+    return Context(sizes=sizes, workdir=workdir, settings=settings, state=state, user_name=user.name, user_token=token)
+
+
+async def reopen_context(sizes: Sizes, workdir: Path, token: str) -> Context:
+    """The data set an earlier run kept in ``workdir`` (loaded and indexed, ``token`` its user's
+    key): started again, migrated if the schema moved on, and left on disk by close()."""
+    settings, state = await _start(workdir)
+    async with state.sessionmaker() as session, session.begin():
+        principal = await state.owners.authenticate(session, token)
+    ctx = Context(
+        sizes=sizes, workdir=workdir, settings=settings, state=state, user_name=principal.user.name, user_token=token
+    )
+    ctx.loaded = ctx.keep_workdir = True
+    return ctx
+
+
+async def _start(workdir: Path) -> tuple[Settings, AppState]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     settings = Settings(data_dir=workdir, tier="local", admin_key=ADMIN_KEY)
     state = await build_state(settings)
     await bootstrap_admin(state)
-    async with state.sessionmaker() as session, session.begin():
-        user, token = await state.owners.create_user(session, "bench-user")
-    return Context(sizes=sizes, workdir=workdir, settings=settings, state=state, user_name=user.name, user_token=token)
+    return settings, state
 
 
 async def make_dataset(ctx: Context) -> Dataset:

@@ -330,8 +330,14 @@ def _targets(doc: dict[str, Any]) -> list[str]:
 def write_results_md(doc: dict[str, Any], path: Path | None) -> None:
     if path is None:
         return
-    begin, end = f"<!-- bench:{doc['size']}:begin -->", f"<!-- bench:{doc['size']}:end -->"
-    body = f"{begin}\n{render(doc)}{end}"
+    write_section(path, doc["size"], render(doc))
+
+
+def write_section(path: Path, label: str, rendered: str) -> None:
+    """Put ``rendered`` between ``<!-- bench:LABEL:begin/end -->`` in ``path``, keeping the prose
+    around it; a label seen for the first time gets its section appended."""
+    begin, end = f"<!-- bench:{label}:begin -->", f"<!-- bench:{label}:end -->"
+    body = f"{begin}\n{rendered}{end}"
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)

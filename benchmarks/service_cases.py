@@ -65,6 +65,7 @@ async def running_server(ctx: Context, *, provider: str | None = None) -> AsyncI
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    ctx.server_pids[base] = proc.pid
     try:
         deadline = time.monotonic() + 180
         async with httpx.AsyncClient(base_url=base, timeout=2) as client:

@@ -189,6 +189,13 @@ def serve_process(state: AppState, prefix: str, **env: str) -> Iterator[str]:
     """A separate ``mosaic-memory serve`` process on the suite's embedded database (as a
     standalone URL), with no scheduler and no background embedder, so it does only what a test
     asks; ``env``: further variables (``MOSAIC_...``). Yields its URL once it is ready."""
+    with serve_subprocess(state, prefix, **env) as (url, _proc):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_subprocess(state: AppState, prefix: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`serve_process` that also yields the process (its pid, e.g. to watch its memory)."""
     port = free_port()
     data_dir = scratch_dir(prefix)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")}
@@ -208,7 +215,7 @@ def serve_process(state: AppState, prefix: str, **env: str) -> Iterator[str]:
     proc = start_serve(port, full_env, data_dir / "serve.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        yield url
+        yield url, proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
