@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Select, func, literal_column, select, text
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Dialect, Select, bindparam, func, literal_column, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from mosaic_memory.common.scan_policy import ScanPolicy
 
@@ -30,6 +31,7 @@ __all__ = [
     "nearest_rows",
     "plan_vector_search",
     "prefer_exact_scan",
+    "query_vector",
     "scan_plan",
     "scan_plans",
     "use_iterative_hnsw",
@@ -47,9 +49,27 @@ def binary_vector(column: Any) -> Any:
 
 
 def vector_literal(vector: Any) -> str:
-    """pgvector's text form; used where a vector travels inside an array parameter."""
-    arr = np.asarray(vector, dtype=np.float32)
-    return "[" + ",".join(repr(float(x)) for x in arr) + "]"
+    """pgvector's text form; used where a vector travels as a parameter (alone or in an array).
+
+    Nine significant digits give every float32 back exactly (``FLT_DECIMAL_DIG``), and ``:.9g``
+    costs a third of pgvector's own formatting (the shortest ``repr`` of each float through its
+    ``Vector`` class): 0.2 against 0.6 ms for 384 floats, once per search.
+    """
+    return "[" + ",".join([f"{x:.9g}" for x in np.asarray(vector, dtype=np.float32).tolist()]) + "]"
+
+
+class _QueryVector(Vector):
+    """A vector parameter formatted by :func:`vector_literal` (sent without a cast, as pgvector's own)."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        return vector_literal
+
+
+def query_vector(vector: Any) -> BindParameter[Any]:
+    """``vector`` as a bound parameter of a distance expression: ``embedding.cosine_distance(query_vector(q))``."""
+    return bindparam(None, vector, type_=_QueryVector())
 
 
 async def scan_plan(
@@ -178,19 +198,25 @@ async def nearest_rows(
     """Run ``query(plan)`` (a SELECT with a ``distance`` column, ordered by :func:`by_distance`,
     limited to ``limit``), nearest first.
 
-    HNSW with ``relaxed_order`` may return rows slightly out of order, so they are re-sorted; when
-    it comes back with fewer than ``limit`` rows (the filter rejected too many of the rows it
-    visited), ``query("exact")`` runs instead. ``plan == "empty"`` returns no rows and runs nothing.
+    HNSW with ``relaxed_order`` may return rows slightly out of order, so they are re-sorted
+    here; when it comes back with fewer than ``limit`` rows (the filter rejected too many of the
+    rows it visited), ``query("exact")`` runs instead. ``plan == "empty"`` returns no rows and
+    runs nothing.
+
+    The statement runs on the session's connection (Core), not through ``session.execute``:
+    these are column rows, and the ORM's execution layer cost about a third of a millisecond a
+    search. The re-sort is in Python: an outer ``ORDER BY distance`` over the limited subquery
+    was planned away (PostgreSQL takes the inner ORDER BY as already satisfying it), so it cost a
+    subquery to build and compile and sorted nothing.
     """
     if plan == "empty":
         return []
-    rows: Sequence[Any] = []
+    conn = await session.connection()
     if plan == "hnsw":
-        inner = query("hnsw").subquery()
-        rows = (await session.execute(select(inner).order_by(inner.c.distance))).all()
+        rows = (await conn.execute(query("hnsw"))).all()
         if len(rows) >= limit:
-            return rows
-    exact: Sequence[Any] = (await session.execute(query("exact"))).all()
+            return sorted(rows, key=lambda r: float(r.distance))
+    exact: Sequence[Any] = (await conn.execute(query("exact"))).all()
     return exact
 
 

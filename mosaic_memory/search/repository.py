@@ -33,6 +33,7 @@ from mosaic_memory.common.vectors import (
     binary_vector,
     by_distance,
     nearest_rows,
+    query_vector,
     scan_plans,
     use_iterative_hnsw,
 )
@@ -196,7 +197,7 @@ class SearchRepository:
             return []
         model = spec.model
         where.append(model.embedding.is_not(None))
-        distance = model.embedding.cosine_distance(vector)
+        distance = model.embedding.cosine_distance(query_vector(vector))
         if plan is None:  # the same remembered plans as the service's path
             plan = (await self.vector_plans([kind], owner_ids, scan, ef_search=max(ef_search, limit)))[kind]
         columns = [*self._columns(spec, with_embedding), distance.label("distance")]
