@@ -20,6 +20,7 @@ from sqlalchemy import Dialect, Select, bindparam, func, literal_column, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from mosaic_memory.common.owner_ids import OwnerIds
 from mosaic_memory.common.scan_policy import ScanPolicy
 
 __all__ = [
@@ -124,9 +125,12 @@ async def scan_plans(
             FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners){condition}
                   LIMIT (SELECT n + 1 FROM cap{i})) AS scope{i}"""
         )
-    stmt = text(f"WITH {', '.join(caps)} {' UNION ALL '.join(counts)}")
+    stmt = text(f"WITH {', '.join(caps)} {' UNION ALL '.join(counts)}").bindparams(
+        bindparam("owners", type_=OwnerIds())
+    )
     plans: list[ScanPlan] = ["empty"] * len(models)
-    for i, rows, cap in (await session.execute(stmt, params)).all():
+    conn = await session.connection()  # Core: no ORM execution layer for a text statement
+    for i, rows, cap in (await conn.execute(stmt, params)).all():
         plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
     return plans
 
@@ -145,7 +149,8 @@ async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tup
     ``SET LOCAL``) and travel in one statement: one round trip per search instead of three.
     ``relaxed_order`` may return rows slightly out of order, so callers re-sort by distance.
     """
-    await session.execute(
+    conn = await session.connection()  # Core: no ORM execution layer for a text statement
+    await conn.execute(
         text(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
             "set_config('hnsw.ef_search', :ef, true), set_config('hnsw.max_scan_tuples', :tuples, true)"
