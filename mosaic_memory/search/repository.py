@@ -161,7 +161,8 @@ class SearchRepository:
 
     @staticmethod
     def _row(kind: Kind, r: Any, score: float) -> Row:
-        emb = getattr(r, "embedding", None)
+        # _fields, not getattr: a missing attribute of a Row costs an exception inside SQLAlchemy
+        emb = r.embedding if "embedding" in r._fields else None
         return Row(
             kind=kind,
             id=r.id,
