@@ -98,8 +98,14 @@ async def scan_plans(
     policy: ScanPolicy,
     *,
     narrow: tuple[str, dict[str, Any]] | None = None,
+    iterative_hnsw: int | None = None,
 ) -> list[ScanPlan]:
-    """:func:`scan_plan` for several tables in one round trip (a search over every kind)."""
+    """:func:`scan_plan` for several tables in one round trip (a search over every kind).
+
+    ``iterative_hnsw`` (an ``ef_search``): the same statement also applies
+    :func:`use_iterative_hnsw`'s settings, for a caller that already knows another kind walks
+    HNSW (its plan remembered): one round trip instead of two.
+    """
     if not models:
         return []
     condition, extra = narrow if narrow is not None else ("", {})
@@ -125,13 +131,19 @@ async def scan_plans(
             FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners){condition}
                   LIMIT (SELECT n + 1 FROM cap{i})) AS scope{i}"""
         )
+    if iterative_hnsw is not None:
+        # A row of its own (i = -1), so the settings are applied whatever the counts find.
+        caps.append(f"hnsw_settings AS (SELECT {_HNSW_SETTINGS})")
+        counts.append("SELECT -1 AS i, 0 AS rows, 0 AS cap FROM hnsw_settings")
+        params.update(_hnsw_params(iterative_hnsw))
     stmt = text(f"WITH {', '.join(caps)} {' UNION ALL '.join(counts)}").bindparams(
         bindparam("owners", type_=OwnerIds())
     )
     plans: list[ScanPlan] = ["empty"] * len(models)
     conn = await session.connection()  # Core: no ORM execution layer for a text statement
     for i, rows, cap in (await conn.execute(stmt, params)).all():
-        plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
+        if i >= 0:
+            plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
     return plans
 
 
@@ -142,6 +154,16 @@ async def prefer_exact_scan(
     return await scan_plan(session, model, owner_ids, policy) != "hnsw"
 
 
+_HNSW_SETTINGS = (
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+    "set_config('hnsw.ef_search', :ef, true), set_config('hnsw.max_scan_tuples', :tuples, true)"
+)
+
+
+def _hnsw_params(ef_search: int, max_scan_tuples: int = 50_000) -> dict[str, str]:
+    return {"ef": str(int(ef_search)), "tuples": str(int(max_scan_tuples))}
+
+
 async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tuples: int = 50_000) -> None:
     """Let HNSW keep scanning until enough rows pass the owner filter (pgvector >= 0.8).
 
@@ -150,13 +172,7 @@ async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tup
     ``relaxed_order`` may return rows slightly out of order, so callers re-sort by distance.
     """
     conn = await session.connection()  # Core: no ORM execution layer for a text statement
-    await conn.execute(
-        text(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-            "set_config('hnsw.ef_search', :ef, true), set_config('hnsw.max_scan_tuples', :tuples, true)"
-        ),
-        {"ef": str(int(ef_search)), "tuples": str(int(max_scan_tuples))},
-    )
+    await conn.execute(text(f"SELECT {_HNSW_SETTINGS}"), _hnsw_params(ef_search, max_scan_tuples))
 
 
 async def plan_vector_search(

@@ -87,12 +87,16 @@ class SearchRepository:
             if cached is not None:
                 out[kind] = cached
         missing = [k for k in kinds if k not in out]
-        plans = await scan_plans(self.session, [KIND_SPECS[k].model for k in missing], owner_ids, scan)
+        # A remembered HNSW plan already says the settings are needed: they ride on the count.
+        along = ef_search if missing and "hnsw" in out.values() else None
+        plans = await scan_plans(
+            self.session, [KIND_SPECS[k].model for k in missing], owner_ids, scan, iterative_hnsw=along
+        )
         for kind, plan in zip(missing, plans, strict=True):
             out[kind] = plan
             if plan == "hnsw":  # a large scope stays large for seconds; a small one is counted each time
                 LARGE_SCOPE_PLANS.put((kind, scope, scan), plan)
-        if ef_search is not None and "hnsw" in out.values():
+        if ef_search is not None and along is None and "hnsw" in out.values():
             await use_iterative_hnsw(self.session, ef_search)
         return {kind: out[kind] for kind in kinds}
 

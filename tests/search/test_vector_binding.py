@@ -1,5 +1,6 @@
-"""The hot path's parameters and rows: the query vector's text form, the owners' one array literal,
-and ``nearest_rows``'s order and fallback, against the real PostgreSQL + pgvector."""
+"""The hot path's parameters, rows and round trips: the query vector's text form, the owners' one
+array literal, ``nearest_rows``'s order and fallback, and the HNSW settings riding on the plan count,
+against the real PostgreSQL + pgvector."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import uuid
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, column, func, select, values
+from sqlalchemy import Select, column, func, select, text, values
 from sqlalchemy.dialects.postgresql import UUID
 
 from mosaic_memory.common.pgvector_binary import from_vector_send
 from mosaic_memory.common.repository import owned_by
+from mosaic_memory.common.scan_policy import ScanPolicy
 from mosaic_memory.common.vectors import ScanPlan, by_distance, nearest_rows, query_vector, vector_literal
 from mosaic_memory.container import AppState
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.models import Insight
 from mosaic_memory.owners.repository import OwnerRepository
+from mosaic_memory.search.repository import LARGE_SCOPE_PLANS, SearchRepository
 from tests.conftest import UserFactory
+from tests.search.test_statement_count import counted
 
 
 async def test_the_query_vector_reaches_pgvector_bit_for_bit(state: AppState) -> None:
@@ -86,3 +90,29 @@ async def test_nearest_rows_come_back_nearest_first_and_short_hnsw_falls_back(
         assert ran == ["hnsw", "exact"]
         assert [r.content for r in rows] == [f"row {i}" for i in want[:10]]
         assert await nearest_rows(session, "empty", short, limit=10) == []
+
+
+async def test_a_remembered_hnsw_plan_sends_its_settings_with_the_other_kinds_count(
+    state: AppState, make_user: UserFactory
+) -> None:
+    name, _ = await make_user("remembered")
+    async with state.sessionmaker() as session:
+        owner = await OwnerRepository(session).get_by_name("user", name)
+        assert owner is not None
+    policy = ScanPolicy()
+    # as if a search a moment ago had counted this scope's insights past the exact-scan cap
+    LARGE_SCOPE_PLANS.put(("insights", frozenset([owner.id]), policy), "hnsw")
+    try:
+        async with state.sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT '[1,2]'::vector"))  # loads pgvector, so SHOW knows its settings
+            with counted(state) as statements:
+                plans = await SearchRepository(session).vector_plans(
+                    ["insights", "skills"], [owner.id], policy, ef_search=123
+                )
+            assert plans == {"insights": "hnsw", "skills": "empty"}
+            assert len(statements) == 1, statements
+            assert await session.scalar(text("SHOW hnsw.iterative_scan")) == "relaxed_order"
+            assert await session.scalar(text("SHOW hnsw.ef_search")) == "123"
+            assert await session.scalar(text("SHOW hnsw.max_scan_tuples")) == "50000"
+    finally:
+        LARGE_SCOPE_PLANS.clear()
