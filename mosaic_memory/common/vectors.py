@@ -225,10 +225,11 @@ async def nearest_rows(
     runs nothing.
 
     The statement runs on the session's connection (Core), not through ``session.execute``:
-    these are column rows, and the ORM's execution layer cost about a third of a millisecond a
-    search. The re-sort is in Python: an outer ``ORDER BY distance`` over the limited subquery
-    was planned away (PostgreSQL takes the inner ORDER BY as already satisfying it), so it cost a
-    subquery to build and compile and sorted nothing.
+    these are column rows, and the ORM's execution layer only adds Python per statement (part of
+    the gap between 1.3 ms through ``session.execute`` and 0.9 ms for the same SQL precompiled).
+    The re-sort is in Python: an outer ``ORDER BY distance`` over the limited subquery was planned
+    away (PostgreSQL takes the inner ORDER BY as already satisfying it), so it cost a subquery to
+    build and compile and sorted nothing.
     """
     if plan == "empty":
         return []
