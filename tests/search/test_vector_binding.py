@@ -17,11 +17,19 @@ from mosaic_memory.common.scan_policy import ScanPolicy
 from mosaic_memory.common.vectors import ScanPlan, by_distance, nearest_rows, query_vector, vector_literal
 from mosaic_memory.container import AppState
 from mosaic_memory.insights.repository import InsightRepository
-from mosaic_memory.models import Insight
+from mosaic_memory.models import Insight, Owner
 from mosaic_memory.owners.repository import OwnerRepository
 from mosaic_memory.search.repository import LARGE_SCOPE_PLANS, SearchRepository
 from tests.conftest import UserFactory
 from tests.search.test_statement_count import counted
+
+
+async def _new_user(state: AppState, make_user: UserFactory, prefix: str) -> Owner:
+    name, _ = await make_user(prefix)
+    async with state.sessionmaker() as session:
+        owner = await OwnerRepository(session).get_by_name("user", name)
+    assert owner is not None
+    return owner
 
 
 async def test_the_query_vector_reaches_pgvector_bit_for_bit(state: AppState) -> None:
@@ -54,10 +62,7 @@ async def test_owned_by_matches_exactly_the_listed_owners_in_one_parameter(state
 async def test_nearest_rows_come_back_nearest_first_and_short_hnsw_falls_back(
     state: AppState, make_user: UserFactory
 ) -> None:
-    name, _ = await make_user("nearest")
-    async with state.sessionmaker() as session:
-        owner = await OwnerRepository(session).get_by_name("user", name)
-        assert owner is not None
+    owner = await _new_user(state, make_user, "nearest")
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((30, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -95,10 +100,7 @@ async def test_nearest_rows_come_back_nearest_first_and_short_hnsw_falls_back(
 async def test_a_remembered_hnsw_plan_sends_its_settings_with_the_other_kinds_count(
     state: AppState, make_user: UserFactory
 ) -> None:
-    name, _ = await make_user("remembered")
-    async with state.sessionmaker() as session:
-        owner = await OwnerRepository(session).get_by_name("user", name)
-        assert owner is not None
+    owner = await _new_user(state, make_user, "remembered")
     policy = ScanPolicy()
     # as if a search a moment ago had counted this scope's insights past the exact-scan cap
     LARGE_SCOPE_PLANS.put(("insights", frozenset([owner.id]), policy), "hnsw")
