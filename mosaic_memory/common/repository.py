@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import any_, bindparam
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from mosaic_memory.common.owner_ids import OwnerIds
+
 __all__ = ["owned_by", "try_add", "try_flush"]
 
-_OWNER_ARRAY = ARRAY(UUID(as_uuid=True))
+_OWNER_ARRAY = OwnerIds()
 
 
 def owned_by(column: Any, owner_ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:

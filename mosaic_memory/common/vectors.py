@@ -15,10 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Select, func, literal_column, select, text
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Dialect, Select, bindparam, func, literal_column, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from mosaic_memory.common.owner_ids import OwnerIds
 from mosaic_memory.common.scan_policy import ScanPolicy
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "nearest_rows",
     "plan_vector_search",
     "prefer_exact_scan",
+    "query_vector",
     "scan_plan",
     "scan_plans",
     "use_iterative_hnsw",
@@ -47,9 +50,27 @@ def binary_vector(column: Any) -> Any:
 
 
 def vector_literal(vector: Any) -> str:
-    """pgvector's text form; used where a vector travels inside an array parameter."""
-    arr = np.asarray(vector, dtype=np.float32)
-    return "[" + ",".join(repr(float(x)) for x in arr) + "]"
+    """pgvector's text form; used where a vector travels as a parameter (alone or in an array).
+
+    Nine significant digits give every float32 back exactly (``FLT_DECIMAL_DIG``), and ``:.9g``
+    costs a third of pgvector's own formatting (the shortest ``repr`` of each float through its
+    ``Vector`` class): 0.2 against 0.6 ms for 384 floats, once per search.
+    """
+    return "[" + ",".join([f"{x:.9g}" for x in np.asarray(vector, dtype=np.float32).tolist()]) + "]"
+
+
+class _QueryVector(Vector):
+    """A vector parameter formatted by :func:`vector_literal` (sent without a cast, as pgvector's own)."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        return vector_literal
+
+
+def query_vector(vector: Any) -> BindParameter[Any]:
+    """``vector`` as a bound parameter of a distance expression: ``embedding.cosine_distance(query_vector(q))``."""
+    return bindparam(None, vector, type_=_QueryVector())
 
 
 async def scan_plan(
@@ -77,8 +98,14 @@ async def scan_plans(
     policy: ScanPolicy,
     *,
     narrow: tuple[str, dict[str, Any]] | None = None,
+    iterative_hnsw: int | None = None,
 ) -> list[ScanPlan]:
-    """:func:`scan_plan` for several tables in one round trip (a search over every kind)."""
+    """:func:`scan_plan` for several tables in one round trip (a search over every kind).
+
+    ``iterative_hnsw`` (an ``ef_search``): the same statement also applies
+    :func:`use_iterative_hnsw`'s settings, for a caller that already knows another kind walks
+    HNSW (its plan remembered): one round trip instead of two.
+    """
     if not models:
         return []
     condition, extra = narrow if narrow is not None else ("", {})
@@ -104,10 +131,19 @@ async def scan_plans(
             FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners){condition}
                   LIMIT (SELECT n + 1 FROM cap{i})) AS scope{i}"""
         )
-    stmt = text(f"WITH {', '.join(caps)} {' UNION ALL '.join(counts)}")
+    if iterative_hnsw is not None:
+        # A row of its own (i = -1), so the settings are applied whatever the counts find.
+        caps.append(f"hnsw_settings AS (SELECT {_HNSW_SETTINGS})")
+        counts.append("SELECT -1 AS i, 0 AS rows, 0 AS cap FROM hnsw_settings")
+        params.update(_hnsw_params(iterative_hnsw))
+    stmt = text(f"WITH {', '.join(caps)} {' UNION ALL '.join(counts)}").bindparams(
+        bindparam("owners", type_=OwnerIds())
+    )
     plans: list[ScanPlan] = ["empty"] * len(models)
-    for i, rows, cap in (await session.execute(stmt, params)).all():
-        plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
+    conn = await session.connection()  # Core: no ORM execution layer for a text statement
+    for i, rows, cap in (await conn.execute(stmt, params)).all():
+        if i >= 0:
+            plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
     return plans
 
 
@@ -118,6 +154,16 @@ async def prefer_exact_scan(
     return await scan_plan(session, model, owner_ids, policy) != "hnsw"
 
 
+_HNSW_SETTINGS = (
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+    "set_config('hnsw.ef_search', :ef, true), set_config('hnsw.max_scan_tuples', :tuples, true)"
+)
+
+
+def _hnsw_params(ef_search: int, max_scan_tuples: int = 50_000) -> dict[str, str]:
+    return {"ef": str(int(ef_search)), "tuples": str(int(max_scan_tuples))}
+
+
 async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tuples: int = 50_000) -> None:
     """Let HNSW keep scanning until enough rows pass the owner filter (pgvector >= 0.8).
 
@@ -125,13 +171,8 @@ async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tup
     ``SET LOCAL``) and travel in one statement: one round trip per search instead of three.
     ``relaxed_order`` may return rows slightly out of order, so callers re-sort by distance.
     """
-    await session.execute(
-        text(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-            "set_config('hnsw.ef_search', :ef, true), set_config('hnsw.max_scan_tuples', :tuples, true)"
-        ),
-        {"ef": str(int(ef_search)), "tuples": str(int(max_scan_tuples))},
-    )
+    conn = await session.connection()  # Core: no ORM execution layer for a text statement
+    await conn.execute(text(f"SELECT {_HNSW_SETTINGS}"), _hnsw_params(ef_search, max_scan_tuples))
 
 
 async def plan_vector_search(
@@ -178,19 +219,26 @@ async def nearest_rows(
     """Run ``query(plan)`` (a SELECT with a ``distance`` column, ordered by :func:`by_distance`,
     limited to ``limit``), nearest first.
 
-    HNSW with ``relaxed_order`` may return rows slightly out of order, so they are re-sorted; when
-    it comes back with fewer than ``limit`` rows (the filter rejected too many of the rows it
-    visited), ``query("exact")`` runs instead. ``plan == "empty"`` returns no rows and runs nothing.
+    HNSW with ``relaxed_order`` may return rows slightly out of order, so they are re-sorted
+    here; when it comes back with fewer than ``limit`` rows (the filter rejected too many of the
+    rows it visited), ``query("exact")`` runs instead. ``plan == "empty"`` returns no rows and
+    runs nothing.
+
+    The statement runs on the session's connection (Core), not through ``session.execute``:
+    these are column rows, and the ORM's execution layer only adds Python per statement (part of
+    the gap between 1.3 ms through ``session.execute`` and 0.9 ms for the same SQL precompiled).
+    The re-sort is in Python: an outer ``ORDER BY distance`` over the limited subquery was planned
+    away (PostgreSQL takes the inner ORDER BY as already satisfying it), so it cost a subquery to
+    build and compile and sorted nothing.
     """
     if plan == "empty":
         return []
-    rows: Sequence[Any] = []
+    conn = await session.connection()
     if plan == "hnsw":
-        inner = query("hnsw").subquery()
-        rows = (await session.execute(select(inner).order_by(inner.c.distance))).all()
+        rows = (await conn.execute(query("hnsw"))).all()
         if len(rows) >= limit:
-            return rows
-    exact: Sequence[Any] = (await session.execute(query("exact"))).all()
+            return sorted(rows, key=lambda r: float(r.distance))
+    exact: Sequence[Any] = (await conn.execute(query("exact"))).all()
     return exact
 
 

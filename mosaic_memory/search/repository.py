@@ -33,6 +33,7 @@ from mosaic_memory.common.vectors import (
     binary_vector,
     by_distance,
     nearest_rows,
+    query_vector,
     scan_plans,
     use_iterative_hnsw,
 )
@@ -86,12 +87,16 @@ class SearchRepository:
             if cached is not None:
                 out[kind] = cached
         missing = [k for k in kinds if k not in out]
-        plans = await scan_plans(self.session, [KIND_SPECS[k].model for k in missing], owner_ids, scan)
+        # A remembered HNSW plan already says the settings are needed: they ride on the count.
+        along = ef_search if missing and "hnsw" in out.values() else None
+        plans = await scan_plans(
+            self.session, [KIND_SPECS[k].model for k in missing], owner_ids, scan, iterative_hnsw=along
+        )
         for kind, plan in zip(missing, plans, strict=True):
             out[kind] = plan
             if plan == "hnsw":  # a large scope stays large for seconds; a small one is counted each time
                 LARGE_SCOPE_PLANS.put((kind, scope, scan), plan)
-        if ef_search is not None and "hnsw" in out.values():
+        if ef_search is not None and along is None and "hnsw" in out.values():
             await use_iterative_hnsw(self.session, ef_search)
         return {kind: out[kind] for kind in kinds}
 
@@ -160,7 +165,8 @@ class SearchRepository:
 
     @staticmethod
     def _row(kind: Kind, r: Any, score: float) -> Row:
-        emb = getattr(r, "embedding", None)
+        # _fields, not getattr: a missing attribute of a Row costs an exception inside SQLAlchemy
+        emb = r.embedding if "embedding" in r._fields else None
         return Row(
             kind=kind,
             id=r.id,
@@ -196,7 +202,7 @@ class SearchRepository:
             return []
         model = spec.model
         where.append(model.embedding.is_not(None))
-        distance = model.embedding.cosine_distance(vector)
+        distance = model.embedding.cosine_distance(query_vector(vector))
         if plan is None:  # the same remembered plans as the service's path
             plan = (await self.vector_plans([kind], owner_ids, scan, ef_search=max(ef_search, limit)))[kind]
         columns = [*self._columns(spec, with_embedding), distance.label("distance")]

@@ -165,6 +165,7 @@ class SearchService:
             scored = self._mmr(scored, req.k, req.diversity)
         scored = scored[: req.k]
 
+        labels = {o.id: o.label for o in owners}  # a user in 100 teams: no scan of them per hit
         insight_keys = [(r.owner_id, r.id) for r, _ in scored if r.kind == "insights"]
         if insight_keys and self.access is not None:
             self.access.record(insight_keys, now)
@@ -177,7 +178,7 @@ class SearchService:
                 scores=components.get((r.kind, r.id), {}),
                 tags=r.tags,
                 metadata=r.metadata,
-                owner=principal.owner_by_id(r.owner_id).label,
+                owner=labels[r.owner_id],
                 created_at=r.created_at,
             )
             for r, s in scored

@@ -1,0 +1,120 @@
+"""The hot path's parameters, rows and round trips: the query vector's text form, the owners' one
+array literal, ``nearest_rows``'s order and fallback, and the HNSW settings riding on the plan count,
+against the real PostgreSQL + pgvector."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select, column, func, select, text, values
+from sqlalchemy.dialects.postgresql import UUID
+
+from mosaic_memory.common.pgvector_binary import from_vector_send
+from mosaic_memory.common.repository import owned_by
+from mosaic_memory.common.scan_policy import ScanPolicy
+from mosaic_memory.common.vectors import ScanPlan, by_distance, nearest_rows, query_vector, vector_literal
+from mosaic_memory.container import AppState
+from mosaic_memory.insights.repository import InsightRepository
+from mosaic_memory.models import Insight, Owner
+from mosaic_memory.owners.repository import OwnerRepository
+from mosaic_memory.search.repository import LARGE_SCOPE_PLANS, SearchRepository
+from tests.conftest import UserFactory
+from tests.search.test_statement_count import counted
+
+
+async def _new_user(state: AppState, make_user: UserFactory, prefix: str) -> Owner:
+    name, _ = await make_user(prefix)
+    async with state.sessionmaker() as session:
+        owner = await OwnerRepository(session).get_by_name("user", name)
+    assert owner is not None
+    return owner
+
+
+async def test_the_query_vector_reaches_pgvector_bit_for_bit(state: AppState) -> None:
+    rng = np.random.default_rng(11)
+    edges = np.array([1.17549435e-38, -3.40282347e38, 3.40282347e38, -0.0, 1e-7, 0.1, 1 / 3], dtype=np.float32)
+    vectors = [rng.standard_normal(384).astype(np.float32) * scale for scale in (1e-30, 1e-3, 1.0, 1e30)]
+    vectors.append(np.resize(edges, 384))
+    async with state.sessionmaker() as session:
+        for vector in vectors:
+            raw = await session.scalar(select(func.vector_send(query_vector(vector))))
+            assert raw is not None
+            assert from_vector_send(raw).tobytes() == vector.tobytes()
+            assert vector_literal(vector).count(",") == 383
+
+
+async def test_owned_by_matches_exactly_the_listed_owners_in_one_parameter(state: AppState) -> None:
+    ids = [uuid.uuid4() for _ in range(150)]
+    table = values(column("x", UUID(as_uuid=True)), name="t").data([(i,) for i in ids])
+
+    def scoped(owners: list[uuid.UUID]) -> Select[Any]:
+        return select(table.c.x).where(owned_by(table.c.x, owners))
+
+    async with state.sessionmaker() as session:
+        for owners in (ids[:120], ids[7:8], [], [uuid.uuid4(), ids[149]]):
+            found = set((await session.scalars(scoped(owners))).all())
+            assert found == set(owners) & set(ids)
+    assert len(scoped(ids[:120]).compile().params) == len(ids) + 1  # the rows' values, then one for the owners
+
+
+async def test_nearest_rows_come_back_nearest_first_and_short_hnsw_falls_back(
+    state: AppState, make_user: UserFactory
+) -> None:
+    owner = await _new_user(state, make_user, "nearest")
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((30, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    q = rng.standard_normal(384).astype(np.float32)
+    want = np.argsort(-(vectors @ q))  # nearest first
+    async with state.sessionmaker() as session, session.begin():
+        await InsightRepository(session).bulk_load(
+            owner.id, [f"row {i}" for i in range(30)], vectors, embedding_model=state.embedder.model_id
+        )
+        distance = Insight.embedding.cosine_distance(query_vector(q))
+        base = select(Insight.content, distance.label("distance")).where(owned_by(Insight.owner_id, [owner.id]))
+        ran: list[ScanPlan] = []
+
+        def shuffled(plan: ScanPlan) -> Select[Any]:
+            # the "hnsw" statement returns its rows in id order, as relaxed_order may scramble them
+            ran.append(plan)
+            return base.order_by(Insight.id).limit(10)
+
+        rows = await nearest_rows(session, "hnsw", shuffled, limit=10)
+        assert ran == ["hnsw"]
+        assert [r.distance for r in rows] == sorted(r.distance for r in rows)
+        assert len(rows) == 10
+
+        def short(plan: ScanPlan) -> Select[Any]:
+            ran.append(plan)
+            return base.order_by(by_distance(distance, plan)).limit(3 if plan == "hnsw" else 10)
+
+        ran.clear()
+        rows = await nearest_rows(session, "hnsw", short, limit=10)
+        assert ran == ["hnsw", "exact"]
+        assert [r.content for r in rows] == [f"row {i}" for i in want[:10]]
+        assert await nearest_rows(session, "empty", short, limit=10) == []
+
+
+async def test_a_remembered_hnsw_plan_sends_its_settings_with_the_other_kinds_count(
+    state: AppState, make_user: UserFactory
+) -> None:
+    owner = await _new_user(state, make_user, "remembered")
+    policy = ScanPolicy()
+    # as if a search a moment ago had counted this scope's insights past the exact-scan cap
+    LARGE_SCOPE_PLANS.put(("insights", frozenset([owner.id]), policy), "hnsw")
+    try:
+        async with state.sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT '[1,2]'::vector"))  # loads pgvector, so SHOW knows its settings
+            with counted(state) as statements:
+                plans = await SearchRepository(session).vector_plans(
+                    ["insights", "skills"], [owner.id], policy, ef_search=123
+                )
+            assert plans == {"insights": "hnsw", "skills": "empty"}
+            assert len(statements) == 1, statements
+            assert await session.scalar(text("SHOW hnsw.iterative_scan")) == "relaxed_order"
+            assert await session.scalar(text("SHOW hnsw.ef_search")) == "123"
+            assert await session.scalar(text("SHOW hnsw.max_scan_tuples")) == "50000"
+    finally:
+        LARGE_SCOPE_PLANS.clear()
