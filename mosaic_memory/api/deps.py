@@ -60,8 +60,11 @@ class RequireScope:
     def __init__(self, scope: str) -> None:
         self.scope = scope
 
-    async def __call__(self, principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def __call__(self, principal: Annotated[Principal, Depends(get_principal)], session: SessionDep) -> Principal:
         OwnerService.require_scope(principal, self.scope)
+        # The route's session (FastAPI gives every dependency of a request the same one) works
+        # for this principal from here on: authentication above ran as the connecting role.
+        await OwnerService.enter_scope(session, principal)
         return principal
 
 
