@@ -81,6 +81,35 @@ async def seed(state: Any, owner_ids: list[uuid.UUID], rows: int) -> None:
         await conn.execute(text("ANALYZE insights"))
 
 
+# The shapes of the two searches (full text, vector order) with the owner filter, to compare their
+# plans in and out of the wall: a policy's condition comes before any qual that is not leakproof
+# (``@@`` is not), which could keep such a qual from an index.
+PLANS = {
+    "keyword": "SELECT id FROM insights WHERE owner_id = ANY (:owners) "
+    "AND search_tsv @@ plainto_tsquery('english', 'deploy staging') LIMIT 10",
+    "semantic": "SELECT id FROM insights WHERE owner_id = ANY (:owners) "
+    "ORDER BY embedding <=> (SELECT embedding FROM insights LIMIT 1) LIMIT 10",
+}
+
+
+async def explain(state: Any, owner: uuid.UUID) -> None:
+    from sqlalchemy import text
+
+    from mosaic_memory.db import enter_owner_scope
+
+    for name, sql in PLANS.items():
+        for walled in (False, True):
+            async with state.sessionmaker() as session:
+                if walled:
+                    await enter_owner_scope(session, [owner])
+                plan = await session.execute(
+                    text(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}"), {"owners": [owner]}
+                )
+                lines = [row[0] for row in plan]
+            print(f"-- {name}, {'walled' if walled else 'unwalled'}:")
+            print("\n".join(lines))
+
+
 async def main(rows: int, calls: int, rounds: int) -> None:
     from sqlalchemy import select, text
 
@@ -163,6 +192,7 @@ async def main(rows: int, calls: int, rounds: int) -> None:
             await enter_owner_scope(session, ids[:1])
             count = await session.scalar(text("SELECT count(*) FROM insights"))
             print(f"rows visible to one user's scope: {count} of {10 * rows}")
+        await explain(state, ids[0])
     finally:
         OwnerService.enter_scope = walled_scope  # type: ignore[method-assign]
         await state.aclose()

@@ -45,7 +45,9 @@ async def get_principal(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller of an API key, or of an OAuth access token issued for this server."""
+    """The caller of an API key, or of an OAuth access token issued for this server. The look-up
+    crosses owners (the caller is not known yet): it runs in the connecting role, and
+    :class:`RequireScope` puts the session in the caller's scope after it."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationFailed()
     audiences = resources_of(base_url(state.settings, request.scope))
