@@ -7,12 +7,11 @@ off: ``tests/api/test_isolation_without_owner_filter.py``."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from mosaic_memory.common import repository as common_repository
@@ -144,25 +143,11 @@ async def test_every_transaction_of_a_scoped_session_is_scoped_and_a_fresh_one_i
         assert await session.scalar(text("SELECT current_user")) == SCOPED_ROLE
 
 
-@pytest.fixture
-def statements(state: AppState) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        seen.append(statement)
-
-    event.listen(state.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(state.engine.sync_engine, "before_cursor_execute", record)
-
-
 async def test_a_request_pays_one_statement_and_an_admin_none(
     http: httpx.AsyncClient,
     make_user: UserFactory,
     state: AppState,
-    statements: list[str],
+    captured: list[str],
     admin_headers: dict[str, str],
 ) -> None:
     vh, _, insight, _, _, _ = await victim_and_outsider(http, make_user, state)
@@ -170,10 +155,10 @@ async def test_a_request_pays_one_statement_and_an_admin_none(
         ("GET", f"/v1/insights/{insight}", None),
         ("POST", "/v1/search", {"query": "rlscanary", "mode": "hybrid"}),
     ):
-        statements.clear()
+        captured.clear()
         r = await http.request(method, path, json=body, headers=vh)
         assert r.status_code == 200, r.text
-        assert sum("set_config('role'" in s for s in statements) == 1, statements
-    statements.clear()
+        assert sum("set_config('role'" in s for s in captured) == 1, captured
+    captured.clear()
     assert (await http.get("/v1/admin/users", headers=admin_headers)).status_code == 200
-    assert not any("set_config('role'" in s for s in statements)
+    assert not any("set_config('role'" in s for s in captured)
