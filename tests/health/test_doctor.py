@@ -334,8 +334,9 @@ async def test_federation_certificate_and_peers(other: Other) -> None:
 
 async def test_row_level_security_without_a_role_to_switch_into(other: Other) -> None:
     """An external database owned by a role that may not create or grant roles: the migrations
-    still succeed and the service's own filter holds; doctor calls the wall absent (a warning, exit
-    0) and says how a DBA adds it; after that, a downgrade and upgrade put it up."""
+    still succeed; doctor calls the wall absent (a warning, exit 0) and says how a DBA adds it;
+    serve refuses the test build's filter switch there; after the DBA's part, a downgrade and an
+    upgrade put the wall up."""
     with psycopg.connect(other.uri, autocommit=True) as conn:
         conn.execute("CREATE ROLE mm_plain LOGIN")
         conn.execute('CREATE DATABASE "plain" OWNER mm_plain')
@@ -350,6 +351,14 @@ async def test_row_level_security_without_a_role_to_switch_into(other: Other) ->
     wall = found["row_level_security"]
     assert wall["status"] == "warn" and wall["detail"].startswith("absent: "), wall
     assert "CREATE ROLE mosaic_scoped NOLOGIN" in wall["remedy"] and "db downgrade 0007" in wall["remedy"]
+    # The test build's switch needs the wall: without it, serve logs the warning and refuses.
+    refused = cli("serve", MOSAIC_DATABASE_URL=url, MOSAIC_PORT=str(free_port()), MOSAIC_TEST_DISABLE_OWNER_FILTER="1")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and "WARNING" in lines[0] and "row_level_security: absent" in lines[0], lines
+    assert lines[1:] == [
+        "error: MOSAIC_TEST_DISABLE_OWNER_FILTER=1 is for test builds only, and "
+        f"{wall['detail'].removeprefix('absent: ').split(';')[0]}: unset it"
+    ], lines
     with psycopg.connect(other.uri, autocommit=True) as conn:  # the DBA's part
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'mosaic_scoped'").fetchone() is None:
             conn.execute("CREATE ROLE mosaic_scoped NOLOGIN")
