@@ -59,6 +59,8 @@ class RunReport:
 @dataclass
 class JobContext:
     settings: Settings
+    # Jobs work over every owner: their sessions keep the connecting role, outside row-level
+    # security (docs/security.md); the owner filter of each repository call still applies.
     sessionmaker: async_sessionmaker[AsyncSession]
     engine: AsyncEngine
     embedder: Embedder

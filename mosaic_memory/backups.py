@@ -98,14 +98,19 @@ async def dump(url: str, out: Path) -> BackupFile:
     return BackupFile(out, out.stat().st_size)
 
 
-async def _other_connections(url: str) -> int:
+async def _count(url: str, query: str) -> int:
     async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True, connect_timeout=10) as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"
-        )
+        cur = await conn.execute(query)
         row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+
+async def _other_connections(url: str) -> int:
+    return await _count(
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend'",
+    )
 
 
 async def restore(url: str, backup: Path) -> None:
@@ -124,11 +129,18 @@ async def restore(url: str, backup: Path) -> None:
             f"{others} other session(s) are connected to the database; stop the service (and other clients) "
             f"before restoring"
         )
+    from mosaic_memory.db import SCOPED_ROLE
+
+    # The row-level security policies in a backup (migration 0008) name a role of the server, not
+    # of the database: on a server without it they are left out, and the wall is absent (doctor
+    # says so) until 'db downgrade 0007' and 'db upgrade' put it back (docs/security.md).
+    has_role = await _count(url, f"SELECT count(*) FROM pg_roles WHERE rolname = '{SCOPED_ROLE}'")
     target, env = _without_password(url)
     await _run([str(tool("pg_restore")), "--list", str(backup)], env, "reading the backup", url)
     await _run(
         [
             str(tool("pg_restore")),
+            *([] if has_role else ["--no-policies"]),
             "--clean",
             "--if-exists",
             "--single-transaction",

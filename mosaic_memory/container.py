@@ -15,14 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from embeddings import Embedder, get_embedder
 from embeddings.tokens import BundledTokenCounter
+from mosaic_memory.common import repository as common_repository
 from mosaic_memory.common.ratelimit import AccessGuard
 from mosaic_memory.config import Settings
 from mosaic_memory.context.service import ContextService
 from mosaic_memory.db import (
+    RowSecurity,
     create_engine_for,
     create_sessionmaker,
     current_revision,
     head_revision,
+    row_security,
     run_migrations,
 )
 from mosaic_memory.federation.service import FederationService
@@ -73,6 +76,8 @@ class AppState:
     replica_engine: AsyncEngine | None = None
     replica_sessionmaker: async_sessionmaker[AsyncSession] | None = None
     guard: AccessGuard = field(default_factory=AccessGuard)
+    # Whether the database's row-level security stands under the owner filter (db.row_security).
+    row_security: RowSecurity = field(default_factory=lambda: RowSecurity(False, "not checked", 0))
 
     async def authenticate(
         self, session: AsyncSession, token: str, audiences: Collection[str], client: str
@@ -166,7 +171,6 @@ async def build_state(
         tracing.instrument_engine(engine)
         metrics.watch_pool(engine.sync_engine.pool)
         metrics.info.labels(__version__, database.tier).set(1)
-        sessionmaker = create_sessionmaker(engine)
         revision = await current_revision(database.url)
         if revision != head_revision():
             from mosaic_memory.errors import StorageTierError
@@ -175,6 +179,14 @@ async def build_state(
                 f"the database schema is at revision {revision}, not {head_revision()}: run "
                 f"'mosaic-memory db upgrade' (or start without MOSAIC_AUTO_MIGRATE=false)"
             )
+        wall = await row_security(engine)
+        if common_repository.OWNER_FILTER_DISABLED and not wall.up:
+            from mosaic_memory.errors import StorageTierError
+
+            raise StorageTierError(
+                f"MOSAIC_TEST_DISABLE_OWNER_FILTER=1 is for test builds only, and {wall.why}: unset it"
+            )
+        sessionmaker = create_sessionmaker(engine, row_security=wall.up)
         if check_embeddings:
             await check_embedding_space(sessionmaker, embedder)
     except BaseException:
@@ -220,7 +232,11 @@ async def build_state(
         engine=engine,
         sessionmaker=sessionmaker,
         replica_engine=replica_engine,
-        replica_sessionmaker=create_sessionmaker(replica_engine) if replica_engine is not None else None,
+        # A replica is a copy of this database: its roles and policies are the same.
+        replica_sessionmaker=(
+            create_sessionmaker(replica_engine, row_security=wall.up) if replica_engine is not None else None
+        ),
+        row_security=wall,
         embedder=embedder,
         owners=owners,
         insights=insights,

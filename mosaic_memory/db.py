@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -17,21 +19,27 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, SessionTransaction
 
 from mosaic_memory.errors import DatabaseUnavailable, MosaicError
 from mosaic_memory.tiers import to_async_url, to_sync_url
 
 __all__ = [
+    "ROW_SECURITY_SQL",
+    "SCOPED_ROLE",
+    "RowSecurity",
     "alembic_config",
     "create_engine_for",
     "create_sessionmaker",
     "current_revision",
+    "enter_owner_scope",
     "head_revision",
     "is_connection_error",
     "is_known_revision",
+    "row_security",
     "run_migrations",
     "unit_of_work",
 ]
@@ -77,8 +85,108 @@ def ping_when_idle(engine: AsyncEngine, seconds: float) -> None:
             raise DisconnectionError() from exc
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(engine: AsyncEngine, *, row_security: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``. ``row_security``: the database has the wall (:func:`row_security`),
+    so a session given an owner scope (:func:`enter_owner_scope`) runs its transactions in it."""
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        autoflush=False,
+        sync_session_class=_WalledSession,
+        info={_WALL: row_security},
+    )
+
+
+# -- row-level security: the second wall under the repositories' owner filter ---------------------
+#
+# Migration 0008 puts RLS on every table of owner-scoped rows, with a policy for the NOLOGIN role
+# SCOPED_ROLE: a row is visible and writable only when its owner is in the transaction's
+# ``mosaic.owner_ids``. A session works on behalf of one principal once an edge calls
+# enter_owner_scope(); from then on each of its transactions starts with ONE statement that takes
+# the role and the owners, both transaction-local (a pooled connection never carries them into
+# another request). A session never given a scope runs as the connecting role, which RLS does not
+# restrict: that is the cross-owner work (jobs over all users, admin keys, federation serving a
+# grant, authentication's key lookup, migrations), and its call sites say so.
+
+SCOPED_ROLE = "mosaic_scoped"
+_WALL = "mosaic.row_security"  # session info: this database has the wall
+_OWNERS = "mosaic.owner_ids"  # session info: the scope, as the setting's text; absent: unscoped
+_BEGUN = "mosaic.begun"  # session info: a transaction holds a connection (the scope was due)
+_SCOPE = text("SELECT set_config('role', :role, true), set_config('mosaic.owner_ids', :owners, true)")
+
+
+class _WalledSession(Session):
+    """The sessions of :func:`create_sessionmaker`: they carry the scope's listeners."""
+
+
+@event.listens_for(_WalledSession, "after_begin")
+def _scope_transaction(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    if transaction.parent is not None:  # a savepoint: its transaction already has the scope
+        return
+    session.info[_BEGUN] = True
+    owners = session.info.get(_OWNERS)
+    if owners is not None and session.info.get(_WALL):
+        connection.execute(_SCOPE, {"role": SCOPED_ROLE, "owners": owners})
+
+
+@event.listens_for(_WalledSession, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info[_BEGUN] = False
+
+
+async def enter_owner_scope(session: AsyncSession, owner_ids: Sequence[uuid.UUID]) -> None:
+    """Work on behalf of the principal of ``owner_ids`` from now on: with the wall up, this and
+    every later transaction of ``session`` sees and writes only rows of those owners (at most one
+    statement per transaction; none when the wall is absent)."""
+    session.info[_OWNERS] = ",".join(str(owner) for owner in owner_ids)
+    if session.info.get(_WALL) and session.info.get(_BEGUN):
+        # The transaction began before the principal was known (authentication ran in it).
+        await session.execute(_SCOPE, {"role": SCOPED_ROLE, "owners": session.info[_OWNERS]})
+
+
+# Whether the wall stands for the connecting role: the role exists without BYPASSRLS, the
+# connecting role may switch into it (PostgreSQL 16 split SET off membership), and the policies
+# of migration 0008 are in place with RLS on.
+ROW_SECURITY_SQL = f"""
+SELECT r.rolname IS NOT NULL,
+       coalesce(CASE WHEN current_setting('server_version_num')::int >= 160000
+                     THEN pg_has_role(current_user, r.oid, 'SET')
+                     ELSE pg_has_role(current_user, r.oid, 'MEMBER') END, false),
+       coalesce(r.rolbypassrls, false),
+       (SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+         WHERE p.polname = 'mosaic_owner_scope' AND c.relrowsecurity
+           AND c.relnamespace = current_schema()::regnamespace)
+FROM (SELECT 1) AS one LEFT JOIN pg_roles r ON r.rolname = '{SCOPED_ROLE}'
+"""
+
+
+@dataclass(frozen=True)
+class RowSecurity:
+    """The answer of :data:`ROW_SECURITY_SQL`: ``up`` when the wall stands, else ``why`` not."""
+
+    up: bool
+    why: str
+    tables: int
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> RowSecurity:
+        exists, member, bypass, tables = bool(row[0]), bool(row[1]), bool(row[2]), int(row[3])
+        if not exists:
+            return cls(False, f"the role {SCOPED_ROLE} does not exist (migration 0008 could not create it)", tables)
+        if bypass:
+            return cls(False, f"the role {SCOPED_ROLE} has BYPASSRLS", tables)
+        if not member:
+            return cls(False, f"the connecting role may not switch into {SCOPED_ROLE} (SET ROLE)", tables)
+        if tables == 0:
+            return cls(False, "no table has the owner policy of migration 0008", tables)
+        return cls(True, f"row-level security on {tables} owner-scoped tables (role {SCOPED_ROLE})", tables)
+
+
+async def row_security(engine: AsyncEngine) -> RowSecurity:
+    """Whether this database has the wall for the connecting role."""
+    async with engine.connect() as conn:
+        return RowSecurity.of((await conn.execute(text(ROW_SECURITY_SQL))).one())
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -26,6 +26,7 @@ import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
+from sqlalchemy import event
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -243,6 +244,21 @@ def cli_url(settings: Settings, state: AppState) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=60)
+
+
+@pytest.fixture
+def captured(state: AppState) -> Iterator[list[str]]:
+    """Every SQL statement the suite's engine sends while the test runs, in order."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        statements.append(statement)
+
+    event.listen(state.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(state.engine.sync_engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

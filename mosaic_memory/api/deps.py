@@ -45,7 +45,9 @@ async def get_principal(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller of an API key, or of an OAuth access token issued for this server."""
+    """The caller of an API key, or of an OAuth access token issued for this server. The look-up
+    crosses owners (the caller is not known yet): it runs in the connecting role, and
+    :class:`RequireScope` puts the session in the caller's scope after it."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationFailed()
     audiences = resources_of(base_url(state.settings, request.scope))
@@ -60,8 +62,11 @@ class RequireScope:
     def __init__(self, scope: str) -> None:
         self.scope = scope
 
-    async def __call__(self, principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def __call__(self, principal: Annotated[Principal, Depends(get_principal)], session: SessionDep) -> Principal:
         OwnerService.require_scope(principal, self.scope)
+        # The route's session (FastAPI gives every dependency of a request the same one) works
+        # for this principal from here on: authentication above ran as the connecting role.
+        await OwnerService.enter_scope(session, principal)
         return principal
 
 

@@ -107,7 +107,8 @@ async def embedding_dimensions(cfg: Settings) -> int:
 
 @asynccontextmanager
 async def direct_session(cfg: Settings, *, migrate: bool | None = None) -> AsyncIterator[AsyncSession]:
-    """A transaction on the configured database, without the API (for admin commands)."""
+    """A transaction on the configured database, without the API (for admin commands: across
+    owners, in the connecting role, outside row-level security)."""
     from mosaic_memory.db import create_engine_for, create_sessionmaker, run_migrations, unit_of_work
     from mosaic_memory.tiers import open_database
 

@@ -5,6 +5,9 @@ an untrusted, expired or not-yet-valid certificate fails the handshake. The name
 verified certificate are attached to every request by the connection (``PeerCertProtocol``),
 and ``PeerGate`` checks them against the peer table on every request, before the body is read.
 Started and stopped by the main app's lifespan, inside the same ``serve`` process.
+
+A peer is no principal of this instance: its reads cross owners as its grants allow, so the
+listener's sessions keep the connecting role, outside row-level security (docs/security.md).
 """
 
 from __future__ import annotations

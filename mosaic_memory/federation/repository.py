@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mosaic_memory.common.repository import owned_by
 from mosaic_memory.models import FederationAudit, FederationGrant, FederationPeer, Owner
 
 
@@ -61,7 +62,7 @@ class GrantRepository:
         """The grant, if it belongs to one of ``owner_ids`` (None: any owner, for admins)."""
         query = select(FederationGrant).where(FederationGrant.id == grant_id)
         if owner_ids is not None:
-            query = query.where(FederationGrant.owner_id.in_(owner_ids))
+            query = query.where(owned_by(FederationGrant.owner_id, owner_ids))
         return (await self.session.scalars(query)).first()
 
     async def list(
@@ -69,7 +70,7 @@ class GrantRepository:
     ) -> Sequence[tuple[FederationGrant, Owner]]:
         query = select(FederationGrant, Owner).join(Owner, Owner.id == FederationGrant.owner_id)
         if owner_ids is not None:
-            query = query.where(FederationGrant.owner_id.in_(owner_ids))
+            query = query.where(owned_by(FederationGrant.owner_id, owner_ids))
         if peer is not None:
             query = query.where(FederationGrant.peer == peer)
         rows = await self.session.execute(query.order_by(FederationGrant.created_at))
@@ -130,6 +131,6 @@ class AuditRepository:
         if since is not None:
             query = query.where(FederationAudit.at >= since)
         if owner_ids is not None:
-            query = query.where(FederationAudit.owner_id.in_(owner_ids))
+            query = query.where(owned_by(FederationAudit.owner_id, owner_ids))
         rows = await self.session.execute(query.order_by(FederationAudit.at.desc()).limit(limit))
         return [(a, o) for a, o in rows]

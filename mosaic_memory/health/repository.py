@@ -31,6 +31,14 @@ class HealthRepository:
             return None, None
         return row[0], row[1]
 
+    async def row_security(self) -> tuple[Any, ...]:
+        """The row of ``db.ROW_SECURITY_SQL``: whether the owner wall of migration 0008 stands."""
+        from mosaic_memory.db import ROW_SECURITY_SQL
+
+        row = await self._one(ROW_SECURITY_SQL)
+        assert row is not None  # one row, always
+        return row
+
     async def schema_revision(self) -> tuple[bool, str | None]:
         """(whether the migrations' table exists, the revision it records)."""
         row = await self._one("SELECT to_regclass('public.alembic_version') IS NOT NULL")

@@ -13,6 +13,8 @@ Probes, in order (a probe whose prerequisite failed is reported as ``skip``):
 ``pgvector``             the ``vector`` extension: available, installed, at least 0.7 (0.8 for
                          iterative index scans)
 ``migrations``           the schema is at this version's head
+``row_level_security``   (schema at head) the database's owner wall under the service's own
+                         filter: ok when it stands, warn (with how a DBA adds it) when absent
 ``embedding_model``      the configured model loads, and matches the model and dimension of the
                          stored vectors
 ``federation.certificate`` (once ``federation init`` ran) this instance's certificate: present,
@@ -225,6 +227,8 @@ class Detector:
                 vector = await self._timed(report, "pgvector", lambda: self._pgvector(repo, present))
                 migrations = await self._timed(report, "migrations", lambda: self._migrations(present, revision))
                 schema_ready = migrations.status == "ok" and vector.status != "fail"
+                if migrations.status == "ok":
+                    await self._timed(report, "row_level_security", lambda: self._row_security(repo))
                 schema_note = "pgvector is missing" if vector.status == "fail" else "the schema is not at head yet"
         finally:
             if conn is not None:
@@ -449,6 +453,22 @@ class Detector:
             "fail",
             f"the schema is {where}; head is {head}, and MOSAIC_AUTO_MIGRATE=false",
             "run 'mosaic-memory db upgrade' (or start with MOSAIC_AUTO_MIGRATE=true)",
+            facts=facts,
+        )
+
+    async def _row_security(self, repo: HealthRepository) -> ProbeResult:
+        from mosaic_memory.db import RowSecurity
+
+        wall = RowSecurity.of(await asyncio.wait_for(repo.row_security(), self.timeout))
+        facts = {"tables": wall.tables}
+        if wall.up:
+            return ProbeResult("row_level_security", "ok", wall.why, facts=facts)
+        return ProbeResult(
+            "row_level_security",
+            "warn",
+            f"absent: {wall.why}; the service's own owner filter still applies",
+            "a DBA runs 'CREATE ROLE mosaic_scoped NOLOGIN; GRANT mosaic_scoped TO <service role>', then "
+            "'mosaic-memory db downgrade 0007' and 'mosaic-memory db upgrade' (docs/security.md)",
             facts=facts,
         )
 

@@ -52,7 +52,8 @@ class AccessRecorder:
             self._wake.set()
 
     async def flush(self) -> int:
-        """Write every pending count now; returns how many insights were updated."""
+        """Write every pending count now; returns how many insights were updated (of many owners:
+        in the connecting role, outside row-level security)."""
         async with self._lock:
             batch, self._pending, self._hits = self._pending, {}, 0
             if not batch:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import content_hash
+from mosaic_memory.common.repository import owned_by
 from mosaic_memory.common.vectors import (
     ScanPlan,
     ScanPolicy,
@@ -50,11 +51,11 @@ class InsightRepository:
         self.session = session
 
     async def get(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> Insight | None:
-        stmt = select(Insight).where(Insight.owner_id.in_(owner_ids), Insight.id == insight_id)
+        stmt = select(Insight).where(owned_by(Insight.owner_id, owner_ids), Insight.id == insight_id)
         return await self.session.scalar(stmt)
 
     async def get_for_update(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> Insight | None:
-        stmt = select(Insight).where(Insight.owner_id.in_(owner_ids), Insight.id == insight_id).with_for_update()
+        stmt = select(Insight).where(owned_by(Insight.owner_id, owner_ids), Insight.id == insight_id).with_for_update()
         return await self.session.scalar(stmt)
 
     async def by_hashes(self, owner_id: uuid.UUID, hashes: Sequence[str]) -> dict[str, Insight]:
@@ -115,7 +116,7 @@ class InsightRepository:
         return len(contents)
 
     async def delete(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> bool:
-        stmt = delete(Insight).where(Insight.owner_id.in_(owner_ids), Insight.id == insight_id)
+        stmt = delete(Insight).where(owned_by(Insight.owner_id, owner_ids), Insight.id == insight_id)
         result: Any = await self.session.execute(stmt)
         return bool(result.rowcount)
 
@@ -123,7 +124,7 @@ class InsightRepository:
         """The insights ``insight_id`` replaced, oldest first."""
         stmt = (
             select(Insight)
-            .where(Insight.owner_id.in_(owner_ids), Insight.superseded_by == insight_id)
+            .where(owned_by(Insight.owner_id, owner_ids), Insight.superseded_by == insight_id)
             .order_by(Insight.created_at, Insight.id)
         )
         return (await self.session.scalars(stmt)).all()
@@ -138,7 +139,7 @@ class InsightRepository:
         category: str | None = None,
         include_history: bool = True,
     ) -> Sequence[Insight]:
-        stmt = select(Insight).where(Insight.owner_id.in_(owner_ids))
+        stmt = select(Insight).where(owned_by(Insight.owner_id, owner_ids))
         if after is not None:
             created, row_id = after
             stmt = stmt.where(
@@ -247,7 +248,7 @@ class InsightRepository:
 
     async def sources(self, owner_ids: Sequence[uuid.UUID], insight_id: uuid.UUID) -> Sequence[uuid.UUID]:
         stmt = select(InsightSource.log_id).where(
-            InsightSource.owner_id.in_(owner_ids), InsightSource.insight_id == insight_id
+            owned_by(InsightSource.owner_id, owner_ids), InsightSource.insight_id == insight_id
         )
         return (await self.session.scalars(stmt)).all()
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from mosaic_memory.common.repository import owned_by
 from mosaic_memory.models import AgentLog, InsightSource
 
 __all__ = ["LogRepository", "LogRow", "PendingLog"]
@@ -38,7 +39,7 @@ class LogRepository:
         last = func.max(AgentLog.occurred_at)
         stmt = (
             select(AgentLog.owner_id, AgentLog.session_id, func.count(), func.min(AgentLog.occurred_at), last)
-            .where(AgentLog.owner_id.in_(owner_ids))
+            .where(owned_by(AgentLog.owner_id, owner_ids))
             .group_by(AgentLog.owner_id, AgentLog.session_id)
             .order_by(last.desc())
             .limit(limit)
@@ -59,7 +60,7 @@ class LogRepository:
         return set((await self.session.scalars(stmt, list(rows))).all())
 
     async def get(self, owner_ids: Sequence[uuid.UUID], log_id: uuid.UUID) -> LogRow | None:
-        stmt = _rows().where(AgentLog.owner_id.in_(owner_ids), AgentLog.id == log_id)
+        stmt = _rows().where(owned_by(AgentLog.owner_id, owner_ids), AgentLog.id == log_id)
         found = (await self.session.execute(stmt)).first()
         return None if found is None else (found[0], bool(found[1]))
 
@@ -76,7 +77,7 @@ class LogRepository:
     ) -> Sequence[LogRow]:
         """Events in (occurred_at, seq) order, strictly after ``after``; with ``cited_by``, only the
         events that insight was summarized from (its ``insight_sources`` links)."""
-        stmt = _rows().where(AgentLog.owner_id.in_(owner_ids))
+        stmt = _rows().where(owned_by(AgentLog.owner_id, owner_ids))
         if cited_by is not None:
             stmt = stmt.join(
                 InsightSource,
@@ -106,7 +107,7 @@ class LogRepository:
             AgentLog.embedding.is_(None), AgentLog.tier != "cold"
         )
         if owner_ids is not None:
-            stmt = stmt.where(AgentLog.owner_id.in_(owner_ids))
+            stmt = stmt.where(owned_by(AgentLog.owner_id, owner_ids))
         stmt = stmt.order_by(AgentLog.seq).limit(limit).with_for_update(skip_locked=True)
         return [(r.owner_id, r.id, r.content) for r in await self.session.execute(stmt)]
 
@@ -120,7 +121,7 @@ class LogRepository:
     async def count_unembedded(self, owner_ids: Sequence[uuid.UUID] | None = None) -> int:
         stmt = select(func.count()).select_from(AgentLog).where(AgentLog.embedding.is_(None), AgentLog.tier != "cold")
         if owner_ids is not None:
-            stmt = stmt.where(AgentLog.owner_id.in_(owner_ids))
+            stmt = stmt.where(owned_by(AgentLog.owner_id, owner_ids))
         return int(await self.session.scalar(stmt) or 0)
 
     async def set_tier(
@@ -138,7 +139,7 @@ class LogRepository:
             values |= {"embedding": None, "embedding_model": None}
         stmt = (
             update(AgentLog)
-            .where(AgentLog.owner_id.in_(owner_ids), AgentLog.id.in_(log_ids))
+            .where(owned_by(AgentLog.owner_id, owner_ids), AgentLog.id.in_(log_ids))
             .values(**values)
             .execution_options(synchronize_session=False)
         )

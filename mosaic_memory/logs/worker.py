@@ -48,7 +48,8 @@ class LogEmbeddingWorker:
         self.embedded_total = 0
 
     async def run_once(self) -> int:
-        """Embed one batch in its own transaction; returns how many events it embedded."""
+        """Embed one batch in its own transaction; returns how many events it embedded (across
+        owners: in the connecting role, outside row-level security)."""
         async with unit_of_work(self.sessionmaker) as session:
             return await self.service.embed_pending(session, self.batch_size, owner_ids=self.owner_ids)
 

@@ -51,52 +51,54 @@ class ServiceBackend:
         self._state = state
 
     @asynccontextmanager
-    async def _unit(self) -> AsyncIterator[tuple[AppState, AsyncSession]]:
-        """One unit of work: the caller commits; anything uncommitted rolls back on exit."""
+    async def _unit(self, ctx: Context) -> AsyncIterator[tuple[AppState, AsyncSession]]:
+        """One unit of work for the caller of ``ctx``: the caller commits; anything uncommitted
+        rolls back on exit."""
         state = self._state()
         async with state.sessionmaker() as session:
+            await OwnerService.enter_scope(session, principal_of(ctx))
             yield state, session
 
     async def authorize(self, ctx: Context, scope: KeyScope) -> None:
         OwnerService.require_scope(principal_of(ctx), scope)
 
     async def create_insight(self, ctx: Context, data: InsightCreate) -> InsightOut:
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             out = await state.insights.create(session, principal_of(ctx), data)
             await session.commit()
         return out
 
     async def delete_insight(self, ctx: Context, insight_id: uuid.UUID) -> None:
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             await state.insights.delete(session, principal_of(ctx), insight_id)
             await session.commit()
 
     async def search(self, ctx: Context, request: SearchRequest) -> SearchResponse:
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             out = await state.federation.search(session, principal_of(ctx), request)
             await session.commit()  # search records insights' access counts
         return out
 
     async def get_preference(self, ctx: Context, key: str, scope: str) -> PreferenceOut:
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             out = await state.preferences.get(session, principal_of(ctx), key, scope=scope)
             await session.commit()
         return out
 
     async def list_preferences(self, ctx: Context, scope: str | None, limit: int) -> list[PreferenceOut]:
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             page = await state.preferences.list(session, principal_of(ctx), limit=limit, scope=scope)
             await session.commit()
         return page.items
 
     async def put_preference(self, ctx: Context, key: str, data: PreferencePut) -> PreferenceOut:
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             out = await state.preferences.put(session, principal_of(ctx), key, data)
             await session.commit()
         return out
 
     async def append_logs(self, ctx: Context, batch: LogBatchIn) -> LogBatchOut:
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             out = await state.logs.append(session, principal_of(ctx), batch)
             await session.commit()
         if out.pending:
@@ -104,7 +106,7 @@ class ServiceBackend:
         return out
 
     async def get_context(self, ctx: Context, request: ContextRequest) -> ContextResponse:
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             out = await state.context.build(session, principal_of(ctx), request)
             await session.commit()
         return out
@@ -112,7 +114,7 @@ class ServiceBackend:
     async def find_skills(self, ctx: Context, request: SearchRequest) -> list[tuple[Hit, SkillOut]]:
         principal = principal_of(ctx)
         # One session for the search and its k skills: no round trip per hit.
-        async with self._unit() as (state, session):
+        async with self._unit(ctx) as (state, session):
             found = await state.search.search(session, principal, request)
             skills = [(hit, await state.skills.get(session, principal, hit.id)) for hit in found.hits]
             await session.commit()

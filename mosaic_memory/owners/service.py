@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mosaic_memory.db import enter_owner_scope
 from mosaic_memory.errors import (
     AuthenticationFailed,
     Conflict,
@@ -278,6 +279,18 @@ class OwnerService:
     def require_scope(principal: Principal, scope: str) -> None:
         if scope not in principal.scopes:
             raise PermissionDenied(f"this API key lacks the {scope!r} scope")
+
+    @staticmethod
+    async def enter_scope(session: AsyncSession, principal: Principal) -> None:
+        """Run the rest of ``session`` on behalf of ``principal``: under row-level security,
+        it reaches only the rows of the principal's owners (``db.enter_owner_scope``).
+
+        A key with the admin scope acts across owners by design (users, keys, teams, a team's
+        federation grants, everyone's export), so its work keeps the connecting role: for it the
+        owner filter of the services and repositories is the only wall."""
+        if "admin" in principal.scopes:
+            return
+        await enter_owner_scope(session, principal.owner_ids)
 
     @staticmethod
     def resolve_owner(principal: Principal, owner: str | None) -> OwnerRef:

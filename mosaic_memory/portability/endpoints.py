@@ -13,6 +13,7 @@ from mosaic_memory.api.deps import Reader, SessionDep, StateDep, Writer
 from mosaic_memory.api.docs import ERRORS
 from mosaic_memory.common.failures import DATA_ERROR_DETAIL
 from mosaic_memory.errors import InvalidInput
+from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.portability.format import check_kinds, parse_owner_map
 from mosaic_memory.portability.schemas import ImportReportOut
 from mosaic_memory.portability.service import export_lines, resolve_export_owners
@@ -78,14 +79,16 @@ async def export_memory(
     await session.commit()
 
     async def body() -> AsyncIterator[bytes]:
-        async with state.sessionmaker() as stream_session, stream_session.begin():
-            await stream_session.connection(
-                execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-            )
-            async for line in export_lines(
-                stream_session, owners, kinds=chosen, tags=chosen_tags, with_vectors=with_vectors
-            ):
-                yield line
+        async with state.sessionmaker() as stream_session:
+            await OwnerService.enter_scope(stream_session, principal)
+            async with stream_session.begin():
+                await stream_session.connection(
+                    execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+                )
+                async for line in export_lines(
+                    stream_session, owners, kinds=chosen, tags=chosen_tags, with_vectors=with_vectors
+                ):
+                    yield line
 
     return StreamingResponse(
         body(), media_type=NDJSON, headers={"Content-Disposition": 'attachment; filename="mosaic-export.jsonl"'}

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mosaic_memory.common.repository import owned_by
 from mosaic_memory.common.vectors import binary_vector
 from mosaic_memory.models import AgentLog, Insight, InsightSource, InstanceMeta, PreferenceHistory
 
@@ -38,7 +39,7 @@ class ExportRepository:
         return None if row is None else row.value
 
     async def count(self, model: Any, owner_ids: Sequence[uuid.UUID], tags: Sequence[str] | None = None) -> int:
-        stmt = select(func.count()).select_from(model).where(model.owner_id.in_(owner_ids))
+        stmt = select(func.count()).select_from(model).where(owned_by(model.owner_id, owner_ids))
         if tags:
             stmt = stmt.where(model.tags.overlap(list(tags)))
         return int(await self.session.scalar(stmt) or 0)

@@ -505,7 +505,7 @@ class PortabilityService:
             usable_vectors=usable and header.with_vectors,
         )
 
-        async with self._transactions(sessionmaker, dry_run) as batch_tx:
+        async with self._transactions(sessionmaker, principal, dry_run) as batch_tx:
             batch: list[tuple[int, Record]] = []
 
             async def flush() -> None:
@@ -548,21 +548,27 @@ class PortabilityService:
     # transactions ----------------------------------------------------------------------------
     @asynccontextmanager
     async def _transactions(
-        self, sessionmaker: async_sessionmaker[AsyncSession], dry_run: bool
+        self, sessionmaker: async_sessionmaker[AsyncSession], principal: Principal | None, dry_run: bool
     ) -> AsyncIterator[Callable[[], Any]]:
         """Yield a factory of per-batch transactions: each its own committed transaction, or for
-        a dry run a savepoint inside one transaction that is rolled back at the end."""
+        a dry run a savepoint inside one transaction that is rolled back at the end. A
+        principal's import runs in its owner scope; a system caller's (None) across owners."""
         if not dry_run:
 
             @asynccontextmanager
             async def committed() -> AsyncIterator[AsyncSession]:
-                async with sessionmaker() as session, session.begin():
-                    yield session
+                async with sessionmaker() as session:
+                    if principal is not None:
+                        await OwnerService.enter_scope(session, principal)
+                    async with session.begin():
+                        yield session
 
             yield committed
             return
         # A dry run writes nothing: everything happens in one transaction that is rolled back.
         async with sessionmaker() as shared:
+            if principal is not None:
+                await OwnerService.enter_scope(shared, principal)
             outer = await shared.begin()
             try:
 

@@ -10,7 +10,7 @@ from sqlalchemy import Text, and_, bindparam, cast, delete, func, literal, or_, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mosaic_memory.common.repository import try_add
+from mosaic_memory.common.repository import owned_by, try_add
 from mosaic_memory.models import ApiKey, Preference, PreferenceHistory
 from mosaic_memory.preferences.spec import preference_text
 
@@ -30,7 +30,7 @@ class PreferenceRepository:
     async def find(self, owner_ids: Sequence[uuid.UUID], key: str, scope: str) -> Sequence[Preference]:
         """The rows for ``(key, scope)`` of each of ``owner_ids`` (at most one per owner)."""
         stmt = select(Preference).where(
-            Preference.owner_id.in_(owner_ids), Preference.key == key, Preference.scope == scope
+            owned_by(Preference.owner_id, owner_ids), Preference.key == key, Preference.scope == scope
         )
         return (await self.session.scalars(stmt)).all()
 
@@ -61,7 +61,7 @@ class PreferenceRepository:
         prefix: str | None = None,
     ) -> Sequence[Preference]:
         """Ordered by key, then scope, then id: stable while rows are edited."""
-        stmt = select(Preference).where(Preference.owner_id.in_(owner_ids))
+        stmt = select(Preference).where(owned_by(Preference.owner_id, owner_ids))
         if scope is not None:
             stmt = stmt.where(Preference.scope == scope)
         if prefix:
@@ -86,7 +86,7 @@ class PreferenceRepository:
         stmt = (
             select(PreferenceHistory.owner_id)
             .where(
-                PreferenceHistory.owner_id.in_(owner_ids),
+                owned_by(PreferenceHistory.owner_id, owner_ids),
                 PreferenceHistory.key == key,
                 PreferenceHistory.scope == scope,
             )

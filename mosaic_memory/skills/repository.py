@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mosaic_memory.common.repository import try_add, try_flush
+from mosaic_memory.common.repository import owned_by, try_add, try_flush
 from mosaic_memory.models import Skill
 
 __all__ = ["SkillRepository"]
@@ -21,10 +21,10 @@ class SkillRepository:
         self.session = session
 
     async def get(self, owner_ids: Sequence[uuid.UUID], skill_id: uuid.UUID) -> Skill | None:
-        return await self.session.scalar(select(Skill).where(Skill.owner_id.in_(owner_ids), Skill.id == skill_id))
+        return await self.session.scalar(select(Skill).where(owned_by(Skill.owner_id, owner_ids), Skill.id == skill_id))
 
     async def get_for_update(self, owner_ids: Sequence[uuid.UUID], skill_id: uuid.UUID) -> Skill | None:
-        stmt = select(Skill).where(Skill.owner_id.in_(owner_ids), Skill.id == skill_id).with_for_update()
+        stmt = select(Skill).where(owned_by(Skill.owner_id, owner_ids), Skill.id == skill_id).with_for_update()
         return await self.session.scalar(stmt)
 
     async def by_name(self, owner_id: uuid.UUID, name: str) -> Skill | None:
@@ -40,7 +40,7 @@ class SkillRepository:
 
     async def delete(self, owner_ids: Sequence[uuid.UUID], skill_id: uuid.UUID) -> bool:
         result: Any = await self.session.execute(
-            delete(Skill).where(Skill.owner_id.in_(owner_ids), Skill.id == skill_id)
+            delete(Skill).where(owned_by(Skill.owner_id, owner_ids), Skill.id == skill_id)
         )
         return bool(result.rowcount)
 
@@ -53,7 +53,7 @@ class SkillRepository:
         tag: str | None = None,
     ) -> Sequence[Skill]:
         """Newest first."""
-        stmt = select(Skill).where(Skill.owner_id.in_(owner_ids))
+        stmt = select(Skill).where(owned_by(Skill.owner_id, owner_ids))
         if after is not None:
             created, row_id = after
             stmt = stmt.where(or_(Skill.created_at < created, and_(Skill.created_at == created, Skill.id < row_id)))

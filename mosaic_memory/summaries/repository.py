@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mosaic_memory.common.repository import owned_by
 from mosaic_memory.models import AgentLog, Insight, InsightSource
 
 
@@ -151,7 +152,7 @@ class SummaryRepository:
         """Logs consumed by ``run_id`` go back to unsummarized and hot (exceptions follow separately)."""
         result: Any = await self.session.execute(
             update(AgentLog)
-            .where(AgentLog.owner_id.in_(owner_ids), AgentLog.summarized_by_run == run_id)
+            .where(owned_by(AgentLog.owner_id, owner_ids), AgentLog.summarized_by_run == run_id)
             .values(summarized_at=None, summarized_by_run=None, tier="hot", tier_changed_at=None)
             .execution_options(synchronize_session=False)
         )
@@ -169,7 +170,7 @@ class SummaryRepository:
 
     async def delete_sources(self, owner_ids: Sequence[uuid.UUID], run_id: uuid.UUID) -> int:
         result: Any = await self.session.execute(
-            delete(InsightSource).where(InsightSource.owner_id.in_(owner_ids), InsightSource.run_id == run_id)
+            delete(InsightSource).where(owned_by(InsightSource.owner_id, owner_ids), InsightSource.run_id == run_id)
         )
         return int(result.rowcount or 0)
 
@@ -183,6 +184,6 @@ class SummaryRepository:
 
     async def delete_created(self, owner_ids: Sequence[uuid.UUID], run_id: uuid.UUID) -> int:
         result: Any = await self.session.execute(
-            delete(Insight).where(Insight.owner_id.in_(owner_ids), Insight.created_by_run == run_id)
+            delete(Insight).where(owned_by(Insight.owner_id, owner_ids), Insight.created_by_run == run_id)
         )
         return int(result.rowcount or 0)

