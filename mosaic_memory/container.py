@@ -20,6 +20,7 @@ from mosaic_memory.common.ratelimit import AccessGuard
 from mosaic_memory.config import Settings
 from mosaic_memory.context.service import ContextService
 from mosaic_memory.db import (
+    TEXT_MATCH,
     RowSecurity,
     create_engine_for,
     create_sessionmaker,
@@ -27,6 +28,7 @@ from mosaic_memory.db import (
     head_revision,
     row_security,
     run_migrations,
+    text_match_indexable,
 )
 from mosaic_memory.federation.service import FederationService
 from mosaic_memory.insights.access import AccessRecorder
@@ -186,6 +188,15 @@ async def build_state(
             raise StorageTierError(
                 f"MOSAIC_TEST_DISABLE_OWNER_FILTER=1 is for test builds only, and {wall.why}: unset it"
             )
+        if wall.up:
+            if await text_match_indexable(engine):
+                wall = await row_security(engine)  # its description says so now
+            else:
+                log.warning(
+                    "keyword search under row-level security reads every row of the caller's scope: "
+                    "this role may not mark %s LEAKPROOF (a DBA can: docs/security.md)",
+                    TEXT_MATCH,
+                )
         sessionmaker = create_sessionmaker(engine, row_security=wall.up)
         if check_embeddings:
             await check_embedding_space(sessionmaker, embedder)
