@@ -133,8 +133,14 @@ class ForkServer:
             env=process_env(),
         )
         self._lock = threading.Lock()
-        line = self._read()
-        assert "ready" in json.loads(line), line
+        self._ready = False
+
+    def wait_ready(self) -> None:
+        """Until its imports are done (they run while the caller does something else)."""
+        if not self._ready:
+            line = self._read()
+            assert "ready" in json.loads(line), line
+            self._ready = True
 
     def _read(self) -> str:
         out: IO[str] | None = self.proc.stdout
@@ -146,6 +152,7 @@ class ForkServer:
 
     def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> int:
         with self._lock:
+            self.wait_ready()
             assert self.proc.stdin is not None
             self.proc.stdin.write(json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n")
             self.proc.stdin.flush()
@@ -267,13 +274,15 @@ def _process(pid: int) -> psutil.Process | None:
 
 @contextmanager
 def fleet_of(forkserver: ForkServer, env: dict[str, str], logs: Path, size: int) -> Iterator[Fleet]:
+    """``size`` serve processes, yielded once the first is ready (the others finish starting
+    while the caller begins: ``Fleet.ready`` lists those that answer)."""
     from tests.conftest import free_port
 
     fleet = Fleet(forkserver, env, logs, [free_port() for _ in range(size)])
     try:
         for slot in fleet.slots:
             fleet.start(slot)
-        fleet.wait_ready()
+        fleet.wait_ready(fleet.slots[:1])
         yield fleet
     finally:
         fleet.stop()

@@ -4,11 +4,11 @@ Concurrent clients add uniquely identified insights, preferences and log events 
 ``mosaic-memory serve`` processes over HTTP while something is killed with SIGKILL at random
 moments, again and again:
 
-* ``test_service_killed``: one of three serve processes on the embedded PostgreSQL (local tier);
+* ``test_service_killed``: one of four serve processes on the embedded PostgreSQL (local tier);
   it is started again at once while the others keep taking writes;
 * ``test_postgres_killed``: the embedded PostgreSQL itself (the postmaster and every backend at
   once, as a crash of its machine would), started again on the same data directory under the
-  three serve processes, which keep running;
+  four serve processes, which keep running;
 * ``test_summarization_killed``: ``mosaic-memory jobs run summarize`` at random points of its run
   over a set of sessions that grows as the kills go on; then one run finishes the rest.
 
@@ -70,6 +70,7 @@ CYCLES = int(os.environ.get("MOSAIC_DURABILITY_CYCLES", "50"))
 SEED = int(os.environ.get("MOSAIC_DURABILITY_SEED", str(random.randrange(1_000_000))))
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 WRITERS = 4
+SERVES = 4  # two may be restarting while two take the writes
 
 
 @dataclass
@@ -100,30 +101,30 @@ class Cluster:
 @pytest.fixture(scope="module")
 async def cluster() -> AsyncIterator[Cluster]:
     path = scratch_dir("mosaic-durability-")
+    forkserver = ForkServer()  # its imports run while the server starts and migrates
     reap_orphans(True)  # before the server starts, so that its processes become ours to reap
-    database = await asyncio.to_thread(start_embedded, Settings(data_dir=path, tier="local"))
+    database = None
     engine = None
-    forkserver = None
     try:
+        database = await asyncio.to_thread(start_embedded, Settings(data_dir=path, tier="local"))
         await run_migrations(database.url)
-        forkserver = await asyncio.to_thread(ForkServer)
         engine = create_engine_for(database.url, pool_size=2)
         yield Cluster(path, database, engine, forkserver)
     finally:
         if engine is not None:
             await engine.dispose()
-        if forkserver is not None:
-            forkserver.close()
-        database.close()
+        forkserver.close()
+        if database is not None:
+            database.close()
         reap_orphans(False)
         shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def fleet(cluster: Cluster) -> Iterator[Fleet]:
-    """Three serve processes on the module's database (local tier, background embedders on),
+    """``SERVES`` serve processes on the module's database (local tier, background embedders on),
     shared by the first two tests: the first kills and restarts them, the second keeps them."""
-    with fleet_of(cluster.forkserver, cluster.serve_env(), cluster.data_dir, size=3) as started:
+    with fleet_of(cluster.forkserver, cluster.serve_env(), cluster.data_dir, size=SERVES) as started:
         yield started
 
 
@@ -191,7 +192,7 @@ async def test_service_killed(cluster: Cluster, fleet: Fleet) -> None:
     phases.mark("checks")
     starts, cpu = sorted(fleet.start_seconds), sorted(fleet.start_cpu)
     print(
-        f"\n[durability] service SIGKILL: {fleet.kills - kills_before} kills of 3 serve processes, median start "
+        f"\n[durability] service SIGKILL: {fleet.kills - kills_before} kills of {SERVES} serve processes, median start "
         f"{starts[len(starts) // 2]:.1f} s ({cpu[len(cpu) // 2]:.2f} CPU s), {ledger.acknowledged} writes acknowledged "
         f"({ledger.statuses.most_common()}); {findings.line()}; {phases}, seed {SEED}"
     )
@@ -205,7 +206,7 @@ def kill_postgres_cycles(cluster: Cluster, fleet: Fleet, rng: random.Random, cyc
     server = cluster.database.server
     killed = []
     for _ in range(cycles):
-        time.sleep(rng.uniform(0.1, 0.4))
+        time.sleep(rng.uniform(0.05, 0.3))
         pid = server.get_pid()
         assert pid is not None, "the embedded PostgreSQL is not running"
         killed.append(crash_postgres(pid))
@@ -243,7 +244,7 @@ async def test_postgres_killed(cluster: Cluster, fleet: Fleet) -> None:
     phases.mark("checks")
     print(
         f"\n[durability] PostgreSQL SIGKILL: {len(killed)} kills ({sum(killed)} processes: postmaster and "
-        f"backends) under 3 serve processes, {ledger.acknowledged} writes acknowledged "
+        f"backends) under {SERVES} serve processes, {ledger.acknowledged} writes acknowledged "
         f"({ledger.statuses.most_common()}); {findings.line()}; {phases}, seed {SEED}"
     )
     assert len(killed) == CYCLES
