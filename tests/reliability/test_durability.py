@@ -318,6 +318,10 @@ class SummaryDb:
     def runs(self) -> dict[uuid.UUID, str]:
         return {uuid.UUID(str(r[0])): str(r[1]) for r in self.sql("SELECT id, status FROM job_runs")}
 
+    def duration(self, run: uuid.UUID) -> float:
+        rows = self.sql("SELECT extract(epoch FROM finished_at - started_at) FROM job_runs WHERE id = %s", run)
+        return float(str(rows[0][0]))
+
     def groups_of(self, run: uuid.UUID) -> int:
         rows = self.sql("SELECT count(DISTINCT session_id) FROM agent_logs WHERE summarized_by_run = %s", run)
         return int(str(rows[0][0]))
@@ -399,16 +403,22 @@ async def test_summarization_killed(cluster: Cluster) -> None:
         nonlocal finished_first
         owner = uuid.uuid4()
         db.sql("INSERT INTO owners (id, kind, name) VALUES (%s, 'user', %s)", owner, f"durable-{owner.hex[:8]}")
-        for _ in range(SUMMARY_KILLS):
+        window = 1.5  # the kill lands within this many seconds of the run's start
+        for _ in range(3 * SUMMARY_KILLS):
+            if len(killed_after) == SUMMARY_KILLS:
+                break
             while db.pending_sessions() < 4:
                 db.add_sessions(owner)
             pid, run = summarize(cluster, db, f"killed-{len(killed_after) + finished_first}")
-            time.sleep(rng.uniform(0.0, 1.5))  # a random point of the run itself
+            time.sleep(rng.uniform(0.0, window))  # a random point of the run itself
             if run is not None and pid_alive(pid):
                 sigkill_and_wait([pid])
                 killed_after.append(db.groups_of(run))
             else:
+                # It finished first: aim within the length of a run from now on.
                 finished_first += 1
+                assert run_for(60, lambda: not pid_alive(pid)), "a finished run's process did not end"  # noqa: B023
+                window = min(window, 0.9 * db.duration(run)) if run is not None else window
         # The rerun, not killed, completes what the killed ones left (a dead run's advisory lock
         # is released as soon as PostgreSQL sees its connection close; a run that still finds it
         # held records "skipped", and is tried again).
@@ -444,7 +454,7 @@ async def test_summarization_killed(cluster: Cluster) -> None:
             f"top-k mismatches {len(findings.topk_mismatches)}; {time.monotonic() - started:.1f} s, seed {SEED}"
         )
         assert status == "succeeded"
-        assert killed_after, "no run was killed while it ran"
+        assert len(killed_after) == SUMMARY_KILLS, "runs ended before their kill"
         assert "running" not in states.values(), states
         assert all(v == 0 for v in checks.values()), checks
         assert not findings.failures(), findings.failures()
