@@ -397,6 +397,7 @@ async def test_summarization_killed(cluster: Cluster) -> None:
     rng = random.Random(SEED)
     started = time.monotonic()
     killed_after: list[int] = []  # per killed run: how many groups it had committed
+    killed_runs: list[uuid.UUID] = []
     finished_first = 0
 
     def drive() -> tuple[uuid.UUID, str]:
@@ -414,6 +415,7 @@ async def test_summarization_killed(cluster: Cluster) -> None:
             if run is not None and pid_alive(pid):
                 sigkill_and_wait([pid])
                 killed_after.append(db.groups_of(run))
+                killed_runs.append(run)
             else:
                 # It finished first: aim within the length of a run from now on.
                 finished_first += 1
@@ -446,7 +448,8 @@ async def test_summarization_killed(cluster: Cluster) -> None:
         consumed = db.sql("SELECT count(*) FROM agent_logs WHERE owner_id = %s", owner)[0][0]
         insights = db.sql("SELECT count(*) FROM insights WHERE owner_id = %s", owner)[0][0]
         print(
-            f"\n[durability] summarization SIGKILL: {len(killed_after)} runs killed at random points "
+            f"\n[durability] summarization SIGKILL: {len(killed_after)} runs killed at random points, "
+            f"{sum(states[r] != 'abandoned' for r in killed_runs)} of them after their run had ended "
             f"(groups each had committed: {killed_after}), {finished_first} finished before their kill; "
             f"rerun {status}; {consumed} logs "
             f"consumed into {insights} insights; runs {sorted(states.values())}; "
