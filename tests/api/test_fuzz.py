@@ -6,7 +6,12 @@ content type, headers), with all of Schemathesis's checks (unauthenticated acces
 The size is ``MOSAIC_FUZZ_CASES`` (cases over all operations, both keys and both modes; default
 a short run). The full run (docs/reliability.md)::
 
-    MOSAIC_FUZZ_CASES=10000 MOSAIC_SKIP_LINT=1 scripts/test tests/api/test_fuzz.py -s
+    MOSAIC_FUZZ_CASES=13000 MOSAIC_SKIP_LINT=1 scripts/test tests/api/test_fuzz.py -s
+
+The stateful phase follows the document's links from call to call (a deleted resource must then
+answer 404, a created one must be readable at once); ``MOSAIC_FUZZ_STEPS`` sets its size::
+
+    MOSAIC_FUZZ_STEPS=3000 MOSAIC_SKIP_LINT=1 scripts/test tests/api/test_fuzz.py -k linked -s
 """
 
 from __future__ import annotations
