@@ -170,7 +170,9 @@ def test_every_operation_answers_within_its_schema(fuzz_url: str) -> None:
     assert not failures, "\n\n".join(failures[:20]) + f"\n\n({len(failures)} failures)"
 
 
-DEFAULT_STEPS = 200
+# Enough for the short run to catch a DELETE that answers 204 but keeps the row, in insights,
+# skills and preferences alike (each tried as a mutant: 200 steps caught none of them).
+DEFAULT_STEPS = 500
 # A deleted preference's history stays readable: DELETE keeps it by design (the audit of who
 # changed and deleted what), so the history path answering 200 after the delete is no use after free.
 KEPT_AFTER_DELETE = {"GET /v1/preferences/{key}/history"}
