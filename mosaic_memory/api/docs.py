@@ -169,10 +169,148 @@ def add_common_errors(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def keep_example_nulls(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """Wrap ``app.openapi`` so the served document keeps its examples' required nulls and declares
-    the errors every route may give (:func:`add_common_errors`)."""
+    """Wrap ``app.openapi`` so the served document keeps its examples' required nulls, declares
+    the errors every route may give (:func:`add_common_errors`) and links each resource's
+    operations (:func:`add_links`)."""
 
     def openapi() -> dict[str, Any]:
-        return add_common_errors(fill_example_nulls(build()))
+        return add_links(add_common_errors(fill_example_nulls(build())))
 
     return openapi
+
+
+# OpenAPI links: how the resources relate, so a client (or a stateful fuzzer) can follow a created
+# or listed row to the operations that read, change or delete it. Derived from the routes, not
+# written per route: a path's first parameter names a resource (``/v1/insights/{insight_id}``) and
+# every operation at or below that path acts on it.
+FIELD_ALIASES = {"team": "name"}
+"""A path parameter whose value is the resource's field of another name (teams go by name)."""
+
+
+def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    return schema
+
+
+def _json_schema(body: dict[str, Any]) -> dict[str, Any]:
+    return dict(body.get("content", {}).get("application/json", {}).get("schema", {}))
+
+
+def _field_pointer(schema: dict[str, Any], names: list[str], components: dict[str, Any], depth: int = 0) -> str | None:
+    """The JSON pointer, in a body of ``schema``, of the first field named one of ``names``: at the
+    top, else in the first item of a list (``/0/id``, a page's ``/items/0/id``) or in a nested
+    object (a created key's ``/key/prefix``), one level down."""
+    schema = _resolve(schema, components)
+    if schema.get("type") == "array":
+        inner = _field_pointer(schema.get("items", {}), names, components, depth)
+        return None if inner is None else f"/0{inner}"
+    properties = schema.get("properties", {})
+    for name in names:
+        if name in properties:
+            return f"/{name}"
+    if depth > 0:
+        return None
+    for field, sub in properties.items():
+        sub = _resolve(sub, components)
+        if sub.get("type") in ("object", "array"):
+            inner = _field_pointer(sub, names, components, depth + 1)
+            if inner is not None:
+                return f"/{field}{inner}"
+    return None
+
+
+def _path_value_pointer(schema: dict[str, Any], name: str, components: dict[str, Any]) -> str | None:
+    """Where a body of ``schema`` holds the value of the path parameter ``name``: the field of that
+    name or its alias, else ``id`` (``ids``, a list of them, too) for an ``*_id``."""
+    names = [name, FIELD_ALIASES.get(name, name)] + (["id"] if name.endswith("_id") else [])
+    pointer = _field_pointer(schema, names, components)
+    if pointer is None and name.endswith("_id") and "ids" in _resolve(schema, components).get("properties", {}):
+        pointer = "/ids/0"
+    return pointer
+
+
+def resource_paths(paths: dict[str, Any]) -> dict[str, str]:
+    """Each resource path (up to and including a path's first parameter) → its collection's path."""
+    found: dict[str, str] = {}
+    for path in paths:
+        parts = path.split("/")
+        for index, part in enumerate(parts):
+            if part.startswith("{"):
+                found["/".join(parts[: index + 1])] = "/".join(parts[:index])
+                break
+    return found
+
+
+def _under(path: str, resource: str) -> bool:
+    return path == resource or path.startswith(resource + "/")
+
+
+def add_links(doc: dict[str, Any]) -> dict[str, Any]:
+    """Declare, in place, an OpenAPI link from each successful response to every operation on a
+    resource that response names: from its create (``POST`` on the collection, ``PUT`` on the
+    resource), its list (``GET`` on the collection: the first item), any operation answering with
+    the resource's own schema (``PATCH``, a job run started elsewhere) and every other operation on
+    the same resource (so ``DELETE`` links to the ``GET`` that must then answer 404). A link is
+    declared only where every path parameter of its target can be filled: from the producer's
+    path, its response body or its request body. The query parameters the resource's ``GET`` takes
+    narrow which row the path names (a preference's ``scope`` and ``owner``): they are carried the
+    same way where the producer has them."""
+    paths = doc.get("paths", {})
+    components = doc.get("components", {}).get("schemas", {})
+    operations = [(path, method, op) for path, ops in paths.items() for method, op in ops.items()]
+    for resource, collection in resource_paths(paths).items():
+        getter = paths.get(resource, {}).get("get", {})
+        read = _json_schema(getter.get("responses", {}).get("200", {}))
+        narrowing = {p["name"] for p in getter.get("parameters", []) if p["in"] == "query"}
+        targets = [(path, method, op) for path, method, op in operations if _under(path, resource)]
+        for path, method, op in operations:
+            names = (method == "post" and path == collection) or (method == "get" and path == collection)
+            names = names or (method == "put" and path == resource) or _under(path, resource)
+            for status, response in op.get("responses", {}).items():
+                body = _json_schema(response)
+                returns = "$ref" in body and body.get("$ref") == read.get("$ref")
+                if not status.startswith("2") or not (names or returns):
+                    continue
+                for target_path, target_method, target in targets:
+                    if (target_path, target_method) == (path, method):
+                        continue
+                    parameters = _link_parameters(op, body, target, narrowing, components)
+                    if parameters is not None:
+                        link = {"operationId": target["operationId"], "parameters": parameters}
+                        response.setdefault("links", {})[target["operationId"]] = link
+    return doc
+
+
+def _link_parameters(
+    source: dict[str, Any],
+    body: dict[str, Any],
+    target: dict[str, Any],
+    narrowing: set[str],
+    components: dict[str, Any],
+) -> dict[str, str] | None:
+    """The runtime expressions filling ``target``'s path parameters and those of its query
+    parameters in ``narrowing``, from the ``source`` operation's request and its response ``body``;
+    None when a path parameter cannot be filled."""
+    own = {p["name"]: p["in"] for p in source.get("parameters", []) if p["in"] in ("path", "query")}
+    request_fields = _resolve(_json_schema(source.get("requestBody", {})), components).get("properties", {})
+    parameters: dict[str, str] = {}
+    for parameter in target.get("parameters", []):
+        name, where = parameter["name"], parameter["in"]
+        if where not in ("path", "query") or (where == "query" and name not in narrowing):
+            continue
+        if where == "path":
+            pointer = _path_value_pointer(body, name, components) if body else None
+        else:
+            pointer = _field_pointer(body, [name], components) if body else None
+        if own.get(name) == where == "path":
+            parameters[f"path.{name}"] = f"$request.path.{name}"
+        elif pointer is not None:
+            parameters[f"{where}.{name}"] = f"$response.body#{pointer}"
+        elif name in own:
+            parameters[f"{where}.{name}"] = f"$request.{own[name]}.{name}"
+        elif where == "path" and name in request_fields:
+            parameters[f"path.{name}"] = f"$request.body#/{name}"
+        elif where == "path":
+            return None
+    return parameters

@@ -175,3 +175,92 @@ async def test_every_v1_operation_documents_its_errors_as_json(http: httpx.Async
     assert unauthenticated.status_code == 401
     documented = doc["paths"]["/v1/me"]["get"]["responses"]["401"]["content"][JSON]["example"]
     assert unauthenticated.json()["error"] == documented["error"]
+
+
+def _links(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str, dict[str, Any]]]:
+    """Every declared link: (source label, status, source operation, link name, link)."""
+    return [
+        (f"{method.upper()} {path}", status, op, name, link)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        for status, response in op["responses"].items()
+        for name, link in response.get("links", {}).items()
+    ]
+
+
+def _at_pointer(schema: dict[str, Any], pointer: str, components: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema of the value at ``pointer`` in a body of ``schema``; None if no such value can exist."""
+    for part in pointer.strip("/").split("/"):
+        while "$ref" in schema:
+            schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+        if part.isdigit() and schema.get("type") == "array":
+            schema = schema.get("items", {})
+        elif part in schema.get("properties", {}):
+            schema = schema["properties"][part]
+        else:
+            return None
+    return schema
+
+
+async def test_every_link_names_values_its_source_has_and_parameters_its_target_takes(
+    http: httpx.AsyncClient,
+) -> None:
+    doc = await _doc(http)
+    components = doc["components"]["schemas"]
+    by_id = {op["operationId"]: op for ops in doc["paths"].values() for op in ops.values()}
+    links = _links(doc)
+    assert len(links) > 50
+    for source, status, op, name, link in links:
+        where = f"{source} {status} → {name}"
+        target = by_id.get(link["operationId"])
+        assert target is not None, where
+        taken = {f"{p['in']}.{p['name']}" for p in target.get("parameters", [])}
+        required = {f"path.{p['name']}" for p in target.get("parameters", []) if p["in"] == "path"}
+        assert required <= link["parameters"].keys() <= taken, where
+        own = {f"{p['in']}.{p['name']}" for p in op.get("parameters", [])}
+        for expression in link["parameters"].values():
+            if expression.startswith("$response.body#"):
+                body = op["responses"][status]["content"][JSON]["schema"]
+                assert _at_pointer(body, expression.split("#", 1)[1], components) is not None, (where, expression)
+            elif expression.startswith("$request.body#"):
+                body = op["requestBody"]["content"][JSON]["schema"]
+                assert _at_pointer(body, expression.split("#", 1)[1], components) is not None, (where, expression)
+            else:
+                assert expression.removeprefix("$request.") in own, (where, expression)
+
+
+async def test_every_operation_on_a_resource_is_the_target_of_a_link(http: httpx.AsyncClient) -> None:
+    doc = await _doc(http)
+    reached = {link["operationId"] for *_, link in _links(doc)}
+    with_parameters = [
+        where
+        for where, op in _operations(doc)
+        if any(p["in"] == "path" for p in op.get("parameters", [])) and op["operationId"] not in reached
+    ]
+    assert with_parameters == []
+
+
+async def test_links_follow_a_created_row_and_a_deleted_one(http: httpx.AsyncClient) -> None:
+    paths = (await _doc(http))["paths"]
+    created = paths["/v1/insights"]["post"]["responses"]["201"]["links"]
+    assert {link["parameters"]["path.insight_id"] for link in created.values()} == {"$response.body#/id"}
+    assert {p for p, ops in paths.items() for op in ops.values() if op["operationId"] in created} == {
+        "/v1/insights/{insight_id}",
+        "/v1/insights/{insight_id}/sources",
+        "/v1/insights/{insight_id}/history",
+    }
+    deleted = paths["/v1/insights/{insight_id}"]["delete"]["responses"]["204"]["links"]
+    read = paths["/v1/insights/{insight_id}"]["get"]["operationId"]
+    assert deleted[read]["parameters"] == {"path.insight_id": "$request.path.insight_id"}
+    put = paths["/v1/preferences/{key}"]["put"]["responses"]["201"]["links"]
+    assert put[paths["/v1/preferences/{key}"]["get"]["operationId"]]["parameters"] == {
+        "path.key": "$request.path.key",
+        "query.scope": "$response.body#/scope",
+        "query.owner": "$response.body#/owner",
+    }
+    logs = paths["/v1/logs"]["post"]["responses"]["201"]["links"]
+    assert [link["parameters"] for link in logs.values()] == [{"path.log_id": "$response.body#/ids/0"}]
+    keys = paths["/v1/admin/keys"]["post"]["responses"]["201"]["links"]
+    assert [link["parameters"] for link in keys.values()] == [{"path.prefix": "$response.body#/key/prefix"}]
+    teams = paths["/v1/admin/teams"]["post"]["responses"]["201"]["links"]
+    assert [link["parameters"] for link in teams.values()] == [{"path.team": "$response.body#/name"}]
