@@ -47,7 +47,7 @@ __all__ = [
 
 
 def create_engine_for(
-    url: str, *, pool_size: int = 10, connect_timeout: float = 5.0, ping_after_idle: float = 1.0
+    url: str, *, pool_size: int = 10, connect_timeout: float = 5.0, ping_after_idle: float = 0.0
 ) -> AsyncEngine:
     engine = create_async_engine(
         to_async_url(url),
@@ -68,6 +68,12 @@ def ping_when_idle(engine: AsyncEngine, seconds: float) -> None:
     of five round trips of a search (1-2 ms each on a loaded machine). A connection checked in
     less than ``seconds`` ago was just used; if the database went away since, that request fails
     with ``DatabaseUnavailable`` and SQLAlchemy drops the whole pool, as before.
+
+    The service pings every reused connection (``seconds`` 0, as ``pool_pre_ping``): with 1 s, a
+    connection the access recorder or the log embedder had used a moment before a database restart
+    reached a request after the restart's first 503 had already been answered, and a second
+    request failed (the restart test of the whole suite, 2026-12-07). A restart costs no request
+    then; the round trip it costs stays, until a failed first statement can be retried instead.
     """
     dialect = engine.sync_engine.dialect
 

@@ -206,5 +206,7 @@ async def test_embedded_postgres_restart_is_survived(
         if r.status_code == 503:
             assert r.json()["error"] == "DatabaseUnavailable"
     assert statuses.count(503) <= 1 and statuses[1:] == [201, 201, 201], statuses
-    contents = {i["content"] for i in (await http.get("/v1/insights", headers=h)).json()["items"]}
+    listed = await http.get("/v1/insights", headers=h)
+    assert listed.status_code == 200, listed.text
+    contents = {i["content"] for i in listed.json()["items"]}
     assert "written before the restart" in contents and len(contents) == 1 + statuses.count(201)
