@@ -174,3 +174,15 @@ async def test_keyword_matches_may_use_their_index_under_the_wall(state: AppStat
             text("SELECT proleakproof FROM pg_proc WHERE oid = CAST(:f AS regprocedure)"), {"f": TEXT_MATCH}
         )
     assert leakproof is True
+
+
+async def test_the_scope_is_read_once_per_statement_not_per_row(state: AppState) -> None:
+    """Migration 0009: the policy's owner array is an init plan, not an expression evaluated for
+    every row (a 10,000-row pass took 240 ms inside the wall against 8 ms outside it)."""
+    async with state.sessionmaker() as session:
+        await enter_owner_scope(session, [uuid.uuid4()])
+        async with session.begin():
+            await session.execute(text("SET LOCAL enable_indexscan = off"))
+            await session.execute(text("SET LOCAL enable_bitmapscan = off"))
+            plan = "\n".join(r[0] for r in await session.execute(text("EXPLAIN SELECT count(*) FROM insights")))
+    assert "InitPlan" in plan and "current_setting" not in plan.split("InitPlan")[0], plan

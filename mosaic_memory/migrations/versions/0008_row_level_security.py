@@ -46,8 +46,9 @@ OWNER_COLUMNS = {
     "oauth_codes": "user_id",
     "oauth_tokens": "user_id",
 }
-# One array built per statement (current_setting is stable), compared with = ANY: the planner can
-# use it as an index condition on the owner-leading keys.
+# Compared with = ANY: the planner can use it as an index condition on the owner-leading keys.
+# Outside an index condition it was evaluated for every row (current_setting is only stable):
+# migration 0009 makes it a scalar subquery, computed once per statement.
 OWNERS = "string_to_array(current_setting('mosaic.owner_ids', true), ',')::uuid[]"
 
 log = logging.getLogger("alembic.runtime.migration")
