@@ -225,7 +225,12 @@ async def text_match_indexable(engine: AsyncEngine) -> bool:
         leakproof, superuser = (await conn.execute(_TEXT_MATCH_STATE, {"f": TEXT_MATCH})).one()
         if leakproof or not superuser:
             return bool(leakproof)
-        await conn.execute(text(f"ALTER FUNCTION {TEXT_MATCH} LEAKPROOF"))
+        # Several services starting at once on one database: one alters, the others then see it
+        # done (two concurrent ALTERs of one function fail with "tuple concurrently updated").
+        await conn.execute(text("SELECT pg_advisory_xact_lock(72786002)"))
+        leakproof, _ = (await conn.execute(_TEXT_MATCH_STATE, {"f": TEXT_MATCH})).one()
+        if not leakproof:
+            await conn.execute(text(f"ALTER FUNCTION {TEXT_MATCH} LEAKPROOF"))
         return True
 
 

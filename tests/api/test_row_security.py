@@ -6,6 +6,7 @@ off: ``tests/api/test_isolation_without_owner_filter.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mosaic_memory.common import repository as common_repository
 from mosaic_memory.container import AppState
-from mosaic_memory.db import SCOPED_ROLE, TEXT_MATCH, enter_owner_scope
+from mosaic_memory.db import SCOPED_ROLE, TEXT_MATCH, create_engine_for, enter_owner_scope, text_match_indexable
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.models import Insight, Owner
 from mosaic_memory.owners.service import OwnerService
@@ -186,3 +187,18 @@ async def test_the_scope_is_read_once_per_statement_not_per_row(state: AppState)
             await session.execute(text("SET LOCAL enable_bitmapscan = off"))
             plan = "\n".join(r[0] for r in await session.execute(text("EXPLAIN SELECT count(*) FROM insights")))
     assert "InitPlan" in plan and "current_setting" not in plan.split("InitPlan")[0], plan
+
+
+async def test_services_starting_together_mark_the_text_match_once(state: AppState) -> None:
+    """Four services starting at once on one database: each finds ts_match_vq unmarked, one marks
+    it (two concurrent ALTERs of one function fail with "tuple concurrently updated", which
+    stopped a serve in the durability suite)."""
+    async with state.engine.begin() as conn:
+        await conn.execute(text(f"ALTER FUNCTION {TEXT_MATCH} NOT LEAKPROOF"))
+    engines = [create_engine_for(state.database.url, pool_size=1) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(text_match_indexable(engine) for engine in engines))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert results == [True] * 4
