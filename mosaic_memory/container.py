@@ -181,6 +181,9 @@ async def build_state(
                 f"the database schema is at revision {revision}, not {head_revision()}: run "
                 f"'mosaic-memory db upgrade' (or start without MOSAIC_AUTO_MIGRATE=false)"
             )
+        # Marked before the wall is read, so its description says whether keyword matches keep
+        # their index (db.TEXT_MATCH); only a role that may build the wall may mark it.
+        text_index = await text_match_indexable(engine)
         wall = await row_security(engine)
         if common_repository.OWNER_FILTER_DISABLED and not wall.up:
             from mosaic_memory.errors import StorageTierError
@@ -188,15 +191,12 @@ async def build_state(
             raise StorageTierError(
                 f"MOSAIC_TEST_DISABLE_OWNER_FILTER=1 is for test builds only, and {wall.why}: unset it"
             )
-        if wall.up:
-            if await text_match_indexable(engine):
-                wall = await row_security(engine)  # its description says so now
-            else:
-                log.warning(
-                    "keyword search under row-level security reads every row of the caller's scope: "
-                    "this role may not mark %s LEAKPROOF (a DBA can: docs/security.md)",
-                    TEXT_MATCH,
-                )
+        if wall.up and not text_index:
+            log.warning(
+                "keyword search under row-level security reads every row of the caller's scope: "
+                "this role may not mark %s LEAKPROOF (a DBA can: docs/security.md)",
+                TEXT_MATCH,
+            )
         sessionmaker = create_sessionmaker(engine, row_security=wall.up)
         if check_embeddings:
             await check_embedding_space(sessionmaker, embedder)
