@@ -206,7 +206,10 @@ async def reading_alone(session: AsyncSession) -> AsyncIterator[AsyncConnection]
         yield conn
     finally:
         if not (driver.closed or driver.broken):  # a broken one is dropped by the pool, not reused
-            await driver.set_autocommit(False)
+            try:
+                await driver.set_autocommit(False)
+            except Exception:  # in a state psycopg refuses the switch in: never hand it out in autocommit
+                await conn.invalidate()
 
 
 # Whether the wall stands for the connecting role: the role exists without BYPASSRLS, the

@@ -4,7 +4,10 @@ owner scope under the wall, it runs inside the transaction."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from typing import Any
 
 from psycopg.pq import TransactionStatus
 from sqlalchemy import text
@@ -52,3 +55,22 @@ async def test_an_owner_scope_under_the_wall_comes_before_the_read(state: AppSta
         await enter_owner_scope(session, [owner])
         async with reading_alone(session) as conn:
             assert await conn.scalar(text("SELECT current_setting('mosaic.owner_ids', true)")) == str(owner)
+
+
+async def test_a_read_cut_short_never_leaves_a_connection_in_autocommit(state: AppState) -> None:
+    drivers: list[Any] = []
+
+    async def slow_read() -> None:
+        async with state.sessionmaker() as session, session.begin(), reading_alone(session) as conn:
+            assert conn.sync_connection is not None
+            drivers.append(conn.sync_connection.connection.driver_connection)
+            await conn.execute(text("SELECT pg_sleep(5)"))
+
+    task = asyncio.create_task(slow_read())
+    while not drivers:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert drivers[0].closed or not drivers[0].autocommit
