@@ -17,6 +17,7 @@ from embeddings import Embedder, get_embedder
 from embeddings.tokens import BundledTokenCounter
 from mosaic_memory.common import repository as common_repository
 from mosaic_memory.common.ratelimit import AccessGuard
+from mosaic_memory.common.vectors import iterative_hnsw_by_default
 from mosaic_memory.config import Settings
 from mosaic_memory.context.service import ContextService
 from mosaic_memory.db import (
@@ -170,6 +171,7 @@ async def build_state(
         engine = create_engine_for(
             database.url, pool_size=settings.db_pool_size, connect_timeout=settings.db_connect_timeout
         )
+        iterative_hnsw_by_default(engine, settings.search.hnsw_ef_search)
         tracing.instrument_engine(engine)
         metrics.watch_pool(engine.sync_engine.pool)
         metrics.info.labels(__version__, database.tier).set(1)
@@ -225,6 +227,7 @@ async def build_state(
             pool_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout,
         )
+        iterative_hnsw_by_default(replica_engine, settings.search.hnsw_ef_search)
     insights = InsightService(embedder=embedder, settings=settings)
     logs = LogService(embedder=embedder, settings=settings)
     preferences = PreferenceService(embedder=embedder, settings=settings)

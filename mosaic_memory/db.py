@@ -7,6 +7,7 @@ on success and rolls back on any error. Services and repositories never commit.
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -19,9 +20,17 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg import IsolationLevel
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, SessionTransaction
 
 from mosaic_memory.errors import DatabaseUnavailable, MosaicError
@@ -39,6 +48,7 @@ __all__ = [
     "head_revision",
     "is_connection_error",
     "is_known_revision",
+    "reading_alone",
     "row_security",
     "run_migrations",
     "text_match_indexable",
@@ -47,7 +57,7 @@ __all__ = [
 
 
 def create_engine_for(
-    url: str, *, pool_size: int = 10, connect_timeout: float = 5.0, ping_after_idle: float = 0.0
+    url: str, *, pool_size: int = 10, connect_timeout: float = 5.0, ping_after_idle: float = 30.0
 ) -> AsyncEngine:
     engine = create_async_engine(
         to_async_url(url),
@@ -61,19 +71,20 @@ def create_engine_for(
 
 
 def ping_when_idle(engine: AsyncEngine, seconds: float) -> None:
-    """Check a pooled connection before use when it sat idle for ``seconds`` or more.
+    """Check a pooled connection before use when the server spoke on it while it sat in the pool,
+    or when it sat there ``seconds`` or more.
 
     A restarted database is noticed on the next checkout, not as a 500. ``pool_pre_ping`` did
-    it on every checkout: a ``SELECT 1`` round trip before every request's first statement, one
-    of five round trips of a search (1-2 ms each on a loaded machine). A connection checked in
-    less than ``seconds`` ago was just used; if the database went away since, that request fails
-    with ``DatabaseUnavailable`` and SQLAlchemy drops the whole pool, as before.
-
-    The service pings every reused connection (``seconds`` 0, as ``pool_pre_ping``): with 1 s, a
-    connection the access recorder or the log embedder had used a moment before a database restart
-    reached a request after the restart's first 503 had already been answered, and a second
-    request failed (the restart test of the whole suite, 2026-12-07). A restart costs no request
-    then; the round trip it costs stays, until a failed first statement can be retried instead.
+    it with a ``SELECT 1`` round trip before every request's first statement, one of five round
+    trips of a search (1-2 ms each on a loaded machine). An idle connection hears nothing from a
+    live server; one whose server stopped, restarted or ended its backend has the server's last
+    words or the end of the stream waiting on its socket, so a poll of the socket (no round trip)
+    finds it, and only such a connection is pinged (and replaced). Pinging every reused connection
+    had been kept because an idle-time rule alone let a connection used a moment before a restart
+    fail a request after the restart's first 503 (the restart test of the whole suite,
+    2026-12-07); the poll catches that connection. The ping after ``seconds`` of idleness is for
+    what a poll cannot see: a peer gone without closing (a host that vanished, a firewall that
+    dropped an idle flow).
     """
     dialect = engine.sync_engine.dialect
 
@@ -84,12 +95,27 @@ def ping_when_idle(engine: AsyncEngine, seconds: float) -> None:
     @event.listens_for(engine.sync_engine.pool, "checkout")
     def _ping(dbapi_connection: Any, record: Any, proxy: object) -> None:
         since = record.info.pop("idle_since", None)
-        if since is None or time.monotonic() - since < seconds:
-            return  # freshly connected, or used a moment ago
+        if since is None:
+            return  # freshly connected
+        if time.monotonic() - since < seconds and not _has_input(dbapi_connection.driver_connection):
+            return
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:  # the pool then connects afresh (or raises what connecting raises)
             raise DisconnectionError() from exc
+
+
+def _has_input(connection: Any) -> bool:
+    """Whether the server sent something to this idle psycopg connection (or closed it)."""
+    try:
+        fd = connection.pgconn.socket
+    except Exception:  # psycopg raises once the connection is closed
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows: select() takes sockets there
 
 
 def create_sessionmaker(engine: AsyncEngine, *, row_security: bool = False) -> async_sessionmaker[AsyncSession]:
@@ -150,6 +176,40 @@ async def enter_owner_scope(session: AsyncSession, owner_ids: Sequence[uuid.UUID
     if session.info.get(_WALL) and session.info.get(_BEGUN):
         # The transaction began before the principal was known (authentication ran in it).
         await session.execute(_SCOPE, {"role": SCOPED_ROLE, "owners": session.info[_OWNERS]})
+
+
+@asynccontextmanager
+async def reading_alone(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
+    """The session's connection for reads that need nothing of the transaction around them: when
+    the transaction has sent nothing yet, each statement of the block is a transaction of its own.
+
+    A request that only reads (a search) then costs its statements alone: no ``BEGIN`` round trip
+    before the first (psycopg sends it on its own) and no ``COMMIT`` after the last (none is due).
+    Nothing is lost under READ COMMITTED, where every statement takes a snapshot of its own anyway;
+    under a stricter isolation the first statement fixes the transaction's snapshot, so the block
+    runs inside the transaction there, as it does once anything was sent (a scope under the wall,
+    a lock, a write, transaction-local settings). The block must leave nothing for later
+    statements: no ``set_config(..., true)``, no writes, no locks.
+    """
+    conn = await session.connection()
+    driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+    if (
+        driver is None
+        or driver.info.transaction_status != TransactionStatus.IDLE
+        or driver.isolation_level not in (None, IsolationLevel.READ_COMMITTED)
+        or (session.info.get(_WALL) and session.info.get(_OWNERS) is not None)  # the scope comes first
+    ):
+        yield conn
+        return
+    await driver.set_autocommit(True)
+    try:
+        yield conn
+    finally:
+        if not (driver.closed or driver.broken):  # a broken one is dropped by the pool, not reused
+            try:
+                await driver.set_autocommit(False)
+            except Exception:  # in a state psycopg refuses the switch in: never hand it out in autocommit
+                await conn.invalidate()
 
 
 # Whether the wall stands for the connecting role: the role exists without BYPASSRLS, the

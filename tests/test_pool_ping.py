@@ -1,13 +1,14 @@
-"""A pooled connection is checked before use only after it sat idle (db.py ``ping_when_idle``):
-one round trip fewer per request, and a connection the database dropped is still replaced."""
+"""A pooled connection is pinged before use only when the server spoke on it while it was idle, or
+after a long idle (db.py ``ping_when_idle``): one round trip fewer per request, and a connection the
+database dropped is still replaced before a request meets it."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mosaic_memory.container import AppState
@@ -45,16 +46,34 @@ async def test_a_connection_dropped_while_idle_is_replaced_before_use(state: App
         await engine.dispose()
 
 
-async def test_a_connection_used_a_moment_ago_is_not_pinged(state: AppState) -> None:
-    # The same drop with a long idle threshold: no ping, so the request itself meets the dead
-    # connection (what pool_pre_ping spent a round trip per request to avoid), and the pool recovers.
+async def test_a_connection_dropped_a_moment_ago_is_replaced_too(state: AppState) -> None:
+    # A long idle threshold: no ping for idleness, but the server's goodbye waits on the socket,
+    # so the checkout still finds the connection dead and the request never meets it.
     engine = create_engine_for(state.database.url, pool_size=1, ping_after_idle=3600.0)
     try:
         pid = await _backend_pid(engine)
         await _drop_from_the_server(state, pid)
-        with pytest.raises(DBAPIError) as caught:
-            await _backend_pid(engine)
-        assert caught.value.connection_invalidated
         assert await _backend_pid(engine) != pid
+    finally:
+        await engine.dispose()
+
+
+async def test_a_live_connection_used_a_moment_ago_costs_no_ping(
+    state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine_for(state.database.url, pool_size=1, ping_after_idle=3600.0)
+    dialect = engine.sync_engine.dialect
+    pings: list[object] = []
+    ping = dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    try:
+        pid = await _backend_pid(engine)
+        assert await _backend_pid(engine) == pid
+        assert pings == []
     finally:
         await engine.dispose()

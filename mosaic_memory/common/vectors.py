@@ -16,23 +16,27 @@ from typing import Any, Literal
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Dialect, Select, bindparam, func, literal_column, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Dialect, Select, bindparam, event, func, literal_column, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from mosaic_memory.common.owner_ids import OwnerIds
 from mosaic_memory.common.scan_policy import ScanPolicy
+from mosaic_memory.db import reading_alone
 
 __all__ = [
+    "QUERY_VECTOR",
     "ScanPlan",
     "ScanPolicy",
     "binary_vector",
     "by_distance",
     "by_distance_sql",
+    "iterative_hnsw_by_default",
     "nearest_rows",
     "plan_vector_search",
     "prefer_exact_scan",
     "query_vector",
+    "query_vector_parameter",
     "scan_plan",
     "scan_plans",
     "use_iterative_hnsw",
@@ -71,6 +75,17 @@ class _QueryVector(Vector):
 def query_vector(vector: Any) -> BindParameter[Any]:
     """``vector`` as a bound parameter of a distance expression: ``embedding.cosine_distance(query_vector(q))``."""
     return bindparam(None, vector, type_=_QueryVector())
+
+
+QUERY_VECTOR = "query_vector"
+
+
+def query_vector_parameter() -> BindParameter[Any]:
+    """:func:`query_vector` without its value: the parameter named :data:`QUERY_VECTOR`, given at
+    each execution (``nearest_rows(..., vector=q)``). A distance expression built with it is built
+    once and kept: building ``embedding <=> q`` anew cost ~250 Python calls a search (SQLAlchemy
+    makes and hashes a custom operator each time), a tenth of the whole search."""
+    return bindparam(QUERY_VECTOR, type_=_QueryVector())
 
 
 async def scan_plan(
@@ -131,7 +146,9 @@ async def scan_plans(
             FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners){condition}
                   LIMIT (SELECT n + 1 FROM cap{i})) AS scope{i}"""
         )
-    if iterative_hnsw is not None:
+    conn = await session.connection()  # Core: no ORM execution layer for a text statement
+    settings = iterative_hnsw is not None and not _has_hnsw_settings(conn, _hnsw_params(iterative_hnsw))
+    if iterative_hnsw is not None and settings:
         # A row of its own (i = -1), so the settings are applied whatever the counts find.
         caps.append(f"hnsw_settings AS (SELECT {_HNSW_SETTINGS})")
         counts.append("SELECT -1 AS i, 0 AS rows, 0 AS cap FROM hnsw_settings")
@@ -140,8 +157,12 @@ async def scan_plans(
         bindparam("owners", type_=OwnerIds())
     )
     plans: list[ScanPlan] = ["empty"] * len(models)
-    conn = await session.connection()  # Core: no ORM execution layer for a text statement
-    for i, rows, cap in (await conn.execute(stmt, params)).all():
+    if settings:  # transaction-local settings: the count must run inside the transaction
+        found = (await conn.execute(stmt, params)).all()
+    else:
+        async with reading_alone(session) as alone:
+            found = (await alone.execute(stmt, params)).all()
+    for i, rows, cap in found:
         if i >= 0:
             plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
     return plans
@@ -154,25 +175,66 @@ async def prefer_exact_scan(
     return await scan_plan(session, model, owner_ids, policy) != "hnsw"
 
 
-_HNSW_SETTINGS = (
-    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-    "set_config('hnsw.ef_search', :ef, true), set_config('hnsw.max_scan_tuples', :tuples, true)"
+_HNSW_SETTINGS_OF = (
+    "set_config('hnsw.iterative_scan', 'relaxed_order', {local}), "
+    "set_config('hnsw.ef_search', {ef}, {local}), set_config('hnsw.max_scan_tuples', {tuples}, {local})"
 )
+_HNSW_SETTINGS = _HNSW_SETTINGS_OF.format(ef=":ef", tuples=":tuples", local="true")
 
 
 def _hnsw_params(ef_search: int, max_scan_tuples: int = 50_000) -> dict[str, str]:
     return {"ef": str(int(ef_search)), "tuples": str(int(max_scan_tuples))}
 
 
+_CONNECTION_HNSW = "mosaic.hnsw"  # connection info: the iterative-scan settings it has by default
+
+
+def _has_hnsw_settings(conn: AsyncConnection, wanted: dict[str, str]) -> bool:
+    """Whether the connection's own defaults already walk HNSW as ``wanted`` asks (at least its
+    ``ef_search``, the same tuple cap): then no statement needs to set anything."""
+    own = conn.info.get(_CONNECTION_HNSW)
+    return own is not None and int(own["ef"]) >= int(wanted["ef"]) and own["tuples"] == wanted["tuples"]
+
+
+def iterative_hnsw_by_default(engine: AsyncEngine, ef_search: int) -> None:
+    """Give every new connection of ``engine`` :func:`use_iterative_hnsw`'s settings for
+    ``ef_search`` as its session defaults, so a search that asks no more sends no statement for them.
+
+    Setting them per transaction was a round trip per search (``set_config(..., true)``, so that a
+    pooled connection never carried them). As defaults they are safe because every HNSW query the
+    service runs wants exactly them: search and the write path's near-duplicate lookup both plan
+    through this module and re-sort ``relaxed_order``'s rows. A search that needs a larger
+    ``ef_search`` (``k * candidate_multiplier`` past the default) still sets it for its own
+    transaction only. One statement when the pool connects, none per request.
+    """
+    wanted = _hnsw_params(ef_search)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _set_defaults(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:  # digits only (_hnsw_params), written as literals: this is the bare DBAPI cursor
+            cursor.execute(
+                "SELECT "
+                + _HNSW_SETTINGS_OF.format(ef=f"'{wanted['ef']}'", tuples=f"'{wanted['tuples']}'", local="false")
+            )
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+        record.info[_CONNECTION_HNSW] = wanted
+
+
 async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tuples: int = 50_000) -> None:
     """Let HNSW keep scanning until enough rows pass the owner filter (pgvector >= 0.8).
 
     The three settings last until the end of the transaction (``set_config(..., true)`` is
-    ``SET LOCAL``) and travel in one statement: one round trip per search instead of three.
+    ``SET LOCAL``) and travel in one statement: one round trip per search instead of three; none
+    where the connection has them as defaults (:func:`iterative_hnsw_by_default`).
     ``relaxed_order`` may return rows slightly out of order, so callers re-sort by distance.
     """
     conn = await session.connection()  # Core: no ORM execution layer for a text statement
-    await conn.execute(text(f"SELECT {_HNSW_SETTINGS}"), _hnsw_params(ef_search, max_scan_tuples))
+    wanted = _hnsw_params(ef_search, max_scan_tuples)
+    if not _has_hnsw_settings(conn, wanted):
+        await conn.execute(text(f"SELECT {_HNSW_SETTINGS}"), wanted)
 
 
 async def plan_vector_search(
@@ -215,6 +277,7 @@ async def nearest_rows(
     query: Callable[[ScanPlan], Select[Any]],
     *,
     limit: int,
+    vector: Any = None,
 ) -> Sequence[Any]:
     """Run ``query(plan)`` (a SELECT with a ``distance`` column, ordered by :func:`by_distance`,
     limited to ``limit``), nearest first.
@@ -222,7 +285,7 @@ async def nearest_rows(
     HNSW with ``relaxed_order`` may return rows slightly out of order, so they are re-sorted
     here; when it comes back with fewer than ``limit`` rows (the filter rejected too many of the
     rows it visited), ``query("exact")`` runs instead. ``plan == "empty"`` returns no rows and
-    runs nothing.
+    runs nothing. ``vector`` is the value of the statement's :func:`query_vector_parameter`.
 
     The statement runs on the session's connection (Core), not through ``session.execute``:
     these are column rows, and the ORM's execution layer only adds Python per statement (part of
@@ -233,13 +296,14 @@ async def nearest_rows(
     """
     if plan == "empty":
         return []
-    conn = await session.connection()
-    if plan == "hnsw":
-        rows = (await conn.execute(query("hnsw"))).all()
-        if len(rows) >= limit:
-            return sorted(rows, key=lambda r: float(r.distance))
-    exact: Sequence[Any] = (await conn.execute(query("exact"))).all()
-    return exact
+    params = {QUERY_VECTOR: vector} if vector is not None else None
+    async with reading_alone(session) as conn:
+        if plan == "hnsw":
+            rows = (await conn.execute(query("hnsw"), params)).all()
+            if len(rows) >= limit:
+                return sorted(rows, key=lambda r: float(r.distance))
+        exact: Sequence[Any] = (await conn.execute(query("exact"), params)).all()
+        return exact
 
 
 async def vector_dimensions(conn: AsyncSession | AsyncConnection, table: str) -> int:

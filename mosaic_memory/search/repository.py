@@ -33,7 +33,7 @@ from mosaic_memory.common.vectors import (
     binary_vector,
     by_distance,
     nearest_rows,
-    query_vector,
+    query_vector_parameter,
     scan_plans,
     use_iterative_hnsw,
 )
@@ -60,6 +60,10 @@ class Row:
 # least ``keyword_df_sample`` rows. An agent asks many questions of the same large memory.
 LARGE_SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
 LARGE_SCOPE_DF: TtlCache[int] = TtlCache(60.0, max_entries=100_000)
+
+# Per (kind, with the embedding): semantic's result columns, the distance to the query vector's
+# parameter, and the embedded-rows condition (SearchRepository._vector_columns).
+_VECTOR_COLUMNS: dict[tuple[Kind, bool], tuple[list[Any], ColumnElement[Any], ColumnElement[bool]]] = {}
 
 # In a scope of at least `keyword_df_sample` rows, a word in at most this share of them is rare: a
 # keyword pass over rare words alone reads their rows through the GIN index (at 100k rows, at most
@@ -200,18 +204,28 @@ class SearchRepository:
         where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
         if where is None:
             return []
-        model = spec.model
-        where.append(model.embedding.is_not(None))
-        distance = model.embedding.cosine_distance(query_vector(vector))
         if plan is None:  # the same remembered plans as the service's path
             plan = (await self.vector_plans([kind], owner_ids, scan, ef_search=max(ef_search, limit)))[kind]
-        columns = [*self._columns(spec, with_embedding), distance.label("distance")]
+        columns, distance, embedded = self._vector_columns(kind, with_embedding)
 
         def query(plan: ScanPlan) -> Select[Any]:
-            return select(*columns).where(*where).order_by(by_distance(distance, plan)).limit(limit)
+            return select(*columns).where(*where, embedded).order_by(by_distance(distance, plan)).limit(limit)
 
-        rows = await nearest_rows(self.session, plan, query, limit=limit)
+        rows = await nearest_rows(self.session, plan, query, limit=limit, vector=vector)
         return [self._row(kind, r, 1.0 - float(r.distance)) for r in rows]
+
+    def _vector_columns(
+        self, kind: Kind, with_embedding: bool
+    ) -> tuple[list[Any], ColumnElement[Any], ColumnElement[bool]]:
+        """The kind's result columns with the distance to the query vector (its parameter given at
+        execution), the distance, and the embedded-rows condition: built once per kind and kept."""
+        key = (kind, with_embedding)
+        if key not in _VECTOR_COLUMNS:
+            spec = KIND_SPECS[kind]
+            distance = spec.model.embedding.cosine_distance(query_vector_parameter())
+            columns = [*self._columns(spec, with_embedding), distance.label("distance")]
+            _VECTOR_COLUMNS[key] = (columns, distance, spec.model.embedding.is_not(None))
+        return _VECTOR_COLUMNS[key]
 
     async def keyword(
         self,

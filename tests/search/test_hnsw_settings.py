@@ -16,7 +16,9 @@ async def test_iterative_scan_settings_hold_for_the_transaction_only(state: AppS
             assert await session.scalar(text("SHOW hnsw.iterative_scan")) == "relaxed_order"
             assert await session.scalar(text("SHOW hnsw.ef_search")) == "123"
             assert await session.scalar(text("SHOW hnsw.max_scan_tuples")) == "45678"
-        # SET LOCAL semantics: a pooled connection does not carry them into the next request
+        # SET LOCAL semantics: a pooled connection does not carry them into the next request,
+        # which finds the connection's own defaults (common/vectors.py iterative_hnsw_by_default)
         async with session.begin():
-            assert await session.scalar(text("SHOW hnsw.iterative_scan")) == "off"
-            assert await session.scalar(text("SHOW hnsw.ef_search")) == "40"
+            assert await session.scalar(text("SHOW hnsw.iterative_scan")) == "relaxed_order"
+            assert await session.scalar(text("SHOW hnsw.ef_search")) == str(state.settings.search.hnsw_ef_search)
+            assert await session.scalar(text("SHOW hnsw.max_scan_tuples")) == "50000"
