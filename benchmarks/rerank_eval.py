@@ -112,7 +112,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     ctx = await open_context(Sizes.parse(None, True, None))
     try:
-        sets = [await store(ctx, qs) for qs in all_sets()]
+        sets = [await store(ctx.state, ctx.settings, qs) for qs in all_sets()]
         queries = sorted({q.text for st in sets for q in st.qset.questions})
         vectors = await ctx.state.embedder.embed_documents(queries)
         cached = CachedEmbedder(ctx.state.embedder, dict(zip(queries, vectors, strict=True)))

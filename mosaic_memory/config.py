@@ -115,20 +115,26 @@ class SearchSettings(BaseModel):
     exact_scan_share: float = Field(default=0.05, ge=0.0, le=1.0)
     # Relevance = sigmoid(weights · signals + bias), per mode: semantic (cosine, cosine above the
     # mean of the query's candidates), keyword (IDF-weighted coverage), hybrid (all three). Fitted
-    # on every quality set together with
-    # `python -m benchmarks.quality_eval --fit` for the bundled all-MiniLM-L6-v2; refit for
-    # another model (its cosines sit elsewhere). See mosaic_memory/search/fusion.py.
-    calibration_semantic: tuple[float, float, float] = (-1.9856, 13.8098, -1.1219)
-    calibration_keyword: tuple[float, float] = (12.2356, -0.8949)
-    calibration_hybrid: tuple[float, float, float, float] = (-9.8906, 25.0853, 16.429, -0.524)
+    # on every quality set together with `python -m benchmarks.quality_eval --fit` for the bundled
+    # all-MiniLM-L6-v2, which also chooses hybrid's ranking (the keyword weight over the cosine's,
+    # the power and the gate below); refit for another model (its cosines sit elsewhere). See
+    # mosaic_memory/search/fusion.py.
+    calibration_semantic: tuple[float, float, float] = (-1.9908, 13.4462, -1.0581)
+    calibration_keyword: tuple[float, float] = (42.873, -0.7478)
+    calibration_hybrid: tuple[float, float, float, float] = (-8.1498, 18.6675, 84.1415, 0.0519)
     # The keyword signal enters the maps as coverage ** power: a full match of the query's words
-    # keeps its weight while a partial match on one word of a paraphrase weighs much less (2
-    # raised hybrid MRR on the paraphrase set without costing the other sets; benchmarks/RESULTS.md).
-    calibration_keyword_power: float = Field(default=2.0, gt=0.0, le=4.0)
+    # keeps its weight while a partial match on one word of a paraphrase weighs much less.
+    calibration_keyword_power: float = Field(default=3.5, gt=0.0, le=4.0)
     # A scope with fewer rows than a search's semantic candidates counts the missing ones at this
     # cosine in the baseline (fusion.baseline_of): a question's mean cosine to unrelated stored
     # texts is 0.08 on the most varied quality set (project) and 0.17-0.23 on one-topic sets.
     calibration_baseline_prior: float = Field(default=0.1, ge=-1.0, le=1.0)
+    # Where hybrid counts a hit's keyword evidence (fusion.keyword_share): in full for a hit whose
+    # cosine stands gate[1] above the query's baseline (none up to gate[0]), and for every hit of a
+    # query whose best cosine stands less than unsure[0] above it (none from unsure[1]). Chosen with
+    # the weights by `python -m benchmarks.quality_eval --fit`.
+    calibration_keyword_gate: tuple[float, float] = (0.01, 0.02)
+    calibration_keyword_unsure: tuple[float, float] = (0.15, 0.16)
     # The documented cut between relevant and unrelated hits (a score of 0.5 is as likely one as
     # the other). Not applied unless a request asks (min_score) or `default_min_score` is set, so
     # a search for k still returns k whenever k rows match; precision and recall of the cut on the

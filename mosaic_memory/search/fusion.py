@@ -10,6 +10,13 @@ outvoted by a weak keyword match on a common word (as reciprocal-rank fusion did
 list counts the same however weak the match), and a score means the same in every mode and for
 every query: callers can cut at ``search.relevance_cut`` and merge hits of several searches
 (federation) by score.
+
+In hybrid a hit's keyword evidence counts in full only where the semantic side cannot already
+tell: for a row whose cosine stands above the query's baseline (a keyword match then separates
+near neighbours: Maya's sister from Tom's), or for a query whose best cosine hardly stands out
+(an error code or an order id, which the model reads as noise). A row the model finds no closer
+than a typical candidate, for a query it does understand, gains nothing from sharing a word with
+it: "what does she do for a living?" no longer ranks "the user lives in Lisbon" first.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from mosaic_memory.search.repository import Row
 
-__all__ = ["Calibration", "Fused", "baseline_of", "fuse", "fuse_rrf", "sigmoid"]
+__all__ = ["Calibration", "Fused", "baseline_of", "fuse", "fuse_rrf", "keyword_share", "sigmoid"]
 
 Key = tuple[str, object]
+FloatArray = NDArray[np.float64]
 
 
 def sigmoid(x: float) -> float:
@@ -32,6 +41,23 @@ def sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     z = math.exp(x)
     return z / (1.0 + z)
+
+
+def _ramp(x: ArrayLike, span: tuple[float, float]) -> FloatArray:
+    """0 up to ``span[0]``, 1 from ``span[1]``, linear between."""
+    lo, hi = span
+    return np.clip((np.asarray(x, dtype=np.float64) - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+
+
+def keyword_share(gap: ArrayLike, spread: float, gate: tuple[float, float], unsure: tuple[float, float]) -> FloatArray:
+    """How much of a hybrid hit's keyword evidence counts, 0..1, per hit.
+
+    ``gap``: each hit's cosine above the query's baseline; ``spread``: the best cosine's.
+    Full for a hit standing ``gate[1]`` above the baseline (none up to ``gate[0]``), and full for
+    every hit of a query whose best cosine stands less than ``unsure[0]`` above it (none from
+    ``unsure[1]``). Arrays in, arrays out: ``python -m benchmarks.quality_eval --fit`` ranks with it.
+    """
+    return np.maximum(_ramp(gap, gate), 1.0 - _ramp(spread, unsure))
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,8 @@ class Calibration:
     rows says more about relevance than its cosine alone (distribution-based fusion), and it
     lets a small store answer "nothing relevant" when every row is about equally far.
     ``baseline_prior`` stands in for the candidates a small scope lacks (``baseline_of``).
+    ``keyword_gate`` and ``keyword_unsure``: where hybrid counts the keyword evidence
+    (``keyword_share``).
     """
 
     semantic: tuple[float, float, float]
@@ -52,9 +80,15 @@ class Calibration:
     hybrid: tuple[float, float, float, float]
     keyword_power: float = 1.0  # the coverage enters as coverage ** keyword_power
     baseline_prior: float = 0.0
+    keyword_gate: tuple[float, float] | None = None  # None: hybrid counts the keyword evidence everywhere
+    keyword_unsure: tuple[float, float] = (0.0, 0.0)
 
-    def score(self, mode: str, semantic: float | None, keyword: float | None, baseline: float) -> float:
-        """Relevance in [0, 1] for a hit with these raw signals (a missing signal counts as 0)."""
+    def score(
+        self, mode: str, semantic: float | None, keyword: float | None, baseline: float, share: float = 1.0
+    ) -> float:
+        """Relevance in [0, 1] for a hit with these raw signals (a missing signal counts as 0).
+
+        ``share``: how much of the keyword evidence hybrid counts (``keyword_shares``)."""
         cos, cov = semantic or 0.0, (keyword or 0.0) ** self.keyword_power
         gap = cos - baseline if semantic is not None else 0.0
         if mode == "semantic":
@@ -64,7 +98,18 @@ class Calibration:
             b, c = self.keyword
             return sigmoid(b * cov + c)
         a, g, b, c = self.hybrid
-        return sigmoid(a * cos + g * gap + b * cov + c)
+        return sigmoid(a * cos + g * gap + b * cov * share + c)
+
+    def keyword_shares(self, cosines: Sequence[float | None], baseline: float, top: float | None) -> list[float]:
+        """``keyword_share`` of each of a query's hybrid hits, in one array operation.
+
+        ``top``: the query's best cosine (None: no semantic candidates). A hit without a cosine
+        (no vector yet) keeps its keyword evidence: it has nothing to weigh the match against."""
+        if self.keyword_gate is None or top is None:
+            return [1.0] * len(cosines)
+        gaps = np.array([np.nan if c is None else c - baseline for c in cosines], dtype=np.float64)
+        share = keyword_share(gaps, top - baseline, self.keyword_gate, self.keyword_unsure)
+        return [float(v) for v in np.where(np.isnan(gaps), 1.0, share)]
 
 
 @dataclass
@@ -118,14 +163,19 @@ def fuse(
     if query_vector is not None:
         qv = np.asarray(query_vector, dtype=np.float32)
         qv = qv / (float(np.linalg.norm(qv)) or 1.0)
-    out: list[Fused] = []
     for key, sig in signals.items():
         row = rows[key]
         if mode == "hybrid" and "semantic" not in sig and qv is not None and row.embedding is not None:
             emb = row.embedding
             sig["semantic"] = float(np.dot(emb, qv) / (float(np.linalg.norm(emb)) or 1.0))
-        score = calibration.score(mode, sig.get("semantic"), sig.get("keyword"), baseline)
-        out.append(Fused(row, score, {name: round(v, 6) for name, v in sig.items()}))
+    shares = [1.0] * len(signals)
+    if mode == "hybrid":
+        top = max((r.score for r in semantic), default=None)
+        shares = calibration.keyword_shares([sig.get("semantic") for sig in signals.values()], baseline, top)
+    out: list[Fused] = []
+    for (key, sig), share in zip(signals.items(), shares, strict=True):
+        score = calibration.score(mode, sig.get("semantic"), sig.get("keyword"), baseline, share)
+        out.append(Fused(rows[key], score, {name: round(v, 6) for name, v in sig.items()}))
     out.sort(key=lambda f: f.score, reverse=True)
     return out
 

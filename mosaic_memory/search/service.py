@@ -44,6 +44,8 @@ def calibration_of(settings: Settings) -> Calibration:
         cfg.calibration_hybrid,
         cfg.calibration_keyword_power,
         cfg.calibration_baseline_prior,
+        cfg.calibration_keyword_gate,
+        cfg.calibration_keyword_unsure,
     )
 
 
