@@ -112,7 +112,7 @@ class SearchService:
         plans: dict[Kind, ScanPlan] = {}
         if wants_semantic:
             # One statement decides every kind's plan; a kind the caller owns nothing of is
-            # skipped by both sides (each keyword pass is a statement of its own).
+            # skipped by both sides (its keyword side would cost statements of its own).
             plans = await repo.vector_plans(unique, owner_ids, cfg.scan_policy(), ef_search=ef_search)
             present = [kind for kind in unique if plans[kind] != "empty"]
         if wants_semantic and present:
