@@ -268,12 +268,11 @@ class OwnerService:
         return await self._principal(session, key, scopes)
 
     async def _principal(self, session: AsyncSession, key: ApiKey, scopes: Sequence[str] | None) -> Principal:
-        user, team_rows = await OwnerRepository(session).user_and_teams(key.user_id)
+        user, teams = await OwnerRepository(session).user_and_teams(key.user_id)
         if user is None:
             raise AuthenticationFailed("the API key's user no longer exists")
-        teams = tuple(_ref(t) for t in team_rows)
         granted = frozenset(key.scopes) if scopes is None else frozenset(key.scopes) & frozenset(scopes)
-        return Principal(user=_ref(user), key_id=key.id, scopes=granted, agent_id=key.agent_id, teams=teams)
+        return Principal(user=user, key_id=key.id, scopes=granted, agent_id=key.agent_id, teams=teams)
 
     @staticmethod
     def require_scope(principal: Principal, scope: str) -> None:
