@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import func, or_, select, text, true, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.models import ApiKey, Owner, TeamMember
+from mosaic_memory.owners.schemas import OwnerRef
 
 
 class OwnerRepository:
@@ -35,17 +39,14 @@ class OwnerRepository:
     async def list(self, kind: str) -> Sequence[Owner]:
         return (await self.session.scalars(select(Owner).where(Owner.kind == kind).order_by(Owner.name))).all()
 
-    async def user_and_teams(self, user_id: uuid.UUID) -> tuple[Owner | None, Sequence[Owner]]:
+    async def user_and_teams(self, user_id: uuid.UUID) -> tuple[OwnerRef | None, tuple[OwnerRef, ...]]:
         """The user and the teams it belongs to (by name), in one statement: every request's
-        authentication needs both, and two round trips were a third of its statements."""
-        teams = select(TeamMember.team_id).where(TeamMember.user_id == user_id)
-        rows = (
-            await self.session.scalars(
-                select(Owner).where(or_(Owner.id == user_id, Owner.id.in_(teams))).order_by(Owner.name)
-            )
-        ).all()
-        user = next((o for o in rows if o.id == user_id), None)
-        return user, tuple(o for o in rows if o.id != user_id)
+        authentication needs both, and two round trips were a third of its statements. Plain
+        columns, not entities: a user in 100 teams cost every request 101 ORM instances."""
+        rows = await self.session.execute(
+            select(Owner.id, Owner.kind, Owner.name).where(_user_and_teams(user_id)).order_by(Owner.name)
+        )
+        return _split([OwnerRef(id=r.id, kind=r.kind, name=r.name) for r in rows], user_id)
 
     async def members_of(self, team_id: uuid.UUID) -> Sequence[Owner]:
         stmt = (
@@ -98,6 +99,33 @@ class ApiKeyRepository:
     async def by_prefix(self, prefix: str) -> ApiKey | None:
         return await self.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
 
+    async def by_prefix_with_owners(self, prefix: str) -> tuple[ApiKey | None, OwnerRef | None, tuple[OwnerRef, ...]]:
+        """The key of ``prefix``, its user and the user's teams (by name): what every request's
+        authentication reads, in one round trip instead of two (the owners ride as three arrays
+        on the key's row)."""
+        owners = (
+            select(
+                *(
+                    func.array_agg(aggregate_order_by(col, Owner.name)).label(col.key)
+                    for col in (Owner.id, Owner.kind, Owner.name)
+                )
+            )
+            .where(_user_and_teams(ApiKey.user_id))
+            .lateral("owners")
+        )
+        row = (
+            await self.session.execute(
+                select(ApiKey, owners.c.id, owners.c.kind, owners.c.name)
+                .join(owners, true())
+                .where(ApiKey.prefix == prefix)
+            )
+        ).one_or_none()
+        if row is None:
+            return None, None, ()
+        key, ids, kinds, names = row
+        refs = [OwnerRef(id=i, kind=k, name=n) for i, k, n in zip(ids or [], kinds or [], names or [], strict=True)]
+        return key, *_split(refs, key.user_id)
+
     async def list(self, user_id: uuid.UUID | None = None) -> Sequence[ApiKey]:
         stmt = select(ApiKey).order_by(ApiKey.created_at)
         if user_id is not None:
@@ -108,3 +136,15 @@ class ApiKeyRepository:
         """Record use without ever waiting: if another request holds the row, it is recording it."""
         locked = select(ApiKey.id).where(ApiKey.id == key_id).with_for_update(skip_locked=True).scalar_subquery()
         await self.session.execute(update(ApiKey).where(ApiKey.id == locked).values(last_used_at=when))
+
+
+def _user_and_teams(user_id: Any) -> ColumnElement[bool]:
+    """Owners that are the user ``user_id`` (a value or a column) or a team it belongs to."""
+    # correlate_except: given a column, the membership is that row's user's, never any key's user's
+    teams = select(TeamMember.team_id).where(TeamMember.user_id == user_id).correlate_except(TeamMember)
+    return or_(Owner.id == user_id, Owner.id.in_(teams))
+
+
+def _split(refs: list[OwnerRef], user_id: uuid.UUID) -> tuple[OwnerRef | None, tuple[OwnerRef, ...]]:
+    """``refs`` of :func:`_user_and_teams` as the user and its teams."""
+    return next((o for o in refs if o.id == user_id), None), tuple(o for o in refs if o.id != user_id)

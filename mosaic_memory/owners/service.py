@@ -242,12 +242,12 @@ class OwnerService:
         if not token or len(token) > 512:
             raise AuthenticationFailed()
         repo = ApiKeyRepository(session)
-        key = await repo.by_prefix(key_prefix(token))
+        key, user, teams = await repo.by_prefix_with_owners(key_prefix(token))
         if key is None or not hmac.compare_digest(key.key_hash, hash_key(token)):
             raise AuthenticationFailed("the API key is not valid")
         if key.revoked_at is not None:
             raise AuthenticationFailed("the API key has been revoked")
-        principal = await self._principal(session, key, None)
+        principal = self._principal(key, None, user, teams)
         now = self.clock()
         # Record use at most once a minute, so reads do not each turn into a write.
         if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
@@ -265,15 +265,17 @@ class OwnerService:
         key = await ApiKeyRepository(session).get(key_id)
         if key is None or key.revoked_at is not None:
             raise AuthenticationFailed("the API key this access was approved with has been revoked")
-        return await self._principal(session, key, scopes)
+        user, teams = await OwnerRepository(session).user_and_teams(key.user_id)
+        return self._principal(key, scopes, user, teams)
 
-    async def _principal(self, session: AsyncSession, key: ApiKey, scopes: Sequence[str] | None) -> Principal:
-        user, team_rows = await OwnerRepository(session).user_and_teams(key.user_id)
+    @staticmethod
+    def _principal(
+        key: ApiKey, scopes: Sequence[str] | None, user: OwnerRef | None, teams: tuple[OwnerRef, ...]
+    ) -> Principal:
         if user is None:
             raise AuthenticationFailed("the API key's user no longer exists")
-        teams = tuple(_ref(t) for t in team_rows)
         granted = frozenset(key.scopes) if scopes is None else frozenset(key.scopes) & frozenset(scopes)
-        return Principal(user=_ref(user), key_id=key.id, scopes=granted, agent_id=key.agent_id, teams=teams)
+        return Principal(user=user, key_id=key.id, scopes=granted, agent_id=key.agent_id, teams=teams)
 
     @staticmethod
     def require_scope(principal: Principal, scope: str) -> None:

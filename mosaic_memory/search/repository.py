@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, Text, case, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import JSONB, TSQUERY
+from sqlalchemy import Float, Select, Text, cast, func, literal, select, union, union_all
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSQUERY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -282,15 +282,7 @@ class SearchRepository:
                     passes.append((_tsquery(useful, " | "), min(candidate_cap, 4 * limit)))
                 else:
                     passes.append((_tsquery(useful, " | "), candidate_cap))
-        rows: list[Row] = []
-        for tsquery, cap in passes:
-            seen = {r.id for r in rows}
-            found = await self._ranked(spec, kind, where, tsquery, weights, limit, cap, with_embedding)
-            rows += [row for row in found if row.id not in seen]
-            if len(rows) >= limit:
-                break
-        rows.sort(key=lambda r: r.score, reverse=True)  # stable: within a score, the pass order
-        return rows[:limit]
+        return await self._ranked(spec, kind, where, passes, weights, limit, with_embedding)
 
     async def query_lexemes(self, query: str) -> list[str]:
         """The query's lexemes as the ``english`` configuration stems them, stop-words dropped."""
@@ -354,44 +346,75 @@ class SearchRepository:
         spec: KindSpec,
         kind: Kind,
         where: list[ColumnElement[bool]],
-        tsquery: Any,
+        passes: Sequence[tuple[Any, int]],
         weights: dict[str, float],
         limit: int,
-        cap: int,
         with_embedding: bool,
     ) -> list[Row]:
-        """At most ``cap`` rows matching ``tsquery``, ranked by coverage; the best ``limit`` built.
+        """The best ``limit`` rows of the ``passes``, in one statement: each pass ranks at most its
+        cap of rows matching its tsquery by coverage, then ``ts_rank_cd`` and the id, and keeps its
+        best ``limit``; a pass runs only while the passes before it found fewer than ``limit``
+        distinct rows. A row keeps its first pass's place; the winners are ordered by score, then
+        pass, then place in the pass.
 
-        The candidates carry only their id and tsvector through the ranking; the content and the
-        vector are read for the ``limit`` winners alone (carrying them for 1,000 candidates of a
-        common word was most of the statement's time)."""
+        One statement, not one per pass: each pass was a round trip of its own, with the winners'
+        content and vector read per pass (a row found by two passes twice) and the statement
+        built and compiled again per pass. The candidates carry only their id and tsvector
+        through the ranking; the content and the vector are read for the ``limit`` winners alone
+        (carrying them for 1,000 candidates of a common word was most of the statement's time).
+        A row's coverage sums the weights of the useful lexemes it holds in query order (the
+        lexemes ride as one array, so the statement is the same text whatever the query)."""
         model = spec.model
-        matches = (
-            select(model.owner_id.label("owner_id"), model.id.label("id"), model.search_tsv.label("tsv"))
-            .where(*where, model.search_tsv.op("@@")(tsquery))
-            .limit(cap)
-            .subquery()
-        )
         total = sum(weights.values())
-        coverage: Any = literal(0.0)
-        for term, weight in weights.items():
-            if weight > 0:
-                coverage = coverage + case((matches.c.tsv.op("@@")(_tsquery([term], "")), weight / total), else_=0.0)
-        rank = func.ts_rank_cd(matches.c.tsv, tsquery, 32)
+        useful = [(term, weight / total) for term, weight in weights.items() if weight > 0]
+        given = (
+            func.unnest(
+                literal([_quoted(term) for term, _ in useful], ARRAY(Text)),
+                literal([share for _, share in useful], ARRAY(Float)),
+            )
+            .table_valued("lexeme", "share")
+            .render_derived(name="given")
+        )
+        terms = select(cast(given.c.lexeme, TSQUERY).label("q"), given.c.share).cte("terms").prefix_with("MATERIALIZED")
+        ranked: list[Any] = []
+        for i, (tsquery, cap) in enumerate(passes):
+            gate: list[ColumnElement[bool]] = []
+            if ranked:  # the passes so far found fewer than ``limit`` distinct rows
+                found = union(*(select(p.c.id) for p in ranked)).subquery()
+                gate.append(select(func.count()).select_from(found).scalar_subquery() < limit)
+            matches = (
+                select(model.id.label("id"), model.owner_id.label("owner_id"), model.search_tsv.label("tsv"))
+                .where(*where, model.search_tsv.op("@@")(tsquery), *gate)
+                .limit(cap)
+                .subquery()
+            )
+            coverage = func.coalesce(
+                select(func.sum(terms.c.share)).where(matches.c.tsv.op("@@")(terms.c.q)).scalar_subquery(), 0.0
+            ).label("coverage")
+            rank = func.ts_rank_cd(matches.c.tsv, tsquery, 32).label("rank")
+            ranked.append(
+                select(matches.c.id, matches.c.owner_id, coverage, rank, literal(i).label("step"))
+                .order_by(coverage.desc(), rank.desc(), matches.c.id)
+                .limit(limit)
+                .cte(f"pass{i}")
+            )
+        every = union_all(*(select(p) for p in ranked)).subquery()
+        first = select(every).ext(distinct_on(every.c.id)).order_by(every.c.id, every.c.step).subquery()
+        score = func.least(first.c.coverage, 1.0)
         top = (
-            select(matches.c.owner_id, matches.c.id, coverage.label("coverage"), rank.label("rank"))
-            .order_by(coverage.desc(), rank.desc(), matches.c.id)
+            select(first, score.label("score"))
+            .order_by(score.desc(), first.c.step, first.c.coverage.desc(), first.c.rank.desc(), first.c.id)
             .limit(limit)
             .subquery()
         )
         stmt = (
-            select(*self._columns(spec, with_embedding), top.c.coverage)
+            select(*self._columns(spec, with_embedding), top.c.score)
             # (owner, id): the primary key, so one index probe per winner, and never past the scope
             .join_from(model, top, (model.owner_id == top.c.owner_id) & (model.id == top.c.id))
-            .order_by(top.c.coverage.desc(), top.c.rank.desc(), top.c.id)
+            .order_by(top.c.score.desc(), top.c.step, top.c.coverage.desc(), top.c.rank.desc(), top.c.id)
         )
         rows = (await self.session.execute(stmt)).all()
-        return [self._row(kind, r, min(1.0, float(r.coverage))) for r in rows]
+        return [self._row(kind, r, float(r.score)) for r in rows]
 
 
 def has_operators(query: str) -> bool:
@@ -404,8 +427,12 @@ def _tsquery(lexemes: Sequence[str], op: str) -> Any:
     """Already-stemmed lexemes joined by ``op`` as a tsquery, each quoted so punctuation stays inside."""
     # Cast, not to_tsquery(): stemming a stem again would turn 'databas' into something no
     # document contains.
-    quoted = op.join("'" + lex.replace("\\", "\\\\").replace("'", "''") + "'" for lex in lexemes)
-    return cast(literal(quoted, Text), TSQUERY)
+    return cast(literal(op.join(_quoted(lex) for lex in lexemes), Text), TSQUERY)
+
+
+def _quoted(lexeme: str) -> str:
+    """A lexeme as a tsquery operand: quoted, so punctuation stays inside it."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 __all__ = ["KIND_SPECS", "KindSpec", "Row", "SearchRepository", "has_operators"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -114,11 +116,24 @@ class SearchService:
         plans: dict[Kind, ScanPlan] = {}
         if wants_semantic:
             # One statement decides every kind's plan; a kind the caller owns nothing of is
-            # skipped by both sides (each keyword pass is a statement of its own).
+            # skipped by both sides (its keyword side would cost statements of its own).
             plans = await repo.vector_plans(unique, owner_ids, cfg.scan_policy(), ef_search=ef_search)
             present = [kind for kind in unique if plans[kind] != "empty"]
-        if wants_semantic and present:
-            vector = await self.embedder.embed_query(req.query)
+        if req.mode == "keyword":
+            keyword = await self._keyword(repo, present, owner_ids, req, limit=n, now=now, with_embedding=want_vectors)
+        elif wants_semantic and present:
+            # The model runs off the event loop: meanwhile the keyword side of a hybrid search, which
+            # needs no vector, reads the database (the embedding uses no session, so the session
+            # still serves one statement at a time).
+            embedding = asyncio.ensure_future(self.embedder.embed_query(req.query))
+            try:
+                if req.mode == "hybrid":
+                    # a row only the keyword side finds needs its vector for its cosine
+                    keyword = await self._keyword(repo, present, owner_ids, req, limit=n, now=now, with_embedding=True)
+                vector = await embedding
+            except BaseException:
+                embedding.cancel()
+                raise
             for kind in present:
                 semantic += await repo.semantic(
                     kind,
@@ -135,24 +150,6 @@ class SearchService:
                 )
             semantic.sort(key=lambda r: r.score, reverse=True)
             semantic = semantic[:n]
-        if req.mode in ("keyword", "hybrid"):
-            for kind in present:
-                keyword += await repo.keyword(
-                    kind,
-                    owner_ids,
-                    req.query,
-                    req.filters,
-                    limit=n,
-                    now=now,
-                    include_history=req.include_history,
-                    # a row only the keyword side finds needs its vector for its cosine
-                    with_embedding=want_vectors or req.mode == "hybrid",
-                    candidate_cap=cfg.keyword_candidate_cap,
-                    max_df_share=cfg.keyword_max_df_share,
-                    df_sample=cfg.keyword_df_sample,
-                )
-            keyword.sort(key=lambda r: r.score, reverse=True)
-            keyword = keyword[:n]
 
         fused = fuse(req.mode, semantic, keyword, self.calibration, vector, candidates=n)
         components: dict[tuple[str, object], dict[str, float]] = {(f.row.kind, f.row.id): f.signals for f in fused}
@@ -186,6 +183,37 @@ class SearchService:
             for r, s in scored
         ]
         return SearchResponse(hits=hits, mode=req.mode)
+
+    async def _keyword(
+        self,
+        repo: SearchRepository,
+        kinds: Sequence[Kind],
+        owner_ids: Sequence[uuid.UUID],
+        req: SearchRequest,
+        *,
+        limit: int,
+        now: datetime,
+        with_embedding: bool,
+    ) -> list[Row]:
+        """The best ``limit`` keyword rows over ``kinds``."""
+        cfg = self.settings.search
+        rows: list[Row] = []
+        for kind in kinds:
+            rows += await repo.keyword(
+                kind,
+                owner_ids,
+                req.query,
+                req.filters,
+                limit=limit,
+                now=now,
+                include_history=req.include_history,
+                with_embedding=with_embedding,
+                candidate_cap=cfg.keyword_candidate_cap,
+                max_df_share=cfg.keyword_max_df_share,
+                df_sample=cfg.keyword_df_sample,
+            )
+        rows.sort(key=lambda r: r.score, reverse=True)
+        return rows[:limit]
 
     async def _rerank(
         self, query: str, scored: list[tuple[Row, float]], components: dict[tuple[str, object], dict[str, float]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -23,6 +24,26 @@ async def test_every_v1_route_needs_a_key(http: httpx.AsyncClient) -> None:
     r = await http.get("/v1/insights", headers=auth("mm_deadbeef_not-a-real-key-at-all-xxxxxx"))
     assert r.status_code == 401
     assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_key_reads_as_its_user_and_that_users_teams_only(
+    http: httpx.AsyncClient, make_user: UserFactory, make_team: Callable[..., Awaitable[str]]
+) -> None:
+    # Authentication reads the key, its user and the user's teams in one statement: the teams
+    # must be those of this key's user, never of another key's.
+    alice, ha = await make_user("alice")
+    bob, hb = await make_user("bob")
+    alices = await make_team(alice)
+    bobs = await make_team(bob)
+    shared = await make_team(alice, bob)
+    assert (await http.get("/v1/me", headers=ha)).json()["owners"] == [
+        f"user:{alice}",
+        *sorted([f"team:{alices}", f"team:{shared}"], key=lambda label: label.split(":")[1]),
+    ]
+    assert (await http.get("/v1/me", headers=hb)).json()["owners"] == [
+        f"user:{bob}",
+        *sorted([f"team:{bobs}", f"team:{shared}"], key=lambda label: label.split(":")[1]),
+    ]
 
 
 async def test_scopes(http: httpx.AsyncClient, admin_headers: dict[str, str], make_user: UserFactory) -> None:
