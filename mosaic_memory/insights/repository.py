@@ -179,8 +179,7 @@ class InsightRepository:
         the iterative-HNSW settings for the rest of the transaction, whatever the plan: they only
         change HNSW scans, and the write path's plan needs no second round trip to turn them on.
 
-        It needs no vector, so the write path decides it while the model embeds. ``exclude_origin``
-        as in :meth:`nearest_current`: the count leaves those rows out too, or a re-import (every
+        ``exclude_origin`` as in :meth:`nearest_current`: the count leaves those rows out too, or a re-import (every
         row of the scope excluded) would send each vector through the whole HNSW index.
         """
         narrow = (ORIGIN_FILTER.format(alias=""), {"origin": exclude_origin}) if exclude_origin is not None else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -119,23 +118,17 @@ class InsightService:
         if not pending:
             return self._batch_out(results, redacted)
 
-        # 2. embed each distinct new text once; meanwhile, plan each owner's near-duplicate lookup
-        # (the plan needs no vector, and the model runs off the event loop).
+        # 2. embed each distinct new text once, then plan each owner's near-duplicate lookup. The
+        # plan needs no vector and could run while the model embeds, but on 2 cores the model's
+        # threads and the count compete: measured, the count took 8.7 ms instead of 4 and a
+        # write spent ~2.5 ms more CPU, for no gain in latency.
         firsts = [idx[0] for idx in pending.values()]
         threshold = self.dedup_threshold
         by_owner: dict[uuid.UUID, list[int]] = {}
         for pos, i in enumerate(firsts):
             by_owner.setdefault(owners[i].id, []).append(pos)
-        embedding = asyncio.ensure_future(
-            self.embedder.embed_documents([insight_text(items[i].content) for i in firsts])
-        )
-        try:
-            plans = {o: await self._nearest_plan(repo, o) for o in by_owner} if threshold is not None else {}
-        except BaseException:
-            embedding.cancel()
-            await asyncio.gather(embedding, return_exceptions=True)
-            raise
-        vectors = await embedding
+        vectors = await self.embedder.embed_documents([insight_text(items[i].content) for i in firsts])
+        plans = {o: await self._nearest_plan(repo, o) for o in by_owner} if threshold is not None else {}
 
         # 3. near-duplicates merge into the closest current insight of the same owner.
         created: list[Insight] = []
