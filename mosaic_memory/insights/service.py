@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from embeddings import Embedder, content_hash
 from mosaic_memory.common.schemas import Page, Source, check_json_size, decode_cursor, encode_cursor, make_page
 from mosaic_memory.common.secret_scan import SecretCheck
+from mosaic_memory.common.vectors import ScanPlan
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ContentTooLarge, InsightNotFound, InvalidInput
 from mosaic_memory.insights.repository import InsightRepository
@@ -117,33 +118,40 @@ class InsightService:
         if not pending:
             return self._batch_out(results, redacted)
 
-        # 2. embed each distinct new text once.
+        # 2. embed each distinct new text once, then plan each owner's near-duplicate lookup. The
+        # plan needs no vector and could run while the model embeds, but on 2 cores the model's
+        # threads and the count compete: measured, the count took 8.7 ms instead of 4 and a
+        # write spent ~2.5 ms more CPU, for no gain in latency.
         firsts = [idx[0] for idx in pending.values()]
+        threshold = self.dedup_threshold
+        by_owner: dict[uuid.UUID, list[int]] = {}
+        for pos, i in enumerate(firsts):
+            by_owner.setdefault(owners[i].id, []).append(pos)
         vectors = await self.embedder.embed_documents([insight_text(items[i].content) for i in firsts])
+        plans = {o: await self._nearest_plan(repo, o) for o in by_owner} if threshold is not None else {}
 
         # 3. near-duplicates merge into the closest current insight of the same owner.
         created: list[Insight] = []
         created_from: list[int] = []
         merged_rows: dict[int, Insight] = {}
-        threshold = self.dedup_threshold
-        by_owner: dict[uuid.UUID, list[int]] = {}
-        for pos, i in enumerate(firsts):
-            by_owner.setdefault(owners[i].id, []).append(pos)
         for owner_id, positions in by_owner.items():
             nearest: list[tuple[uuid.UUID, float] | None] = [None] * len(positions)
+            stored: dict[uuid.UUID, Insight] = {}
             if threshold is not None:
-                nearest = await repo.nearest_current(
-                    owner_id,
-                    vectors[positions],
-                    scan=self.settings.search.scan_policy(),
-                    ef_search=self.settings.search.hnsw_ef_search,
-                )
+                nearest = await repo.nearest_current(owner_id, vectors[positions], plans[owner_id])
+                # Every stored merge target of the batch, locked in one round trip.
+                wanted = [
+                    near[0]
+                    for near, pos in zip(nearest, positions, strict=True)
+                    if near is not None and near[1] >= threshold and items[firsts[pos]].supersedes is None
+                ]
+                stored = await repo.many_for_update(owner_id, wanted)
             accepted: list[tuple[int, Insight]] = []  # (position, row) new in this batch
             for slot, pos in enumerate(positions):
                 i = firsts[pos]
                 item = items[i]
                 if threshold is not None and item.supersedes is None:
-                    target = await self._near_duplicate(repo, owner_id, nearest[slot], vectors, pos, accepted)
+                    target = self._near_duplicate(nearest[slot], stored, vectors, pos, accepted)
                     if target is not None:
                         if before_merge is not None:
                             before_merge(target)
@@ -180,8 +188,15 @@ class InsightService:
     ) -> list[tuple[uuid.UUID, float] | None]:
         """For each vector, the owner's most similar current insight and its cosine (the write
         path's near-duplicate plan); the summarizer's contradiction check asks this."""
-        return await InsightRepository(session).nearest_current(
-            owner_id, vectors, scan=self.settings.search.scan_policy(), ef_search=self.settings.search.hnsw_ef_search
+        repo = InsightRepository(session)
+        return await repo.nearest_current(owner_id, vectors, await self._nearest_plan(repo, owner_id))
+
+    async def _nearest_plan(
+        self, repo: InsightRepository, owner_id: uuid.UUID, *, exclude_origin: str | None = None
+    ) -> ScanPlan:
+        search = self.settings.search
+        return await repo.nearest_plan(
+            owner_id, scan=search.scan_policy(), ef_search=search.hnsw_ef_search, exclude_origin=exclude_origin
         )
 
     async def row(self, session: AsyncSession, owner_id: uuid.UUID, insight_id: uuid.UUID) -> Insight | None:
@@ -215,31 +230,27 @@ class InsightService:
             items=items, created=created, merged=sum(1 for r in items if r.merged), secrets_redacted=sum(redacted)
         )
 
-    async def _near_duplicate(
+    def _near_duplicate(
         self,
-        repo: InsightRepository,
-        owner_id: uuid.UUID,
-        stored: tuple[uuid.UUID, float] | None,
+        nearest: tuple[uuid.UUID, float] | None,
+        stored: dict[uuid.UUID, Insight],
         vectors: np.ndarray,
         pos: int,
         accepted: list[tuple[int, Insight]],
     ) -> Insight | None:
+        """The row to merge into: the closer of the stored nearest (``stored`` holds it, locked,
+        unless it was deleted meanwhile) and the batch's own new rows, at the threshold or above."""
         threshold = self.dedup_threshold
         assert threshold is not None
-        best: tuple[float, Insight | uuid.UUID] | None = None
-        if stored is not None and stored[1] >= threshold:
-            best = (stored[1], stored[0])
+        best: tuple[float, Insight] | None = None
+        if nearest is not None and nearest[1] >= threshold and nearest[0] in stored:
+            best = (nearest[1], stored[nearest[0]])
         if accepted:
             sims = vectors[[p for p, _ in accepted]] @ vectors[pos]
             j = int(np.argmax(sims))
             if sims[j] >= threshold and (best is None or sims[j] > best[0]):
                 best = (float(sims[j]), accepted[j][1])
-        if best is None:
-            return None
-        target = best[1]
-        if isinstance(target, Insight):
-            return target
-        return await repo.get_for_update([owner_id], target)
+        return None if best is None else best[1]
 
     def _new_row(self, item: InsightCreate, owner_id: uuid.UUID, h: str, vector: Any, now: datetime) -> Insight:
         expires_at = item.expires_at
@@ -429,17 +440,15 @@ class InsightService:
         current = [i for i in fresh if rows[i].superseded_by is None and rows[i].valid_to is None]
         if threshold is not None and current:
             matrix = np.asarray([rows[i].embedding for i in current], dtype=np.float32)
-            nearest = await repo.nearest_current(
-                owner_id,
-                matrix,
-                scan=self.settings.search.scan_policy(),
-                ef_search=self.settings.search.hnsw_ef_search,
-                exclude_origin=origin,
+            plan = await self._nearest_plan(repo, owner_id, exclude_origin=origin)
+            nearest = await repo.nearest_current(owner_id, matrix, plan, exclude_origin=origin)
+            targets = await repo.many_for_update(
+                owner_id, [near[0] for near in nearest if near is not None and near[1] >= threshold]
             )
             for i, near in zip(current, nearest, strict=True):
                 if near is None or near[1] < threshold:
                     continue
-                target = await repo.get_for_update([owner_id], near[0])
+                target = targets.get(near[0])
                 if target is None:
                     continue
                 row = rows[i]

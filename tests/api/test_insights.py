@@ -60,6 +60,28 @@ async def test_batch_embeds_and_dedups_within_batch(http: httpx.AsyncClient, mak
         assert (await http.get(f"/v1/insights/{insight_id}", headers=h)).status_code == 200
 
 
+async def test_batch_merges_each_near_duplicate_into_its_stored_insight(
+    http: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    # Several vectors against a small scope: the batched exact lookup (one read of the scope).
+    _, h = await make_user()
+    stored = ["The user prefers dark themes in every editor", "Deploys happen on Tuesdays after the standup"]
+    filler = [{"content": f"Notes on {t}"} for t in ("sourdough", "kayaking", "jazz chords", "tax returns")]
+    first = await http.post("/v1/insights/batch", json={"items": [{"content": c} for c in stored] + filler}, headers=h)
+    ids = [i["id"] for i in first.json()["items"][:2]]
+    items = [
+        {"content": stored[1] + ".", "tags": ["ops"]},
+        {"content": "Owns a green kayak"},
+        {"content": stored[0] + "."},
+    ]
+    r = await http.post("/v1/insights/batch", json={"items": items}, headers=h)
+    assert r.status_code == 201, r.text
+    out = r.json()["items"]
+    assert [x["merged"] for x in out] == [True, False, True]
+    assert [out[0]["id"], out[2]["id"]] == [ids[1], ids[0]]
+    assert out[0]["tags"] == ["ops"]
+
+
 async def test_batch_limit(http: httpx.AsyncClient, make_user: UserFactory) -> None:
     _, h = await make_user()
     r = await http.post("/v1/insights/batch", json={"items": [{"content": f"x{i}"} for i in range(1001)]}, headers=h)
