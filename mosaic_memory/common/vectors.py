@@ -262,6 +262,8 @@ def by_distance(distance: ColumnElement[Any], plan: ScanPlan) -> ColumnElement[A
     For an exact plan the distance is written as ``distance + 0``: the planner cannot match that
     expression to the HNSW index, so it cannot walk the shared index and post-filter it by owner
     (which loses recall); it reads the scope through the B-tree on the owner and sorts instead.
+    Select the expression itself (labelled) and order by its label: ordering by it beside a
+    selected bare distance computes every distance twice, reading each vector twice.
     """
     return distance if plan == "hnsw" else distance + literal_column("0")
 

@@ -232,11 +232,11 @@ class InsightRepository:
                 WITH scope AS MATERIALIZED (
                     SELECT i.id, subvector(i.embedding, 1, vector_dims(i.embedding)) AS embedding{scope}
                 )
-                SELECT v.ord, n.id, n.sim
+                SELECT v.ord, n.id, 1 - n.distance AS sim
                 FROM unnest(CAST(:vecs AS vector[])) WITH ORDINALITY AS v(vec, ord)
                 CROSS JOIN LATERAL (
-                    SELECT s.id, 1 - (s.embedding <=> v.vec) AS sim FROM scope s
-                    ORDER BY s.embedding <=> v.vec
+                    SELECT s.id, s.embedding <=> v.vec AS distance FROM scope s
+                    ORDER BY distance
                     LIMIT 1
                 ) n
                 """
@@ -244,11 +244,12 @@ class InsightRepository:
         else:
             stmt = text(
                 f"""
-                SELECT v.ord, n.id, n.sim
+                SELECT v.ord, n.id, 1 - n.distance AS sim
                 FROM unnest(CAST(:vecs AS vector[])) WITH ORDINALITY AS v(vec, ord)
                 CROSS JOIN LATERAL (
-                    SELECT i.id, 1 - (i.embedding <=> v.vec) AS sim{scope}
-                    ORDER BY {by_distance_sql("i.embedding <=> v.vec", plan)}
+                    -- ordered by the selected column: each distance computed (and vector read) once
+                    SELECT i.id, {by_distance_sql("i.embedding <=> v.vec", plan)} AS distance{scope}
+                    ORDER BY distance
                     LIMIT 1
                 ) n
                 """
