@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 
 from jobs import JobRunner
 from mosaic_memory.container import AppState
-from mosaic_memory.summaries.summarizers import is_boilerplate, salience
+from mosaic_memory.summaries.summarizers import ExtractiveSummarizer, LogLine, SummaryGroup, is_boilerplate, salience
 from tests.conftest import UserFactory
 from tests.jobs.conftest import insight_rows, log_rows, make_logs, owner_id, source_rows
 
@@ -111,3 +114,23 @@ async def test_sources_are_paginated_and_copies_of_a_line_are_all_cited(
     bad = await http.get(url, params={"cursor": "not-a-cursor"}, headers=h)
     assert bad.status_code == 422 and bad.json()["error"] == "InvalidInput"
     assert (await http.get(url, params={"limit": 0}, headers=h)).status_code == 422
+
+
+FONT_SESSION = [
+    "Opened the editor's font settings",
+    "Compared JetBrains Mono, Fira Code and Iosevka for legibility at small sizes",
+    "Tried each font in the terminal for an hour",
+    "Decided to use JetBrains Mono at 14 pt in every editor",
+]
+
+
+@pytest.mark.parametrize("max_lines", [1, 2, 5])
+async def test_every_informative_line_is_cited_however_many_steps_join_a_fact(state: AppState, max_lines: int) -> None:
+    # Steps join the fact they lead to; those that do not fit beside it in one insight (max_lines)
+    # were dropped: consumed, yet cited by nothing.
+    vectors = await state.embedder.embed_documents(FONT_SESSION)
+    lines = [LogLine(uuid.uuid4(), text, "agent-1", "info", datetime(2026, 12, 7, tzinfo=UTC)) for text in FONT_SESSION]
+    out = await ExtractiveSummarizer(max_lines=max_lines).summarize(SummaryGroup("font", None, lines, vectors))
+    cited = [i for summary in out for i in summary.sources]
+    assert sorted(cited) == list(range(len(FONT_SESSION)))  # each line once
+    assert all(len(summary.sources) <= max_lines for summary in out)
