@@ -1,8 +1,9 @@
 """SQL helpers shared by the repositories of embedded kinds: the one way to search vectors in a scope.
 
 A scoped nearest-neighbour query goes through three steps, the same for search and for the insight
-write path's near-duplicate lookup: :func:`plan_vector_search` picks exact scan or HNSW for the
-scope (and, for HNSW, turns on pgvector's iterative scans); :func:`by_distance` (or
+write path's near-duplicate lookup: :func:`scan_plans` picks exact scan or HNSW for the scope
+(pgvector's iterative scans are the connection's defaults, :func:`iterative_hnsw_by_default`, or
+set for the transaction when a search asks for more); :func:`by_distance` (or
 :func:`by_distance_sql` for hand-written SQL) writes the ORDER BY that makes the planner follow
 that choice; :func:`nearest_rows` runs it and falls back to an exact scan when HNSW comes back
 short, so a search for k returns k whenever k rows match.
@@ -33,7 +34,6 @@ __all__ = [
     "by_distance_sql",
     "iterative_hnsw_by_default",
     "nearest_rows",
-    "plan_vector_search",
     "prefer_exact_scan",
     "query_vector",
     "query_vector_parameter",
@@ -235,25 +235,6 @@ async def use_iterative_hnsw(session: AsyncSession, ef_search: int, max_scan_tup
     wanted = _hnsw_params(ef_search, max_scan_tuples)
     if not _has_hnsw_settings(conn, wanted):
         await conn.execute(text(f"SELECT {_HNSW_SETTINGS}"), wanted)
-
-
-async def plan_vector_search(
-    session: AsyncSession,
-    model: Any,
-    owner_ids: Sequence[uuid.UUID],
-    policy: ScanPolicy,
-    *,
-    ef_search: int,
-    narrow: tuple[str, dict[str, Any]] | None = None,
-) -> ScanPlan:
-    """:func:`scan_plan`, and for an HNSW plan the iterative-scan settings for this transaction.
-
-    ``empty``: the scope owns no rows of this table, so the caller runs no vector query at all.
-    """
-    plan = await scan_plan(session, model, owner_ids, policy, narrow=narrow)
-    if plan == "hnsw":
-        await use_iterative_hnsw(session, ef_search)
-    return plan
 
 
 def by_distance(distance: ColumnElement[Any], plan: ScanPlan) -> ColumnElement[Any]:
