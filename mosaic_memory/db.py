@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 
+from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.errors import DatabaseUnavailable, MosaicError
 from mosaic_memory.tiers import to_async_url, to_sync_url
 
@@ -172,7 +173,7 @@ async def enter_owner_scope(session: AsyncSession, owner_ids: Sequence[uuid.UUID
     """Work on behalf of the principal of ``owner_ids`` from now on: with the wall up, this and
     every later transaction of ``session`` sees and writes only rows of those owners (at most one
     statement per transaction; none when the wall is absent)."""
-    session.info[_OWNERS] = ",".join(str(owner) for owner in owner_ids)
+    session.info[_OWNERS] = OwnerIdList.of(owner_ids).text
     if session.info.get(_WALL) and session.info.get(_BEGUN):
         # The transaction began before the principal was known (authentication ran in it).
         await session.execute(_SCOPE, {"role": SCOPED_ROLE, "owners": session.info[_OWNERS]})

@@ -22,7 +22,9 @@ bearer = HTTPBearer(
 )
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """Async although it awaits nothing: FastAPI runs a plain function in its thread pool, a hand-off
+    to a worker thread and back on every request."""
     state: AppState = request.app.state.mosaic
     return state
 

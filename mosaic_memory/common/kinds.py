@@ -33,7 +33,8 @@ class KindSpec:
 
     The filter columns (``tags`` … ``importance``) are None where the kind has no such field: a
     search filtering on it matches nothing of this kind. ``current`` gives the extra WHERE
-    clauses that hide rows outside the present (insights: superseded, closed, expired).
+    clauses that hide rows outside the present (insights: superseded, closed, expired), given the
+    present as a value or as a parameter of a statement built once.
     """
 
     name: Kind
@@ -47,7 +48,7 @@ class KindSpec:
     agent: Any = None
     session: Any = None
     importance: Any = None
-    current: Callable[[datetime], Sequence[ColumnElement[bool]]] | None = None
+    current: Callable[[datetime | ColumnElement[datetime]], Sequence[ColumnElement[bool]]] | None = None
 
     @property
     def table(self) -> str:

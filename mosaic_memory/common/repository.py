@@ -14,9 +14,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.owner_ids import OwnerIds
 
-__all__ = ["OWNER_FILTER_DISABLED", "owned_by", "try_add", "try_flush"]
+__all__ = ["OWNERS", "OWNER_FILTER_DISABLED", "owned_by", "try_add", "try_flush"]
 
 _OWNER_ARRAY = OwnerIds()
+OWNERS = "owners"  # the parameter of owned_by(column, None)
 
 # TEST BUILDS ONLY. MOSAIC_TEST_DISABLE_OWNER_FILTER=1 (read once, here) turns the owner filter of
 # every principal's read, update and delete into TRUE, so the isolation suite can show that the
@@ -25,8 +26,10 @@ _OWNER_ARRAY = OwnerIds()
 OWNER_FILTER_DISABLED = os.environ.get("MOSAIC_TEST_DISABLE_OWNER_FILTER") == "1"
 
 
-def owned_by(column: Any, owner_ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
-    """``column = ANY(:owners)`` with the owners as one ``uuid[]`` parameter.
+def owned_by(column: Any, owner_ids: Sequence[uuid.UUID] | None) -> ColumnElement[bool]:
+    """``column = ANY(:owners)`` with the owners as one ``uuid[]`` parameter; ``owner_ids`` None:
+    the parameter is named :data:`OWNERS` and given at each execution (a statement built once and
+    kept for any scope).
 
     ``column.in_(owner_ids)`` expands into one parameter per owner: a user in 100 teams sent a
     statement of 100 parameters that neither SQLAlchemy's nor psycopg's statement cache keeps
@@ -39,7 +42,11 @@ def owned_by(column: Any, owner_ids: Sequence[uuid.UUID]) -> ColumnElement[bool]
     """
     if OWNER_FILTER_DISABLED:
         return true()
-    clause: ColumnElement[bool] = column == any_(bindparam(None, list(owner_ids), type_=_OWNER_ARRAY))
+    if owner_ids is None:
+        owners = bindparam(OWNERS, type_=_OWNER_ARRAY)
+    else:
+        owners = bindparam(None, owner_ids, type_=_OWNER_ARRAY)
+    clause: ColumnElement[bool] = column == any_(owners)
     return clause
 
 

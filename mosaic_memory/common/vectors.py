@@ -12,14 +12,14 @@ short, so a search for k returns k whenever k rows match.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import Dialect, Select, bindparam, event, func, literal_column, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement, TextClause
 
 from mosaic_memory.common.owner_ids import OwnerIds
 from mosaic_memory.common.scan_policy import ScanPolicy
@@ -124,17 +124,44 @@ async def scan_plans(
     if not models:
         return []
     condition, extra = narrow if narrow is not None else ("", {})
-    caps, counts = [], []
     params: dict[str, Any] = {
         **extra,
         "max_rows": policy.max_rows,
         "min_rows": min(policy.min_rows, policy.max_rows),
         "share": policy.share,
-        "owners": list(owner_ids),
+        "owners": owner_ids,
     }
-    for i, model in enumerate(models):
-        table = model.__tablename__
+    tables = tuple(model.__tablename__ for model in models)
+    for i, table in enumerate(tables):
         params[f"table{i}"] = table
+    conn = await session.connection()  # Core: no ORM execution layer for a text statement
+    settings = iterative_hnsw is not None and not _has_hnsw_settings(conn, _hnsw_params(iterative_hnsw))
+    if settings and iterative_hnsw is not None:
+        params.update(_hnsw_params(iterative_hnsw))
+    key = (tables, condition, settings)
+    if key not in _PLAN_STATEMENTS:
+        _PLAN_STATEMENTS[key] = _plan_statement(tables, condition, settings)
+    stmt = _PLAN_STATEMENTS[key]
+    plans: list[ScanPlan] = ["empty"] * len(models)
+    if settings:  # transaction-local settings: the count must run inside the transaction
+        found = (await conn.execute(stmt, params)).all()
+    else:
+        async with reading_alone(session) as alone:
+            found = (await alone.execute(stmt, params)).all()
+    for i, rows, cap in found:
+        if i >= 0:
+            plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
+    return plans
+
+
+# The plan counts' statements by (tables, further condition, with the iterative-scan settings):
+# built once, so SQLAlchemy neither parses the text for its parameters nor keys it again.
+_PLAN_STATEMENTS: dict[tuple[tuple[str, ...], str, bool], TextClause] = {}
+
+
+def _plan_statement(tables: Sequence[str], condition: str, settings: bool) -> TextClause:
+    caps, counts = [], []
+    for i, table in enumerate(tables):
         caps.append(
             f"""cap{i} AS (
                 SELECT CASE WHEN c.reltuples <= 0 THEN :max_rows
@@ -146,26 +173,13 @@ async def scan_plans(
             FROM (SELECT 1 FROM {table} WHERE owner_id = ANY(:owners){condition}
                   LIMIT (SELECT n + 1 FROM cap{i})) AS scope{i}"""
         )
-    conn = await session.connection()  # Core: no ORM execution layer for a text statement
-    settings = iterative_hnsw is not None and not _has_hnsw_settings(conn, _hnsw_params(iterative_hnsw))
-    if iterative_hnsw is not None and settings:
+    if settings:
         # A row of its own (i = -1), so the settings are applied whatever the counts find.
         caps.append(f"hnsw_settings AS (SELECT {_HNSW_SETTINGS})")
         counts.append("SELECT -1 AS i, 0 AS rows, 0 AS cap FROM hnsw_settings")
-        params.update(_hnsw_params(iterative_hnsw))
-    stmt = text(f"WITH {', '.join(caps)} {' UNION ALL '.join(counts)}").bindparams(
+    return text(f"WITH {', '.join(caps)} {' UNION ALL '.join(counts)}").bindparams(
         bindparam("owners", type_=OwnerIds())
     )
-    plans: list[ScanPlan] = ["empty"] * len(models)
-    if settings:  # transaction-local settings: the count must run inside the transaction
-        found = (await conn.execute(stmt, params)).all()
-    else:
-        async with reading_alone(session) as alone:
-            found = (await alone.execute(stmt, params)).all()
-    for i, rows, cap in found:
-        if i >= 0:
-            plans[int(i)] = "empty" if rows == 0 else "exact" if rows <= cap else "hnsw"
-    return plans
 
 
 async def prefer_exact_scan(
@@ -261,6 +275,7 @@ async def nearest_rows(
     *,
     limit: int,
     vector: Any = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Sequence[Any]:
     """Run ``query(plan)`` (a SELECT with a ``distance`` column, ordered by :func:`by_distance`,
     limited to ``limit``), nearest first.
@@ -268,7 +283,8 @@ async def nearest_rows(
     HNSW with ``relaxed_order`` may return rows slightly out of order, so they are re-sorted
     here; when it comes back with fewer than ``limit`` rows (the filter rejected too many of the
     rows it visited), ``query("exact")`` runs instead. ``plan == "empty"`` returns no rows and
-    runs nothing. ``vector`` is the value of the statement's :func:`query_vector_parameter`.
+    runs nothing. ``vector`` is the value of the statement's :func:`query_vector_parameter`;
+    ``params`` the values of its other parameters (of a statement built once and kept).
 
     The statement runs on the session's connection (Core), not through ``session.execute``:
     these are column rows, and the ORM's execution layer only adds Python per statement (part of
@@ -279,7 +295,8 @@ async def nearest_rows(
     """
     if plan == "empty":
         return []
-    params = {QUERY_VECTOR: vector} if vector is not None else None
+    if vector is not None:
+        params = {**(params or {}), QUERY_VECTOR: vector}
     async with reading_alone(session) as conn:
         if plan == "hnsw":
             rows = (await conn.execute(query("hnsw"), params)).all()

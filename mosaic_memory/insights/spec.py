@@ -20,7 +20,7 @@ def insight_text(content: str) -> str:
     return content
 
 
-def _current(now: datetime) -> Sequence[ColumnElement[bool]]:
+def _current(now: datetime | ColumnElement[datetime]) -> Sequence[ColumnElement[bool]]:
     return [
         Insight.superseded_by.is_(None),
         Insight.valid_to.is_(None),

@@ -147,4 +147,7 @@ def _user_and_teams(user_id: Any) -> ColumnElement[bool]:
 
 def _split(refs: list[OwnerRef], user_id: uuid.UUID) -> tuple[OwnerRef | None, tuple[OwnerRef, ...]]:
     """``refs`` of :func:`_user_and_teams` as the user and its teams."""
-    return next((o for o in refs if o.id == user_id), None), tuple(o for o in refs if o.id != user_id)
+    # By the ids' integers, in comprehensions: UUID equality is a Python call, 200 a request for
+    # a user in 100 teams.
+    user = user_id.int
+    return next(iter([o for o in refs if o.id.int == user]), None), tuple([o for o in refs if o.id.int != user])

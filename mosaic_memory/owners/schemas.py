@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from mosaic_memory.common.owner_id_list import OwnerIdList
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
@@ -68,9 +71,10 @@ class Principal:
     def owners(self) -> tuple[OwnerRef, ...]:
         return (self.user, *self.teams)
 
-    @property
-    def owner_ids(self) -> list[uuid.UUID]:
-        return [o.id for o in self.owners]
+    @cached_property
+    def owner_ids(self) -> OwnerIdList:
+        """Kept: every statement of a request binds them (their text is written once)."""
+        return OwnerIdList(o.id for o in self.owners)
 
     def owner_by_id(self, owner_id: uuid.UUID) -> OwnerRef:
         for owner in self.owners:

@@ -17,14 +17,15 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Float, Select, Text, cast, func, literal, select, union, union_all
+from sqlalchemy import DateTime, Float, Integer, Select, Text, bindparam, cast, func, literal, select, union, union_all
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSQUERY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.kinds import KindSpec
+from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.pgvector_binary import from_vector_send
-from mosaic_memory.common.repository import owned_by
+from mosaic_memory.common.repository import OWNERS, owned_by
 from mosaic_memory.common.schemas import Kind
 from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.common.vectors import (
@@ -57,13 +58,22 @@ class Row:
 
 # Facts about large scopes, counted once and kept for a short while (common/ttl_cache.py): the
 # vector plan of a scope past the exact-scan cap, and keyword document frequencies of a scope of at
-# least ``keyword_df_sample`` rows. An agent asks many questions of the same large memory.
+# least ``keyword_df_sample`` rows. An agent asks many questions of the same large memory. A plan
+# is keyed by the scope's text (``OwnerIdList.text``, its owners in the principal's order).
 LARGE_SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
 LARGE_SCOPE_DF: TtlCache[int] = TtlCache(60.0, max_entries=100_000)
 
 # Per (kind, with the embedding): semantic's result columns, its labelled distance column per plan,
 # and the embedded-rows condition (SearchRepository._vector_columns).
 _VECTOR_COLUMNS: dict[tuple[Kind, bool], tuple[list[Any], dict[ScanPlan, Any], ColumnElement[bool]]] = {}
+
+# Semantic search's statement without filters, per (kind, with the embedding, with history, plan),
+# built once: its owners (OWNERS), present and limit are parameters given at each execution.
+_NEAREST: dict[tuple[Kind, bool, bool, ScanPlan], Select[Any]] = {}
+_NOW = "now"
+_LIMIT = "limit"
+_NOW_PARAMETER = bindparam(_NOW, type_=DateTime(timezone=True))
+_LIMIT_PARAMETER = bindparam(_LIMIT, type_=Integer)
 
 # In a scope of at least `keyword_df_sample` rows, a word in at most this share of them is rare: a
 # keyword pass over rare words alone reads their rows through the GIN index (at 100k rows, at most
@@ -84,7 +94,8 @@ class SearchRepository:
     ) -> dict[Kind, ScanPlan]:
         """Each kind's plan (common/vectors.py) in one round trip, and, given ``ef_search``, the
         iterative-scan settings once for the transaction when any kind walks HNSW."""
-        scope = frozenset(owner_ids)
+        owner_ids = OwnerIdList.of(owner_ids)
+        scope = owner_ids.text  # one string to hash and compare, not 100 ids
         out: dict[Kind, ScanPlan] = {}
         for kind in kinds:
             cached = LARGE_SCOPE_PLANS.get((kind, scope, scan))
@@ -107,13 +118,15 @@ class SearchRepository:
     def _where(
         self,
         spec: KindSpec,
-        owner_ids: Sequence[uuid.UUID],
+        owner_ids: Sequence[uuid.UUID] | None,
         filters: SearchFilters,
         *,
-        now: datetime,
+        now: datetime | ColumnElement[datetime],
         include_history: bool,
     ) -> list[ColumnElement[bool]] | None:
-        """The WHERE clauses, or None when a filter names a field this kind does not have."""
+        """The WHERE clauses, or None when a filter names a field this kind does not have;
+        ``owner_ids`` None and ``now`` a parameter: a statement whose scope and present are given
+        at execution (``owned_by``)."""
         model = spec.model
         clauses: list[ColumnElement[bool]] = [owned_by(model.owner_id, owner_ids)]
 
@@ -168,9 +181,10 @@ class SearchRepository:
         return cols
 
     @staticmethod
-    def _row(kind: Kind, r: Any, score: float) -> Row:
-        # _fields, not getattr: a missing attribute of a Row costs an exception inside SQLAlchemy
-        emb = r.embedding if "embedding" in r._fields else None
+    def _row(kind: Kind, r: Any, score: float, with_embedding: bool) -> Row:
+        # Told, not looked up: ``"embedding" in r._fields`` cost six calls a row, 40 rows a kind
+        # (getattr on a missing attribute costs an exception inside SQLAlchemy).
+        emb = r.embedding if with_embedding else None
         return Row(
             kind=kind,
             id=r.id,
@@ -199,21 +213,43 @@ class SearchRepository:
         with_embedding: bool = False,
         plan: ScanPlan | None = None,
     ) -> list[Row]:
-        """The kind's nearest rows; ``plan`` from :meth:`vector_plans` (decided here when None)."""
+        """The kind's nearest rows; ``plan`` from :meth:`vector_plans` (decided here when None).
+
+        Without filters the statement is built once per kind and plan (:data:`_NEAREST`), so a
+        search neither builds it nor has SQLAlchemy walk it for its cache key again (~600 Python
+        calls a kind): the scope, the present and the limit travel as parameters.
+        """
         spec = KIND_SPECS[kind]
-        where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
-        if where is None:
-            return []
+        owner_ids = OwnerIdList.of(owner_ids)
+        where = None
+        if filters.model_fields_set:
+            where = self._where(spec, None, filters, now=_NOW_PARAMETER, include_history=include_history)
+            if where is None:
+                return []
         if plan is None:  # the same remembered plans as the service's path
             plan = (await self.vector_plans([kind], owner_ids, scan, ef_search=max(ef_search, limit)))[kind]
-        columns, distances, embedded = self._vector_columns(kind, with_embedding)
 
         def query(plan: ScanPlan) -> Select[Any]:
-            distance = distances[plan]
-            return select(*columns, distance).where(*where, embedded).order_by(distance).limit(limit)
+            if where is not None:
+                return self._nearest(kind, where, with_embedding, plan)
+            key = (kind, with_embedding, include_history, plan)
+            if key not in _NEAREST:
+                unfiltered = self._where(spec, None, filters, now=_NOW_PARAMETER, include_history=include_history)
+                assert unfiltered is not None  # no filter names a missing field
+                _NEAREST[key] = self._nearest(kind, unfiltered, with_embedding, plan)
+            return _NEAREST[key]
 
-        rows = await nearest_rows(self.session, plan, query, limit=limit, vector=vector)
-        return [self._row(kind, r, 1.0 - float(r.distance)) for r in rows]
+        params = {OWNERS: owner_ids, _NOW: now, _LIMIT: limit}
+        rows = await nearest_rows(self.session, plan, query, limit=limit, vector=vector, params=params)
+        return [self._row(kind, r, 1.0 - float(r.distance), with_embedding) for r in rows]
+
+    def _nearest(
+        self, kind: Kind, where: list[ColumnElement[bool]], with_embedding: bool, plan: ScanPlan
+    ) -> Select[Any]:
+        """Semantic's statement for ``plan`` over ``where``, its limit the parameter :data:`_LIMIT`."""
+        columns, distances, embedded = self._vector_columns(kind, with_embedding)
+        distance = distances[plan]
+        return select(*columns, distance).where(*where, embedded).order_by(distance).limit(_LIMIT_PARAMETER)
 
     def _vector_columns(
         self, kind: Kind, with_embedding: bool
@@ -422,7 +458,7 @@ class SearchRepository:
             .order_by(top.c.score.desc(), top.c.step, top.c.coverage.desc(), top.c.rank.desc(), top.c.id)
         )
         rows = (await self.session.execute(stmt)).all()
-        return [self._row(kind, r, float(r.score)) for r in rows]
+        return [self._row(kind, r, float(r.score), with_embedding) for r in rows]
 
 
 def has_operators(query: str) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from embeddings import Embedder
 from embeddings.rerank import Reranker
+from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.schemas import KINDS, Kind
 from mosaic_memory.common.vectors import ScanPlan
 from mosaic_memory.config import Settings
@@ -95,7 +96,8 @@ class SearchService:
 
     async def _search(self, session: AsyncSession, principal: Principal, req: SearchRequest) -> SearchResponse:
         owners = OwnerService.resolve_read_owners(principal, req.owner)
-        owner_ids = [o.id for o in owners]
+        # The principal's own list writes its text once for the wall's scope and every statement.
+        owner_ids = principal.owner_ids if req.owner is None else OwnerIdList(o.id for o in owners)
         kinds: Sequence[Kind] = req.kinds or KINDS
         now = self.clock()
         repo = SearchRepository(session)
@@ -164,7 +166,10 @@ class SearchService:
             scored = self._mmr(scored, req.k, req.diversity)
         scored = scored[: req.k]
 
-        labels = {o.id: o.label for o in owners}  # a user in 100 teams: no scan of them per hit
+        # The labels of the hits' owners alone, keyed by the ids' integers: a user in 100 teams
+        # cost 100 UUID hashes and 100 labels a search (Python calls each), for at most k hits.
+        hit_owners = {r.owner_id.int for r, _ in scored}
+        labels = {o.id.int: o.label for o in owners if o.id.int in hit_owners}
         insight_keys = [(r.owner_id, r.id) for r, _ in scored if r.kind == "insights"]
         if insight_keys and self.access is not None:
             self.access.record(insight_keys, now)
@@ -177,7 +182,7 @@ class SearchService:
                 scores=components.get((r.kind, r.id), {}),
                 tags=r.tags,
                 metadata=r.metadata,
-                owner=labels[r.owner_id],
+                owner=labels[r.owner_id.int],
                 created_at=r.created_at,
             )
             for r, s in scored

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import Select, column, func, select, text, values
 from sqlalchemy.dialects.postgresql import UUID
 
+from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.pgvector_binary import from_vector_send
 from mosaic_memory.common.repository import owned_by
 from mosaic_memory.common.scan_policy import ScanPolicy
@@ -103,7 +104,7 @@ async def test_a_remembered_hnsw_plan_sends_its_settings_with_the_other_kinds_co
     owner = await _new_user(state, make_user, "remembered")
     policy = ScanPolicy()
     # as if a search a moment ago had counted this scope's insights past the exact-scan cap
-    LARGE_SCOPE_PLANS.put(("insights", frozenset([owner.id]), policy), "hnsw")
+    LARGE_SCOPE_PLANS.put(("insights", OwnerIdList([owner.id]).text, policy), "hnsw")
     try:
         async with state.sessionmaker() as session, session.begin():
             await session.execute(text("SELECT '[1,2]'::vector"))  # loads pgvector, so SHOW knows its settings
