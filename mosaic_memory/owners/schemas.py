@@ -74,7 +74,7 @@ class Principal:
     @cached_property
     def owner_ids(self) -> OwnerIdList:
         """Kept: every statement of a request binds them (their text is written once)."""
-        return OwnerIdList(o.id for o in self.owners)
+        return OwnerIdList([o.id for o in self.owners])
 
     def owner_by_id(self, owner_id: uuid.UUID) -> OwnerRef:
         for owner in self.owners:
