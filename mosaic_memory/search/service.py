@@ -97,7 +97,7 @@ class SearchService:
     async def _search(self, session: AsyncSession, principal: Principal, req: SearchRequest) -> SearchResponse:
         owners = OwnerService.resolve_read_owners(principal, req.owner)
         # The principal's own list writes its text once for the wall's scope and every statement.
-        owner_ids = principal.owner_ids if req.owner is None else OwnerIdList(o.id for o in owners)
+        owner_ids = principal.owner_ids if req.owner is None else OwnerIdList([o.id for o in owners])
         kinds: Sequence[Kind] = req.kinds or KINDS
         now = self.clock()
         repo = SearchRepository(session)
