@@ -15,6 +15,7 @@ from psycopg.pq import Format
 from sqlalchemy import and_, any_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from embeddings import content_hash
 from mosaic_memory.common.owner_ids import OwnerIds
@@ -55,6 +56,11 @@ ORIGIN_FILTER = " AND coalesce({alias}metadata->>'origin', '') <> :origin"
 LARGE_SCOPE_NEAREST_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
 
 
+# Merge targets: their callers read and edit the other columns, never the vector, which travels as
+# ~3.5 kB of text and is parsed in Python (~0.1 ms a row), nor the search vector.
+_WITHOUT_VECTOR = (defer(Insight.embedding), defer(Insight.search_tsv))
+
+
 class InsightRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -68,8 +74,9 @@ class InsightRepository:
         return await self.session.scalar(stmt)
 
     async def many_for_update(self, owner_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Insight]:
-        """The owner's rows among ``ids``, locked, in one round trip (the merge targets of a batch);
-        locked in id order, so concurrent batches that share targets take their locks in one order.
+        """The owner's rows among ``ids``, locked, without their vectors, in one round trip (the
+        merge targets of a batch); locked in id order, so concurrent batches that share targets take
+        their locks in one order.
         The ids travel as one ``uuid[]`` (``OwnerIds``' literal): one statement text for any count."""
         if not ids:
             return {}
@@ -80,6 +87,7 @@ class InsightRepository:
             )
             .order_by(Insight.id)
             .with_for_update()
+            .options(*_WITHOUT_VECTOR)
         )
         return {row.id: row for row in await self.session.scalars(stmt)}
 
