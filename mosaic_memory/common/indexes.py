@@ -1,13 +1,15 @@
-"""Names and definitions of the indexes that runtime code must also know (no SQL runs here).
+"""Names and definitions of the indexes and vector layout that runtime code must also know (no SQL runs here).
 
 The first migration creates each embedded table's HNSW index from :func:`create_hnsw_index`, and
 re-embedding recreates it with the same statement when a new model changes the vector dimension,
-so the two can never build different indexes under one name.
+so the two can never build different indexes under one name. Likewise migration 0010 keeps the
+vectors in the row with :func:`keep_vectors_in_row`, and re-embedding applies it again after
+retyping the column (a new type brings its own storage back).
 """
 
 from __future__ import annotations
 
-__all__ = ["HNSW_OPTIONS", "create_hnsw_index", "hnsw_index_name"]
+__all__ = ["HNSW_OPTIONS", "create_hnsw_index", "hnsw_index_name", "keep_vectors_in_row"]
 
 # m and ef_construction: pgvector's defaults, written out so a rebuild keeps them if those change.
 HNSW_OPTIONS = "m = 16, ef_construction = 64"
@@ -24,3 +26,16 @@ def create_hnsw_index(table: str) -> str:
         f"CREATE INDEX {hnsw_index_name(table)} ON {table} "
         f"USING hnsw (embedding vector_cosine_ops) WITH ({HNSW_OPTIONS})"
     )
+
+
+def keep_vectors_in_row(table: str, column: str = "embedding") -> str:
+    """The DDL that keeps ``table``'s vectors in the row (``STORAGE MAIN``), not in its TOAST table.
+
+    pgvector's type says ``EXTERNAL``: a row past ~2 kB had its vector moved out of line, and every
+    distance of an exact scan fetched it back from TOAST. A 384-float vector is 1,544 bytes, so a
+    short content with its search vector is enough (43,000 of a benchmark table's 110,000 rows).
+    ``MAIN`` moves a vector out only as a last resort (a row that still does not fit), so a larger
+    model's vectors still store; ``PLAIN`` would refuse those rows. Rows already stored keep their
+    layout until rewritten.
+    """
+    return f"ALTER TABLE {table} ALTER COLUMN {column} SET STORAGE MAIN"

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mosaic_memory.common.indexes import create_hnsw_index, hnsw_index_name
+from mosaic_memory.common.indexes import create_hnsw_index, hnsw_index_name, keep_vectors_in_row
 from mosaic_memory.common.vectors import vector_dimensions, vector_literal
 from mosaic_memory.kinds import EMBEDDED_TABLES, spec_for_table
 
@@ -123,6 +123,7 @@ class ReembedRepository:
                     f"THEN CAST(embedding_next AS vector({int(dimensions)})) END"
                 )
             )
+            await self.session.execute(text(keep_vectors_in_row(table)))  # the retype reset it
             await self.session.execute(text(create_hnsw_index(table)))
             moved: Any = await self.session.execute(
                 text(
