@@ -26,13 +26,14 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    column,
     func,
     literal,
     select,
     union,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSQUERY, distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSQUERY, aggregate_order_by, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
@@ -77,6 +78,9 @@ class Row:
 # is keyed by the scope's text (``OwnerIdList.text``, its owners in the principal's order).
 LARGE_SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
 LARGE_SCOPE_DF: TtlCache[int] = TtlCache(60.0, max_entries=100_000)
+# The keyword scopes known to be that large: their lexemes are asked for alone, their frequencies
+# looked up here first (SearchRepository.keyword).
+LARGE_SCOPES: TtlCache[bool] = TtlCache(60.0, max_entries=10_000)
 
 # Per (kind, with the embedding): semantic's result columns, its labelled distance column per plan,
 # and the embedded-rows condition (SearchRepository._vector_columns).
@@ -320,11 +324,17 @@ class SearchRepository:
         where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
         if where is None:
             return []
-        terms = await self.query_lexemes(query)
+        scope_key = (kind, frozenset(owner_ids), filters.model_dump_json(), include_history, df_sample)
+        counted = None
+        if query in self._lexemes or LARGE_SCOPES.get(scope_key):
+            terms = await self.query_lexemes(query)
+        else:  # the frequencies are counted anyway: in the same round trip as the lexemes
+            terms, counted = await self._lexemes_counted(query, spec, where, df_sample)
         if not terms:
             return []
-        scope_key = (kind, frozenset(owner_ids), filters.model_dump_json(), include_history, df_sample)
-        weights, shares, scope_rows = await self._idf(spec, where, terms, max_df_share, df_sample, scope_key)
+        weights, shares, scope_rows = await self._idf(
+            spec, where, terms, max_df_share, df_sample, scope_key, counted=counted
+        )
         useful = [t for t in terms if weights[t] > 0]
         if not useful:
             return []
@@ -355,13 +365,34 @@ class SearchRepository:
         19 ms on average against 7 ms planned for its parameters, planning included (100k rows,
         100 owners). The vector statements after it were planned for their parameters already."""
         if query not in self._lexemes:  # the same for every kind of one search: one round trip
-            # Words after a leading "-" are excluded by the query, so they are no evidence of a match.
-            positive = re.sub(r"(^|\s)-\S+", " ", query)
-            lexemes = func.tsvector_to_array(func.to_tsvector("english", positive))
-            custom = func.set_config("plan_cache_mode", "force_custom_plan", True)
-            found = (await self.session.execute(select(lexemes, custom))).one()[0]
+            found = (await self.session.execute(select(*_lexeme_columns(query)))).one()[0]
             self._lexemes[query] = list(found or [])
         return list(self._lexemes[query])
+
+    async def _lexemes_counted(
+        self, query: str, spec: KindSpec, where: list[ColumnElement[bool]], sample: int
+    ) -> tuple[list[str], tuple[int, dict[str, int]]]:
+        """:meth:`query_lexemes` and, in the same round trip, what :meth:`_idf` counts for each of
+        them: the rows of the scope read (at most ``sample``) and how many hold each lexeme.
+
+        For a scope whose frequencies are not remembered (a small one, or a large one the first
+        time), which counts them on every search: a round trip of its own was ~1.5 ms of the
+        search (a third of a small store's keyword side)."""
+        lexemes, custom = _lexeme_columns(query)
+        rows = select(spec.model.search_tsv.label("tsv")).where(*where).limit(sample).cte("sample")
+        each = (
+            func.unnest(lexemes).table_valued(column("lexeme", Text), with_ordinality="i").render_derived(name="each")
+        )
+        # as _quoted() writes a lexeme
+        quoted = func.concat("'", func.replace(func.replace(each.c.lexeme, "\\", "\\\\"), "'", "''"), "'")
+        holding = (
+            select(func.count()).select_from(rows).where(rows.c.tsv.op("@@")(cast(quoted, TSQUERY))).scalar_subquery()
+        )
+        frequencies = select(func.array_agg(aggregate_order_by(holding, each.c.i))).select_from(each).scalar_subquery()
+        read = select(func.count()).select_from(rows).scalar_subquery()
+        found, _, n, counts = (await self.session.execute(select(lexemes, custom, read, frequencies))).one()
+        self._lexemes[query] = terms = list(found or [])
+        return list(terms), (int(n), dict(zip(terms, (int(c) for c in counts or []), strict=True)))
 
     async def _idf(
         self,
@@ -371,17 +402,26 @@ class SearchRepository:
         max_share: float,
         sample: int,
         scope_key: Hashable,
+        *,
+        counted: tuple[int, dict[str, int]] | None = None,
     ) -> tuple[dict[str, float], dict[str, float], int]:
         """BM25 IDF of each lexeme in the scope (0 for a lexeme above ``max_share``), the share
         of the scope's rows holding it, and the rows counted (at most ``sample``), in one round trip.
 
         One pass over at most ``sample`` rows of the scope counts every lexeme at once: counting
         each lexeme's matches separately read up to ``sample`` rows per lexeme (220 ms a search
-        at 100k rows; a common word matches most of them)."""
+        at 100k rows; a common word matches most of them). ``counted``: the rows read and each
+        lexeme's count, already counted (:meth:`_lexemes_counted`)."""
         frequencies = {t: df for t in terms if (df := LARGE_SCOPE_DF.get((scope_key, t))) is not None}
         missing = [t for t in terms if t not in frequencies]
         n = sample  # only a scope of at least ``sample`` rows is cached
-        if missing:
+        if counted is not None:
+            n, frequencies = counted[0], dict(counted[1])
+            if n >= sample:
+                LARGE_SCOPES.put(scope_key, True)
+                for term, df in frequencies.items():
+                    LARGE_SCOPE_DF.put((scope_key, term), df)
+        elif missing:
             model = spec.model
             scope = select(model.search_tsv.label("tsv")).where(*where).limit(sample).subquery()
             cols = [func.count().label("n")]
@@ -552,6 +592,15 @@ def _ranked_statement(
         .join_from(model, top, (model.owner_id == top.c.owner_id) & (model.id == top.c.id))
         .order_by(top.c.score.desc(), top.c.step, top.c.coverage.desc(), top.c.rank.desc(), top.c.id)
     )
+
+
+def _lexeme_columns(query: str) -> tuple[Any, Any]:
+    """The query's lexemes (:meth:`SearchRepository.query_lexemes`) and the setting that makes the
+    rest of the transaction plan each statement for its parameters, as two columns."""
+    # Words after a leading "-" are excluded by the query, so they are no evidence of a match.
+    positive = re.sub(r"(^|\s)-\S+", " ", query)
+    lexemes = func.tsvector_to_array(func.to_tsvector("english", positive))
+    return lexemes, func.set_config("plan_cache_mode", "force_custom_plan", True)
 
 
 def has_operators(query: str) -> bool:
