@@ -202,3 +202,20 @@ async def test_services_starting_together_mark_the_text_match_once(state: AppSta
         for engine in engines:
             await engine.dispose()
     assert results == [True] * 4
+
+
+async def test_the_owner_policy_of_a_searchable_kind_is_no_index_condition(state: AppState) -> None:
+    """Migration 0011: inside the wall the planner cannot see how many owners the policy's init
+    plan holds, so the policy must not offer itself to an index (it assumed ten owners and ANDed
+    a bitmap scan of the whole scope onto every text match); the explicit owner array chooses the
+    index, and the policy still filters every row read."""
+    owners = [uuid.uuid4()]
+    async with state.sessionmaker() as session:
+        await enter_owner_scope(session, owners)
+        async with session.begin():
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            explain = text("EXPLAIN SELECT id FROM insights WHERE search_tsv @@ 'deploy'::tsquery")
+            plan = "\n".join(r[0] for r in await session.execute(explain))
+    conditions = [line for line in plan.splitlines() if "Cond:" in line]
+    assert not any("owner_id" in line for line in conditions), plan
+    assert "IS TRUE" in plan, plan
