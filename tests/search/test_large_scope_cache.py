@@ -8,24 +8,26 @@ import httpx
 from benchmarks.common import fact_texts, question_texts
 from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.container import AppState
-from mosaic_memory.search.repository import LARGE_SCOPE_DF, LARGE_SCOPE_PLANS, LARGE_SCOPES
-from mosaic_memory.search.schemas import SearchRequest
+from mosaic_memory.search.repository import LARGE_SCOPE_DF, LARGE_SCOPE_PLANS, LARGE_SCOPE_VOCABULARY, LARGE_SCOPES
+from mosaic_memory.search.schemas import Mode, SearchRequest
 from mosaic_memory.search.service import SearchService
 from tests.conftest import UserFactory
 from tests.search.test_statement_count import counted
 
 
 async def _searches(
-    state: AppState, service: SearchService, token: str, query: str
-) -> list[tuple[list[str], list[str]]]:
+    state: AppState, service: SearchService, token: str, query: str, mode: Mode = "hybrid"
+) -> list[tuple[list[str], list[tuple[str, float]]]]:
     async with state.sessionmaker() as session:
         principal = await state.owners.authenticate(session, token)
     out = []
     for _ in range(2):
         with counted(state) as statements:
             async with state.sessionmaker() as session, session.begin():
-                found = await service.search(session, principal, SearchRequest(query=query, kinds=["insights"]))
-        out.append((list(statements), [h.content for h in found.hits]))
+                found = await service.search(
+                    session, principal, SearchRequest(query=query, kinds=["insights"], mode=mode)
+                )
+        out.append((list(statements), [(h.content, h.score) for h in found.hits]))
     return out
 
 
@@ -51,6 +53,21 @@ async def test_a_large_scope_is_planned_and_counted_once(
     assert len(second) == len(first) - 1  # without the plan count
     # the frequencies, counted with the lexemes the first time, are not counted again
     assert any(_counts_frequencies(s) for s in first) and not any(_counts_frequencies(s) for s in second)
+
+    # New words in a scope known large: its sample's vocabulary is read once, then nothing is
+    # counted for any word; and the answers are those of a scope counted afresh.
+    LARGE_SCOPE_VOCABULARY.clear()
+    token = big["Authorization"][7:]
+    (standing, standing_hits), (desk, _) = await _searches(
+        state, service, token, "standing desk recommended", "keyword"
+    )
+    (coffee, coffee_hits), _ = await _searches(state, service, token, "italian coffee invoices euros", "keyword")
+    assert sum(map(_counts_frequencies, standing)) == 1 and not any(map(_counts_frequencies, desk + coffee))
+    for cache in (LARGE_SCOPE_PLANS, LARGE_SCOPE_DF, LARGE_SCOPES, LARGE_SCOPE_VOCABULARY):
+        cache.clear()
+    for query, hits in (("standing desk recommended", standing_hits), ("italian coffee invoices euros", coffee_hits)):
+        (_, fresh), _ = await _searches(state, service, token, query, "keyword")
+        assert hits and fresh == hits
 
     _, small = await make_user()
     for content in ("The deploy runs on Fridays", "Stage two checks the schema"):
