@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -139,6 +140,18 @@ def attach_jobs(state: AppState) -> JobRunner:
     return state.jobs
 
 
+def freeze_startup_heap() -> None:
+    """Keep what startup built (modules, the model's tokenizer, the app, ~150,000 objects) out of
+    every later garbage collection.
+
+    A full collection walks every tracked object: once every few hundred requests one paused the
+    process for 75-105 ms, the slowest search by far (a search is 7-30 ms in process at 100k rows,
+    2026-12-07). What startup built lives as long as the process, so collecting it again finds
+    nothing; garbage made before the freeze is collected first."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings, *, state: AppState | None = None, database: Database | None = None) -> FastAPI:
     """Build the app. With ``state`` given (tests, embedding in another process) it is used as is
     and not closed at shutdown; otherwise the lifespan opens the database (or takes ``database``,
@@ -176,6 +189,7 @@ def create_app(settings: Settings, *, state: AppState | None = None, database: D
             app.state.scheduler = scheduler
             app.state.mosaic = built
             built.start_background()
+            freeze_startup_heap()
             log.info(
                 "Mosaic Memory %s ready on http://%s:%s (tier %s, embedder %s)",
                 __version__,
