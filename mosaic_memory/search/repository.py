@@ -330,10 +330,10 @@ class SearchRepository:
             return []
         scope_key = (kind, OwnerIdList.of(owner_ids).text, filters.model_dump_json(), include_history, df_sample)
         counted = None
-        if query in self._lexemes or LARGE_SCOPES.get(scope_key):
+        if LARGE_SCOPES.get(scope_key):  # its frequencies are remembered or in its vocabulary
             terms = await self.query_lexemes(query)
         else:  # the frequencies are counted anyway: in the same round trip as the lexemes
-            terms, counted = await self._lexemes_counted(query, spec, where, df_sample)
+            terms, counted = await self._lexemes_counted(query, kind, spec, where, df_sample)
         if not terms:
             return []
         weights, shares, scope_rows = await self._idf(
@@ -369,32 +369,30 @@ class SearchRepository:
         19 ms on average against 7 ms planned for its parameters, planning included (100k rows,
         100 owners). The vector statements after it were planned for their parameters already."""
         if query not in self._lexemes:  # the same for every kind of one search: one round trip
-            found = (await self.session.execute(select(*_lexeme_columns(query)))).one()[0]
+            found = (await self.session.execute(_LEXEMES, {_POSITIVE: _positive(query)})).one()[0]
             self._lexemes[query] = list(found or [])
         return list(self._lexemes[query])
 
     async def _lexemes_counted(
-        self, query: str, spec: KindSpec, where: list[ColumnElement[bool]], sample: int
+        self, query: str, kind: Kind, spec: KindSpec, where: list[ColumnElement[bool]], sample: int
     ) -> tuple[list[str], tuple[int, dict[str, int]]]:
         """:meth:`query_lexemes` and, in the same round trip, what :meth:`_idf` counts for each of
         them: the rows of the scope read (at most ``sample``) and how many hold each lexeme.
 
-        For a scope whose frequencies are not remembered (a small one, or a large one the first
-        time), which counts them on every search: a round trip of its own was ~1.5 ms of the
-        search (a third of a small store's keyword side)."""
-        lexemes, custom = _lexeme_columns(query)
-        rows = select(spec.model.search_tsv.label("tsv")).where(*where).limit(sample).cte("sample")
-        each = (
-            func.unnest(lexemes).table_valued(column("lexeme", Text), with_ordinality="i").render_derived(name="each")
-        )
-        # as _quoted() writes a lexeme
-        quoted = func.concat("'", func.replace(func.replace(each.c.lexeme, "\\", "\\\\"), "'", "''"), "'")
-        holding = (
-            select(func.count()).select_from(rows).where(rows.c.tsv.op("@@")(cast(quoted, TSQUERY))).scalar_subquery()
-        )
-        frequencies = select(func.array_agg(aggregate_order_by(holding, each.c.i))).select_from(each).scalar_subquery()
-        read = select(func.count()).select_from(rows).scalar_subquery()
-        found, _, n, counts = (await self.session.execute(select(lexemes, custom, read, frequencies))).one()
+        For a scope not known to be large (a small one every time, a large one the first time),
+        whose frequencies are counted on every search: a round trip of its own was ~1.5 ms of the
+        search (a third of a small store's keyword side). Every kind of a search counts here, its
+        statement built once per shape as :meth:`_ranked`'s: built per search, a kind's count
+        was ~2 ms of Python in a small store."""
+        shape, values = _where_shape(where)
+        key = (kind, shape)
+        stmt = _COUNTED.get(key)
+        if stmt is None:
+            if len(_COUNTED) >= _MAX_SHAPES:  # filters make shapes without bound: start again
+                _COUNTED.clear()
+            stmt = _COUNTED[key] = _counted_statement(spec, _named(where))
+        params = {_POSITIVE: _positive(query), "sample": sample, **{f"w{i}": v for i, v in enumerate(values)}}
+        found, _, n, counts = (await self.session.execute(stmt, params)).one()
         self._lexemes[query] = terms = list(found or [])
         return list(terms), (int(n), dict(zip(terms, (int(c) for c in counts or []), strict=True)))
 
@@ -407,45 +405,32 @@ class SearchRepository:
         sample: int,
         scope_key: Hashable,
         *,
-        counted: tuple[int, dict[str, int]] | None = None,
+        counted: tuple[int, dict[str, int]] | None,
     ) -> tuple[dict[str, float], dict[str, float], int]:
         """BM25 IDF of each lexeme in the scope (0 for a lexeme above ``max_share``), the share
-        of the scope's rows holding it, and the rows counted (at most ``sample``), in one round trip.
+        of the scope's rows holding it, and the rows counted (at most ``sample``).
 
-        One pass over at most ``sample`` rows of the scope counts every lexeme at once: counting
-        each lexeme's matches separately read up to ``sample`` rows per lexeme (220 ms a search
-        at 100k rows; a common word matches most of them). ``counted``: the rows read and each
-        lexeme's count, already counted (:meth:`_lexemes_counted`). A scope known to be large
-        answers a word not remembered from its sample's whole vocabulary (:meth:`_vocabulary`)."""
-        frequencies = {t: df for t in terms if (df := LARGE_SCOPE_DF.get((scope_key, t))) is not None}
-        missing = [t for t in terms if t not in frequencies]
-        n = sample  # only a scope of at least ``sample`` rows is cached
+        ``counted``: the rows read and each lexeme's count (:meth:`_lexemes_counted`, one pass over
+        at most ``sample`` rows for every lexeme at once: counting each lexeme's matches on its own
+        read up to ``sample`` rows per lexeme, 220 ms a search at 100k rows). None for a scope
+        known to be large: its counts are remembered, and a word not remembered is looked up in
+        the sample's whole vocabulary (:meth:`_vocabulary`)."""
         if counted is not None:
             n, frequencies = counted[0], dict(counted[1])
             if n >= sample:
                 LARGE_SCOPES.put(scope_key, True)
                 for term, df in frequencies.items():
                     LARGE_SCOPE_DF.put((scope_key, term), df)
-        elif missing and LARGE_SCOPES.get(scope_key):
-            vocabulary = LARGE_SCOPE_VOCABULARY.get(scope_key)
-            if vocabulary is None:
-                vocabulary = await self._vocabulary(spec, where, sample)
-                LARGE_SCOPE_VOCABULARY.put(scope_key, vocabulary)
-            frequencies.update({term: vocabulary.get(term, 0) for term in missing})
-        elif missing:
-            model = spec.model
-            scope = select(model.search_tsv.label("tsv")).where(*where).limit(sample).subquery()
-            cols = [func.count().label("n")]
-            cols += [
-                func.count().filter(scope.c.tsv.op("@@")(_tsquery([t], ""))).label(f"d{i}")
-                for i, t in enumerate(missing)
-            ]
-            counts = (await self.session.execute(select(*cols).select_from(scope))).one()
-            n = int(counts[0])
-            for i, term in enumerate(missing):
-                frequencies[term] = int(counts[i + 1])
-                if n >= sample:  # a large scope: its frequencies hold for a while
-                    LARGE_SCOPE_DF.put((scope_key, term), frequencies[term])
+        else:  # a scope known large: only a scope of at least ``sample`` rows is remembered
+            n = sample
+            frequencies = {t: known for t in terms if (known := LARGE_SCOPE_DF.get((scope_key, t))) is not None}
+            missing = [t for t in terms if t not in frequencies]
+            if missing:
+                vocabulary = LARGE_SCOPE_VOCABULARY.get(scope_key)
+                if vocabulary is None:
+                    vocabulary = await self._vocabulary(spec, where, sample)
+                    LARGE_SCOPE_VOCABULARY.put(scope_key, vocabulary)
+                frequencies.update({term: vocabulary.get(term, 0) for term in missing})
         n = max(1, n)
         idf: dict[str, float] = {}
         shares = {term: frequencies[term] / n for term in terms}
@@ -632,13 +617,41 @@ def _ranked_statement(
     )
 
 
-def _lexeme_columns(query: str) -> tuple[Any, Any]:
-    """The query's lexemes (:meth:`SearchRepository.query_lexemes`) and the setting that makes the
-    rest of the transaction plan each statement for its parameters, as two columns."""
-    # Words after a leading "-" are excluded by the query, so they are no evidence of a match.
-    positive = re.sub(r"(^|\s)-\S+", " ", query)
-    lexemes = func.tsvector_to_array(func.to_tsvector("english", positive))
+def _positive(query: str) -> str:
+    """The query's words that are evidence of a match: words after a leading "-" are excluded by
+    the query, so they are none (the text of parameter :data:`_POSITIVE`)."""
+    return re.sub(r"(^|\s)-\S+", " ", query)
+
+
+def _lexeme_columns() -> tuple[Any, Any]:
+    """The lexemes of the text :data:`_POSITIVE` (:meth:`SearchRepository.query_lexemes`) and the
+    setting that makes the rest of the transaction plan each statement for its parameters, as two
+    columns."""
+    lexemes = func.tsvector_to_array(func.to_tsvector("english", bindparam(_POSITIVE, type_=Text)))
     return lexemes, func.set_config("plan_cache_mode", "force_custom_plan", True)
+
+
+def _counted_statement(spec: KindSpec, where: list[ColumnElement[bool]]) -> Select[Any]:
+    """:meth:`SearchRepository._lexemes_counted`'s statement with its values as parameters:
+    :data:`_POSITIVE`, ``sample`` and the WHERE's ``w0``, ``w1``… (:func:`_named`)."""
+    lexemes, custom = _lexeme_columns()
+    rows = select(spec.model.search_tsv.label("tsv")).where(*where).limit(bindparam("sample", type_=Integer))
+    sample = rows.cte("sample")
+    each = func.unnest(lexemes).table_valued(column("lexeme", Text), with_ordinality="i").render_derived(name="each")
+    # as _quoted() writes a lexeme
+    quoted = func.concat("'", func.replace(func.replace(each.c.lexeme, "\\", "\\\\"), "'", "''"), "'")
+    holding = (
+        select(func.count()).select_from(sample).where(sample.c.tsv.op("@@")(cast(quoted, TSQUERY))).scalar_subquery()
+    )
+    frequencies = select(func.array_agg(aggregate_order_by(holding, each.c.i))).select_from(each).scalar_subquery()
+    read = select(func.count()).select_from(sample).scalar_subquery()
+    return select(lexemes, custom, read, frequencies)
+
+
+_POSITIVE = "positive"
+_LEXEMES = select(*_lexeme_columns())  # the query's lexemes alone (query_lexemes), built once
+# The lexemes-and-frequencies statement per (kind, shape of the WHERE), at most _MAX_SHAPES kept.
+_COUNTED: dict[Hashable, Select[Any]] = {}
 
 
 def has_operators(query: str) -> bool:
@@ -647,15 +660,10 @@ def has_operators(query: str) -> bool:
     return '"' in query or re.search(r"(^|\s)-\S", query) is not None or " or " in f" {query.lower()} "
 
 
-def _tsquery(lexemes: Sequence[str], op: str) -> Any:
-    """Already-stemmed lexemes joined by ``op`` as a tsquery, each quoted so punctuation stays inside."""
-    # Cast, not to_tsquery(): stemming a stem again would turn 'databas' into something no
-    # document contains.
-    return cast(literal(_tsquery_text(lexemes, op), Text), TSQUERY)
-
-
 def _tsquery_text(lexemes: Sequence[str], op: str) -> str:
-    """The text of :func:`_tsquery`."""
+    """Already-stemmed lexemes joined by ``op``, each quoted so punctuation stays inside: a
+    tsquery's text, cast to ``tsquery`` (not ``to_tsquery()``: stemming a stem again would turn
+    'databas' into something no document contains)."""
     return op.join(_quoted(lex) for lex in lexemes)
 
 
