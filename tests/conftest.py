@@ -37,7 +37,7 @@ os.environ["MOSAIC_CONFIG_FILE"] = ""
 os.environ.setdefault("COLUMNS", "200")
 
 from mosaic_memory.api.app import create_app
-from mosaic_memory.config import LogSettings, Settings
+from mosaic_memory.config import JobsSettings, LogSettings, Settings
 from mosaic_memory.container import AppState, bootstrap_admin, build_state
 
 ADMIN_KEY = "mm_0badc0de_test-admin-key-for-the-suite-only"
@@ -132,6 +132,18 @@ def wait_until_up(
             pass
         time.sleep(poll)
     raise RuntimeError(f"serve did not answer {path} in time:\n{output()[-4000:]}")
+
+
+def own_lifespan_settings(state: AppState, data_dir: Path, *, jobs: bool) -> Settings:
+    """Settings for an app whose lifespan builds its own state on the session's database, as
+    ``serve`` does (``create_app(settings)`` without ``state``)."""
+    return Settings(
+        tier="standalone",
+        database_url=state.database.url,
+        data_dir=data_dir,
+        auto_migrate=False,
+        jobs=JobsSettings(enabled=jobs),
+    )
 
 
 def free_port() -> int:

@@ -6,19 +6,12 @@ import gc
 from pathlib import Path
 
 from mosaic_memory.api.app import create_app
-from mosaic_memory.config import JobsSettings, Settings
 from mosaic_memory.container import AppState
+from tests.conftest import own_lifespan_settings
 
 
 async def test_startup_freezes_what_it_built(state: AppState, data_dir: Path) -> None:
-    settings = Settings(
-        tier="standalone",
-        database_url=state.database.url,
-        data_dir=data_dir,
-        auto_migrate=False,
-        jobs=JobsSettings(enabled=False),
-    )
-    app = create_app(settings)
+    app = create_app(own_lifespan_settings(state, data_dir, jobs=False))
     gc.unfreeze()  # this test process may have frozen its heap before
     try:
         async with app.router.lifespan_context(app):

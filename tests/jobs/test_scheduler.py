@@ -11,8 +11,9 @@ import pytest
 from jobs import JobSpec, build_registry
 from jobs.scheduler import JobScheduler, cron_trigger, due_fire_time
 from mosaic_memory.api.app import create_app
-from mosaic_memory.config import JobsSettings, Settings, load_settings
+from mosaic_memory.config import JobsSettings, load_settings
 from mosaic_memory.container import AppState
+from tests.conftest import own_lifespan_settings
 from tests.jobs.conftest import runner_for
 
 
@@ -53,14 +54,7 @@ def test_cron_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_service_lifespan_starts_the_scheduler_unless_disabled(
     state: AppState, data_dir: Path, enabled: bool
 ) -> None:
-    settings = Settings(
-        tier="standalone",
-        database_url=state.database.url,
-        data_dir=data_dir,
-        auto_migrate=False,
-        jobs=JobsSettings(enabled=enabled),
-    )
-    app = create_app(settings)
+    app = create_app(own_lifespan_settings(state, data_dir, jobs=enabled))
     async with app.router.lifespan_context(app):
         scheduler = app.state.scheduler
         assert (scheduler is not None) is enabled
