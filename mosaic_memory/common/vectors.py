@@ -135,9 +135,10 @@ async def scan_plans(
     for i, table in enumerate(tables):
         params[f"table{i}"] = table
     conn = await session.connection()  # Core: no ORM execution layer for a text statement
-    settings = iterative_hnsw is not None and not _has_hnsw_settings(conn, _hnsw_params(iterative_hnsw))
-    if settings and iterative_hnsw is not None:
-        params.update(_hnsw_params(iterative_hnsw))
+    wanted = _hnsw_params(iterative_hnsw) if iterative_hnsw is not None else None
+    settings = wanted is not None and not _has_hnsw_settings(conn, wanted)
+    if settings and wanted is not None:
+        params.update(wanted)
     key = (tables, condition, settings)
     if key not in _PLAN_STATEMENTS:
         _PLAN_STATEMENTS[key] = _plan_statement(tables, condition, settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -384,14 +384,8 @@ class SearchRepository:
         search (a third of a small store's keyword side). Every kind of a search counts here, its
         statement built once per shape as :meth:`_ranked`'s: built per search, a kind's count
         was ~2 ms of Python in a small store."""
-        shape, values = _where_shape(where)
-        key = (kind, shape)
-        stmt = _COUNTED.get(key)
-        if stmt is None:
-            if len(_COUNTED) >= _MAX_SHAPES:  # filters make shapes without bound: start again
-                _COUNTED.clear()
-            stmt = _COUNTED[key] = _counted_statement(spec, _named(where))
-        params = {_POSITIVE: _positive(query), "sample": sample, **{f"w{i}": v for i, v in enumerate(values)}}
+        stmt, params = _kept(_COUNTED, (kind,), where, lambda named: _counted_statement(spec, named))
+        params |= {_POSITIVE: _positive(query), "sample": sample}
         found, _, n, counts = (await self.session.execute(stmt, params)).one()
         self._lexemes[query] = terms = list(found or [])
         return list(terms), (int(n), dict(zip(terms, (int(c) for c in counts or []), strict=True)))
@@ -479,18 +473,16 @@ class SearchRepository:
         work in the database on a 100k-row scope)."""
         total = sum(weights.values())
         useful = [(term, weight / total) for term, weight in weights.items() if weight > 0]
-        shape, values = _where_shape(where)
-        key = (kind, with_embedding, tuple(p.websearch for p in passes), shape)
-        stmt = _RANKED.get(key)
-        if stmt is None:
-            if len(_RANKED) >= _MAX_SHAPES:  # filters make shapes without bound: start again
-                _RANKED.clear()
-            stmt = _RANKED[key] = _ranked_statement(spec, _named(where), passes, with_embedding)
-        params: dict[str, Any] = {
+        stmt, params = _kept(
+            _RANKED,
+            (kind, with_embedding, tuple(p.websearch for p in passes)),
+            where,
+            lambda named: _ranked_statement(spec, named, passes, with_embedding),
+        )
+        params |= {
             "lexemes": [_quoted(term) for term, _ in useful],
             "shares": [share for _, share in useful],
             "limit": limit,
-            **{f"w{i}": value for i, value in enumerate(values)},
         }
         for i, step in enumerate(passes):
             params[f"q{i}"] = step.query
@@ -512,6 +504,26 @@ class Pass:
 # values left to bind (SearchRepository._ranked); at most _MAX_SHAPES kept.
 _RANKED: dict[Hashable, Select[Any]] = {}
 _MAX_SHAPES = 256
+
+
+def _kept(
+    kept: dict[Hashable, Select[Any]],
+    key: tuple[Hashable, ...],
+    where: Sequence[ColumnElement[bool]],
+    build: Callable[[list[ColumnElement[bool]]], Select[Any]],
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement kept in ``kept`` for ``key`` and the shape of ``where`` (``build`` makes it
+    from the clauses :func:`_named` writes, on first use), and the WHERE's values to bind to it.
+    At most :data:`_MAX_SHAPES` are kept: filters make shapes without bound, so a full cache
+    starts again."""
+    shape, values = _where_shape(where)
+    full_key = (*key, shape)
+    stmt = kept.get(full_key)
+    if stmt is None:
+        if len(kept) >= _MAX_SHAPES:
+            kept.clear()
+        stmt = kept[full_key] = build(_named(where))
+    return stmt, {f"w{i}": value for i, value in enumerate(values)}
 
 
 def _where_shape(where: Sequence[ColumnElement[bool]]) -> tuple[Hashable, list[Any]]:
