@@ -21,11 +21,14 @@ from sqlalchemy import Dialect, Select, bindparam, event, func, literal_column, 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement, TextClause
 
+from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.owner_ids import OwnerIds
 from mosaic_memory.common.scan_policy import ScanPolicy
+from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.db import reading_alone
 
 __all__ = [
+    "LARGE_SCOPE_PLANS",
     "QUERY_VECTOR",
     "ScanPlan",
     "ScanPolicy",
@@ -106,6 +109,14 @@ async def scan_plan(
     return (await scan_plans(session, [model], owner_ids, policy, narrow=narrow))[0]
 
 
+# The plan of a scope past the exact-scan cap, remembered for a while (common/ttl_cache.py): an agent
+# asks many questions of the same large memory, and a writer adds to it, and a scope that large keeps
+# its plan for seconds. A smaller scope is counted every time: its first rows decide between no
+# query and an exact one, and a fresh row there matters. Keyed by table, the scope's text
+# (``OwnerIdList.text``: one string to hash, not 100 ids), policy and further condition.
+LARGE_SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
+
+
 async def scan_plans(
     session: AsyncSession,
     models: Sequence[Any],
@@ -115,15 +126,44 @@ async def scan_plans(
     narrow: tuple[str, dict[str, Any]] | None = None,
     iterative_hnsw: int | None = None,
 ) -> list[ScanPlan]:
-    """:func:`scan_plan` for several tables in one round trip (a search over every kind).
+    """:func:`scan_plan` for several tables in one round trip (a search over every kind), none for
+    a scope walked by HNSW in the last 30 s (:data:`LARGE_SCOPE_PLANS`): search and the write
+    path's near-duplicate lookup plan here, by one rule.
 
-    ``iterative_hnsw`` (an ``ef_search``): the same statement also applies
-    :func:`use_iterative_hnsw`'s settings, for a caller that already knows another kind walks
-    HNSW (its plan remembered): one round trip instead of two.
+    ``iterative_hnsw`` (an ``ef_search``): when any plan walks HNSW, :func:`use_iterative_hnsw`'s
+    settings are applied for the transaction (no statement where the connection has them by
+    default); they ride on the count when a remembered plan already walks HNSW.
     """
     if not models:
         return []
+    owners = OwnerIdList.of(owner_ids)
     condition, extra = narrow if narrow is not None else ("", {})
+    keys = [(m.__tablename__, owners.text, policy, condition, tuple(sorted(extra.items()))) for m in models]
+    plans: list[ScanPlan | None] = [LARGE_SCOPE_PLANS.get(key) for key in keys]
+    missing = [i for i, plan in enumerate(plans) if plan is None]
+    along = iterative_hnsw if missing and "hnsw" in plans else None
+    if missing:
+        counted = await _count_plans(session, [models[i] for i in missing], owners, policy, condition, extra, along)
+        for i, plan in zip(missing, counted, strict=True):
+            plans[i] = plan
+            if plan == "hnsw":
+                LARGE_SCOPE_PLANS.put(keys[i], plan)
+    if iterative_hnsw is not None and along is None and "hnsw" in plans:
+        await use_iterative_hnsw(session, iterative_hnsw)
+    return [plan or "empty" for plan in plans]
+
+
+async def _count_plans(
+    session: AsyncSession,
+    models: Sequence[Any],
+    owner_ids: OwnerIdList,
+    policy: ScanPolicy,
+    condition: str,
+    extra: dict[str, Any],
+    iterative_hnsw: int | None,
+) -> list[ScanPlan]:
+    """Each table's plan counted, in one round trip that also applies the iterative-scan
+    settings for ``iterative_hnsw`` (unless the connection has them by default)."""
     params: dict[str, Any] = {
         **extra,
         "max_rows": policy.max_rows,

@@ -20,13 +20,11 @@ from sqlalchemy.orm import defer
 from embeddings import content_hash
 from mosaic_memory.common.owner_ids import OwnerIds
 from mosaic_memory.common.repository import owned_by
-from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.common.vectors import (
     ScanPlan,
     ScanPolicy,
     by_distance_sql,
     scan_plans,
-    use_iterative_hnsw,
     vector_dimensions,
     vector_literal,
 )
@@ -48,13 +46,6 @@ class _BinaryVectorDumper(Dumper):
 
 # The import's near-duplicate lookup leaves out rows of the file's own origin (``metadata.origin``).
 ORIGIN_FILTER = " AND coalesce({alias}metadata->>'origin', '') <> :origin"
-
-# The near-duplicate plan of an owner past the exact-scan cap, remembered for a while (search's rule
-# for large scopes, common/ttl_cache.py): counting that scope read cap + 1 index entries, ~4 ms of a
-# ~20 ms single write at 10,000 rows, and a scope that large keeps its plan for seconds. A small
-# scope is counted on every write: its first rows decide between no lookup and an exact one.
-LARGE_SCOPE_NEAREST_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
-
 
 # Merge targets: their callers read and edit the other columns, never the vector, which travels as
 # ~3.5 kB of text and is parsed in Python (~0.1 ms a row), nor the search vector.
@@ -190,23 +181,15 @@ class InsightRepository:
     async def nearest_plan(
         self, owner_id: uuid.UUID, *, scan: ScanPolicy, ef_search: int, exclude_origin: str | None = None
     ) -> ScanPlan:
-        """The plan of :meth:`nearest_current` for the owner's scope (``common/vectors.py``'s rule:
-        exact scan or HNSW by the owner's share of the table), in one round trip that also applies
-        the iterative-HNSW settings for the rest of the transaction, whatever the plan: they only
-        change HNSW scans, and the write path's plan needs no second round trip to turn them on.
-        No round trip for a scope found past the cap in the last 30 s (``LARGE_SCOPE_NEAREST_PLANS``).
+        """The plan of :meth:`nearest_current` for the owner's scope (``common/vectors.scan_plans``,
+        search's rule: exact scan or HNSW by the owner's share of the table, a large scope's plan
+        remembered for 30 s, and the iterative-HNSW settings when it walks HNSW).
 
         ``exclude_origin`` as in :meth:`nearest_current`: the count leaves those rows out too, or a re-import (every
         row of the scope excluded) would send each vector through the whole HNSW index.
         """
-        key = (owner_id, scan, exclude_origin)
-        if LARGE_SCOPE_NEAREST_PLANS.get(key) == "hnsw":
-            await use_iterative_hnsw(self.session, ef_search)  # no round trip where the connection has them
-            return "hnsw"
         narrow = (ORIGIN_FILTER.format(alias=""), {"origin": exclude_origin}) if exclude_origin is not None else None
         (plan,) = await scan_plans(self.session, [Insight], [owner_id], scan, narrow=narrow, iterative_hnsw=ef_search)
-        if plan == "hnsw":
-            LARGE_SCOPE_NEAREST_PLANS.put(key, plan)
         return plan
 
     async def nearest_current(

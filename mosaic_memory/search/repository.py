@@ -52,7 +52,6 @@ from mosaic_memory.common.vectors import (
     nearest_rows,
     query_vector_parameter,
     scan_plans,
-    use_iterative_hnsw,
 )
 from mosaic_memory.kinds import KIND_SPECS
 from mosaic_memory.search.schemas import SearchFilters
@@ -72,12 +71,10 @@ class Row:
     embedding: np.ndarray | None = None
 
 
-# Facts about large scopes, counted once and kept for a short while (common/ttl_cache.py): the
-# vector plan of a scope past the exact-scan cap, and keyword document frequencies of a scope of at
-# least ``keyword_df_sample`` rows. An agent asks many questions of the same large memory. A plan
-# and a scope's frequencies are keyed by the scope's text (``OwnerIdList.text``, its owners in the
-# principal's order: one string to hash, not 100 ids).
-LARGE_SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
+# Facts about large scopes, counted once and kept for a short while (common/ttl_cache.py; the
+# vector plan of a large scope is remembered by common/vectors.scan_plans): keyword document
+# frequencies of a scope of at least ``keyword_df_sample`` rows. An agent asks many questions of the
+# same large memory. Keyed by the scope's text (``OwnerIdList.text``: one string to hash, not 100 ids).
 LARGE_SCOPE_DF: TtlCache[int] = TtlCache(60.0, max_entries=100_000)
 # The keyword scopes known to be that large: their lexemes are asked for alone, their frequencies
 # looked up here first (SearchRepository.keyword).
@@ -115,28 +112,12 @@ class SearchRepository:
     async def vector_plans(
         self, kinds: Sequence[Kind], owner_ids: Sequence[uuid.UUID], scan: ScanPolicy, *, ef_search: int | None
     ) -> dict[Kind, ScanPlan]:
-        """Each kind's plan (common/vectors.py) in one round trip, and, given ``ef_search``, the
-        iterative-scan settings once for the transaction when any kind walks HNSW."""
-        owner_ids = OwnerIdList.of(owner_ids)
-        scope = owner_ids.text  # one string to hash and compare, not 100 ids
-        out: dict[Kind, ScanPlan] = {}
-        for kind in kinds:
-            cached = LARGE_SCOPE_PLANS.get((kind, scope, scan))
-            if cached is not None:
-                out[kind] = cached
-        missing = [k for k in kinds if k not in out]
-        # A remembered HNSW plan already says the settings are needed: they ride on the count.
-        along = ef_search if missing and "hnsw" in out.values() else None
-        plans = await scan_plans(
-            self.session, [KIND_SPECS[k].model for k in missing], owner_ids, scan, iterative_hnsw=along
-        )
-        for kind, plan in zip(missing, plans, strict=True):
-            out[kind] = plan
-            if plan == "hnsw":  # a large scope stays large for seconds; a small one is counted each time
-                LARGE_SCOPE_PLANS.put((kind, scope, scan), plan)
-        if ef_search is not None and along is None and "hnsw" in out.values():
-            await use_iterative_hnsw(self.session, ef_search)
-        return {kind: out[kind] for kind in kinds}
+        """Each kind's plan (``common/vectors.scan_plans``: one round trip, none for a scope
+        remembered large), and, given ``ef_search``, the iterative-scan settings when any kind walks
+        HNSW."""
+        models = [KIND_SPECS[kind].model for kind in kinds]
+        plans = await scan_plans(self.session, models, owner_ids, scan, iterative_hnsw=ef_search)
+        return dict(zip(kinds, plans, strict=True))
 
     def _where(
         self,

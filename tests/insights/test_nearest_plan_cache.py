@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 
 from benchmarks.common import fact_texts
+from mosaic_memory.common.vectors import LARGE_SCOPE_PLANS
 from mosaic_memory.container import AppState
-from mosaic_memory.insights.repository import LARGE_SCOPE_NEAREST_PLANS
 from mosaic_memory.insights.schemas import InsightCreate
 from mosaic_memory.insights.service import InsightService
 from tests.conftest import UserFactory
@@ -35,7 +35,7 @@ async def test_a_large_owner_is_planned_once_and_still_merges(
         update={"exact_scan_min_rows": 5, "exact_scan_threshold": 5, "exact_scan_share": 0.0}
     )
     service = InsightService(embedder=state.embedder, settings=state.settings.model_copy(update={"search": search}))
-    LARGE_SCOPE_NEAREST_PLANS.clear()
+    LARGE_SCOPE_PLANS.clear()
 
     _, big = await make_user()
     stored = fact_texts(150, seed=3)  # distinct facts: none merge

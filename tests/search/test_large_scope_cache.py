@@ -7,8 +7,9 @@ import httpx
 
 from benchmarks.common import fact_texts, question_texts
 from mosaic_memory.common.ttl_cache import TtlCache
+from mosaic_memory.common.vectors import LARGE_SCOPE_PLANS
 from mosaic_memory.container import AppState
-from mosaic_memory.search.repository import LARGE_SCOPE_DF, LARGE_SCOPE_PLANS, LARGE_SCOPE_VOCABULARY, LARGE_SCOPES
+from mosaic_memory.search.repository import LARGE_SCOPE_DF, LARGE_SCOPE_VOCABULARY, LARGE_SCOPES
 from mosaic_memory.search.schemas import Mode, SearchRequest
 from mosaic_memory.search.service import SearchService
 from tests.conftest import UserFactory

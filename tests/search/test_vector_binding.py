@@ -15,12 +15,19 @@ from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.pgvector_binary import from_vector_send
 from mosaic_memory.common.repository import owned_by
 from mosaic_memory.common.scan_policy import ScanPolicy
-from mosaic_memory.common.vectors import ScanPlan, by_distance, nearest_rows, query_vector, vector_literal
+from mosaic_memory.common.vectors import (
+    LARGE_SCOPE_PLANS,
+    ScanPlan,
+    by_distance,
+    nearest_rows,
+    query_vector,
+    vector_literal,
+)
 from mosaic_memory.container import AppState
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.models import Insight, Owner
 from mosaic_memory.owners.repository import OwnerRepository
-from mosaic_memory.search.repository import LARGE_SCOPE_PLANS, SearchRepository
+from mosaic_memory.search.repository import SearchRepository
 from tests.conftest import UserFactory
 from tests.search.test_statement_count import counted
 
@@ -104,7 +111,7 @@ async def test_a_remembered_hnsw_plan_sends_its_settings_with_the_other_kinds_co
     owner = await _new_user(state, make_user, "remembered")
     policy = ScanPolicy()
     # as if a search a moment ago had counted this scope's insights past the exact-scan cap
-    LARGE_SCOPE_PLANS.put(("insights", OwnerIdList([owner.id]).text, policy), "hnsw")
+    LARGE_SCOPE_PLANS.put(("insights", OwnerIdList([owner.id]).text, policy, "", ()), "hnsw")
     try:
         async with state.sessionmaker() as session, session.begin():
             await session.execute(text("SELECT '[1,2]'::vector"))  # loads pgvector, so SHOW knows its settings
