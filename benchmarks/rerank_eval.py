@@ -80,18 +80,22 @@ def standin_app(embedder: Embedder) -> FastAPI:
 @asynccontextmanager
 async def standin_server(embedder: Embedder) -> AsyncIterator[str]:
     """The stand-in on a free loopback port, in this event loop; yields its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(standin_app(embedder), port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
+    sock = socket.socket()  # kept bound and handed to uvicorn: no other process can take the port
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(standin_app(embedder), log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
+        while not server.started:
+            if task.done():  # it failed to start: say why, rather than wait for ever
+                task.result()
+                raise RuntimeError("the stand-in reranker stopped before it started")
+            await asyncio.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+        sock.close()
 
 
 async def ask(
