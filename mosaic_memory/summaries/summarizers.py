@@ -291,18 +291,13 @@ class ExtractiveSummarizer:
 
         summaries = []
         for members, extra in sorted(units, key=lambda u: min(u[0])):
-            ordered = sorted(members, key=lambda i: (-score[i], i))
-            steps_left = sorted(extra)
-            for start in range(0, len(ordered), self.max_lines):
-                chosen = ordered[start : start + self.max_lines]
-                if start + self.max_lines >= len(ordered):  # the fact's last insight takes its steps
-                    room = self.max_lines - len(chosen)
-                    chosen, steps_left = chosen + steps_left[:room], steps_left[room:]
-                summaries.append(self._summary(group, chosen, cites))
-            # Steps that did not fit beside their fact follow in insights of their own: they were
-            # dropped, consumed and cited by nothing (the durability suite's tenth batch lost one).
-            for start in range(0, len(steps_left), self.max_lines):
-                summaries.append(self._summary(group, steps_left[start : start + self.max_lines], cites))
+            # The fact's lines, best first, then its steps in order, ``max_lines`` an insight: the
+            # fact's last insight takes the steps that fit, and the rest follow in insights of their
+            # own (they were once dropped, consumed and cited by nothing: the durability suite's
+            # tenth batch lost one).
+            chosen = sorted(members, key=lambda i: (-score[i], i)) + sorted(extra)
+            for start in range(0, len(chosen), self.max_lines):
+                summaries.append(self._summary(group, chosen[start : start + self.max_lines], cites))
         return summaries
 
     def _summary(self, group: SummaryGroup, chosen: list[int], cites: dict[int, list[int]]) -> Summary:
