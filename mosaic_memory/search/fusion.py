@@ -78,10 +78,10 @@ class Calibration:
     semantic: tuple[float, float, float]
     keyword: tuple[float, float]
     hybrid: tuple[float, float, float, float]
-    keyword_power: float = 1.0  # the coverage enters as coverage ** keyword_power
-    baseline_prior: float = 0.0
-    keyword_gate: tuple[float, float] | None = None  # None: hybrid counts the keyword evidence everywhere
-    keyword_unsure: tuple[float, float] = (0.0, 0.0)
+    keyword_power: float  # the coverage enters as coverage ** keyword_power
+    baseline_prior: float
+    keyword_gate: tuple[float, float]
+    keyword_unsure: tuple[float, float]
 
     def score(
         self, mode: str, semantic: float | None, keyword: float | None, baseline: float, share: float = 1.0
@@ -105,7 +105,7 @@ class Calibration:
 
         ``top``: the query's best cosine (None: no semantic candidates). A hit without a cosine
         (no vector yet) keeps its keyword evidence: it has nothing to weigh the match against."""
-        if self.keyword_gate is None or top is None:
+        if top is None:
             return [1.0] * len(cosines)
         gaps = np.array([np.nan if c is None else c - baseline for c in cosines], dtype=np.float64)
         share = keyword_share(gaps, top - baseline, self.keyword_gate, self.keyword_unsure)
