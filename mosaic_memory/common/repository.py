@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mosaic_memory.common.owner_ids import OwnerIds
 
-__all__ = ["OWNERS", "OWNER_FILTER_DISABLED", "owned_by", "try_add", "try_flush"]
+__all__ = ["OWNERS", "OWNER_FILTER_DISABLED", "owned_by", "owner_filter_on", "try_add", "try_flush"]
 
 _OWNER_ARRAY = OwnerIds()
 OWNERS = "owners"  # the parameter of owned_by(column, None)
@@ -24,6 +24,13 @@ OWNERS = "owners"  # the parameter of owned_by(column, None)
 # database's row-level security alone keeps tenants apart (docs/reliability.md). The service
 # refuses to start with it where that wall is absent (container.build_state); never set it anywhere else.
 OWNER_FILTER_DISABLED = os.environ.get("MOSAIC_TEST_DISABLE_OWNER_FILTER") == "1"
+
+
+def owner_filter_on() -> bool:
+    """Whether :func:`owned_by` writes the owner filter now (read at each call: the isolation suite
+    turns it off for a while). A statement built once and kept must key on it, or one built with
+    the filter off would outlive the switch and serve every owner's rows."""
+    return not OWNER_FILTER_DISABLED
 
 
 def owned_by(column: Any, owner_ids: Sequence[uuid.UUID] | None) -> ColumnElement[bool]:

@@ -41,7 +41,7 @@ from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 from mosaic_memory.common.kinds import KindSpec
 from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.pgvector_binary import from_vector_send
-from mosaic_memory.common.repository import OWNERS, owned_by
+from mosaic_memory.common.repository import OWNERS, owned_by, owner_filter_on
 from mosaic_memory.common.schemas import Kind
 from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.common.vectors import (
@@ -89,7 +89,9 @@ _VECTOR_COLUMNS: dict[tuple[Kind, bool], tuple[list[Any], dict[ScanPlan, Any], C
 
 # Semantic search's statement without filters, per (kind, with the embedding, with history, plan),
 # built once: its owners (OWNERS), present and limit are parameters given at each execution.
-_NEAREST: dict[tuple[Kind, bool, bool, ScanPlan], Select[Any]] = {}
+# (The owner filter's switch is part of the key, ``owner_filter_on``; the keyword statements key
+# on the WHERE's shape, which holds the filter or its absence.)
+_NEAREST: dict[tuple[Kind, bool, bool, ScanPlan, bool], Select[Any]] = {}
 _NOW = "now"
 _LIMIT = "limit"
 _NOW_PARAMETER = bindparam(_NOW, type_=DateTime(timezone=True))
@@ -237,7 +239,7 @@ class SearchRepository:
         def query(plan: ScanPlan) -> Select[Any]:
             if where is not None:
                 return self._nearest(kind, where, with_embedding, plan)
-            key = (kind, with_embedding, include_history, plan)
+            key = (kind, with_embedding, include_history, plan, owner_filter_on())
             if key not in _NEAREST:
                 unfiltered = self._where(spec, None, filters, now=_NOW_PARAMETER, include_history=include_history)
                 assert unfiltered is not None  # no filter names a missing field
