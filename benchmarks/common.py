@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -9,9 +10,11 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 DIM = 384
 K = 10
@@ -79,6 +82,69 @@ def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0 or a != a or b != b:
         return None
     return round(a / b, 3)
+
+
+def _tree_cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) of ``pid`` and its living descendants; 0 once it is gone."""
+    if pid is None:
+        return 0.0
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a child may end between the two calls
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The embedded PostgreSQL's postmaster under ``data_dir`` (``pg/postmaster.pid``), if running."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    return None
+
+
+class CpuSplit:
+    """Where a phase's CPU went, per unit of work: this process (the client), the server's process
+    tree, PostgreSQL's (postmaster and backends), and the rest of the machine, beside how busy the
+    machine's cores were. It says whether a throughput target is bound by the cores themselves: at
+    ``c`` cores and full load, ``r`` per second needs at most ``1000 × c / r`` CPU ms per unit."""
+
+    def __init__(self, *, server_pid: int | None, postgres_pid: int | None) -> None:
+        self.pids = {"server": server_pid, "postgres": postgres_pid}
+        self.start = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        machine = psutil.cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return {
+            "client": time.process_time(),
+            **{name: _tree_cpu_s(pid) for name, pid in self.pids.items()},
+            "machine": busy,
+            "wall": time.monotonic(),
+        }
+
+    def per_unit(self, units: int) -> dict[str, Any]:
+        end = self._sample()
+        d = {k: end[k] - self.start[k] for k in end}
+        other = d["machine"] - d["client"] - d["server"] - d["postgres"]
+        per = max(units, 1)
+        cores = psutil.cpu_count() or 1
+        return {
+            "cpu_ms_per_unit": {
+                "client": round(d["client"] * 1000 / per, 2),
+                "server": round(d["server"] * 1000 / per, 2),
+                "postgres": round(d["postgres"] * 1000 / per, 2),
+                "other": round(max(other, 0.0) * 1000 / per, 2),
+                "machine": round(d["machine"] * 1000 / per, 2),
+            },
+            "machine_busy_share": round(d["machine"] / (d["wall"] * cores), 3) if d["wall"] > 0 else None,
+            "cores": cores,
+        }
 
 
 @dataclass

@@ -21,7 +21,18 @@ import httpx
 import numpy as np
 from sqlalchemy import text
 
-from benchmarks.common import CaseResult, K, Skip, fact_texts, now_ms, question_texts, ratio, stats
+from benchmarks.common import (
+    CaseResult,
+    CpuSplit,
+    K,
+    Skip,
+    fact_texts,
+    now_ms,
+    postmaster_pid,
+    question_texts,
+    ratio,
+    stats,
+)
 from benchmarks.context import ADMIN_KEY, Context
 from benchmarks.vector_cases import ensure_loaded
 from embeddings import Embedder, FloatArray, get_embedder
@@ -188,7 +199,14 @@ async def case_b(ctx: Context) -> CaseResult:
             calls = [("POST", "/v1/search", {"query": q, "k": K, "mode": mode}) for q in questions]
             await _timed_requests(client, calls[:5], headers)
             http[mode] = stats(await _timed_requests(client, calls, headers))
-        concurrent = await _concurrent(base, headers, questions, clients=8, seconds=ctx.sizes.concurrency_seconds)
+        concurrent = await _concurrent(
+            base,
+            headers,
+            questions,
+            clients=8,
+            seconds=ctx.sizes.concurrency_seconds,
+            pids={"server_pid": ctx.server_pids[base], "postgres_pid": postmaster_pid(ctx.workdir)},
+        )
 
     embed = stats(embed_times)
     breakdown = {}
@@ -238,7 +256,13 @@ async def _bump_access_cost(ctx: Context, samples: int) -> dict[str, float]:
 
 
 async def _concurrent(
-    base: str, headers: dict[str, str], questions: list[str], *, clients: int, seconds: float
+    base: str,
+    headers: dict[str, str],
+    questions: list[str],
+    *,
+    clients: int,
+    seconds: float,
+    pids: dict[str, int | None],
 ) -> dict[str, Any]:
     stop = time.monotonic() + seconds
     times: list[float] = []
@@ -259,8 +283,10 @@ async def _concurrent(
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         t0 = time.monotonic()
+        cpu = CpuSplit(**pids)
         await asyncio.gather(*(worker(i, client) for i in range(clients)))
         elapsed = time.monotonic() - t0
+        spent = cpu.per_unit(len(times))
     return {
         "clients": clients,
         "mode": "hybrid",
@@ -269,6 +295,7 @@ async def _concurrent(
         "searches_per_s": round(len(times) / elapsed, 1),
         "errors": errors,
         "latency": stats(times),
+        "cpu": spent,
     }
 
 
