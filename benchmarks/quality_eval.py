@@ -56,8 +56,6 @@ class Answer:
     """One question's hits: (content, score, per-signal scores)."""
 
     hits: list[tuple[str, float, dict[str, float]]]
-    baseline: float = 0.0  # the mean cosine of the semantic candidates (fusion.baseline_of)
-    top: float = 0.0  # the best cosine among them
 
 
 def metrics(answers: list[Answer], relevant: list[frozenset[str]]) -> dict[str, float]:
@@ -99,22 +97,14 @@ async def answer(
     stored: Stored,
     queries: list[str],
     mode: str,
-    with_baseline: bool = False,
     **req: Any,
 ) -> list[Answer]:
     service = SearchService(embedder=embedder, settings=settings)
     out = []
-    n = 10 * settings.search.candidate_multiplier
     for q in queries:
         async with state.sessionmaker() as session, session.begin():
             res = await service.search(session, stored.principal, SearchRequest(query=q, k=10, mode=mode, **req))
-            baseline = top = 0.0
-            if with_baseline:
-                wide = await service.search(session, stored.principal, SearchRequest(query=q, k=n, mode="semantic"))
-                cosines = [h.scores["semantic"] for h in wide.hits]
-                baseline = baseline_of(cosines, candidates=n, prior=settings.search.calibration_baseline_prior)
-                top = max(cosines, default=0.0)
-        out.append(Answer([(h.content, h.score, dict(h.scores)) for h in res.hits], baseline, top))
+        out.append(Answer([(h.content, h.score, dict(h.scores)) for h in res.hits]))
     return out
 
 
@@ -124,7 +114,6 @@ async def evaluate(
     sets: list[Stored],
     settings: Settings,
     modes: tuple[str, ...] = MODES,
-    with_baseline: bool = False,
 ) -> dict[str, Any]:
     """Every set × mode: metrics overall and per type, and the hits (for the cut and the fit)."""
     result: dict[str, Any] = {}
@@ -133,9 +122,8 @@ async def evaluate(
         rel = [q.relevant for q in qs]
         per_mode: dict[str, Any] = {}
         for mode in modes:
-            wb = with_baseline and mode == "hybrid"
-            ans = await answer(state, embedder, settings, st, [q.text for q in qs], mode, wb, min_score=None)
-            none = await answer(state, embedder, settings, st, st.qset.unanswerable, mode, wb, min_score=None)
+            ans = await answer(state, embedder, settings, st, [q.text for q in qs], mode, min_score=None)
+            none = await answer(state, embedder, settings, st, st.qset.unanswerable, mode, min_score=None)
             types = {}
             for t in dict.fromkeys(q.type for q in qs):
                 idx = [i for i, q in enumerate(qs) if q.type == t]
@@ -211,8 +199,10 @@ async def candidate_pools(
     state: AppState, embedder: CachedEmbedder, settings: Settings, sets: list[Stored]
 ) -> list[SetPools]:
     """Every question's candidates as hybrid search sees them: its ``n`` = 10 × candidate_multiplier
-    semantic and keyword rows, asked for as k = n with a multiplier of 1 (the same two lists and
-    baseline), the top n of their union by the configured score (the rest rank too low to matter)."""
+    semantic and keyword rows, asked for as k = n with a multiplier of 1 (the same two lists), the
+    top n of their union by the configured score (the rest rank too low to matter). The baseline
+    and the best cosine come from a semantic search of the same n rows: the hybrid hits miss the
+    semantic candidates that keyword rows pushed out of the top n."""
     n = 10 * settings.search.candidate_multiplier
     wide = settings.model_copy(deep=True)
     wide.search.candidate_multiplier = 1
@@ -222,21 +212,23 @@ async def candidate_pools(
         pools: list[list[Pool]] = [[], []]
         asked = [(q.text, q.relevant) for q in st.qset.questions], [(q, frozenset[str]()) for q in st.qset.unanswerable]
         for bucket, questions in zip(pools, asked, strict=True):
-            base = await answer(state, embedder, settings, st, [q for q, _ in questions], "semantic", True)
-            for (q, rel), b in zip(questions, base, strict=True):
+            for q, rel in questions:
                 async with state.sessionmaker() as session, session.begin():
+                    sem = await service.search(session, st.principal, SearchRequest(query=q, k=n, mode="semantic"))
                     res = await service.search(session, st.principal, SearchRequest(query=q, k=n, mode="hybrid"))
+                cosines = [h.scores["semantic"] for h in sem.hits]
+                baseline = baseline_of(cosines, candidates=n, prior=settings.search.calibration_baseline_prior)
                 known = np.array(["semantic" in h.scores for h in res.hits], dtype=bool)
                 cos = np.array([h.scores.get("semantic", 0.0) for h in res.hits])
                 bucket.append(
                     Pool(
                         contents=[h.content for h in res.hits],
                         cos=cos,
-                        gap=np.where(known, cos - b.baseline, 0.0),
+                        gap=np.where(known, cos - baseline, 0.0),
                         cov=np.array([h.scores.get("keyword", 0.0) for h in res.hits]),
                         known=known,
-                        baseline=b.baseline,
-                        top=b.top,
+                        baseline=baseline,
+                        top=max(cosines, default=0.0),
                         relevant=rel,
                     )
                 )
@@ -399,7 +391,7 @@ async def main_async(args: argparse.Namespace) -> None:
         cached = CachedEmbedder(ctx.state.embedder, dict(zip(queries, vectors, strict=True)))
         settings = ctx.settings
         cut = args.cut if args.cut is not None else getattr(settings.search, "min_score", 0.5)
-        result = await evaluate(ctx.state, cached, sets, settings, with_baseline=args.dump is not None)
+        result = await evaluate(ctx.state, cached, sets, settings)
         cuts = cut_report(result, sets, cut)
         doc: dict[str, Any] = {"modes": strip_private(result), "cut": cut, "cut_report": cuts}
         print(markdown(result, cuts, cut))
