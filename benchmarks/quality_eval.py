@@ -176,7 +176,10 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50
 
 @dataclass
 class Pool:
-    """One question's hybrid candidates (both sides' rows, once each) with their raw signals."""
+    """One question's hybrid candidates (both sides' rows, once each) with their raw signals.
+
+    ``cos`` and ``gap`` as ``Calibration.score`` weighs them: 0 for a row without a cosine (no
+    vector), which ``known`` tells ``keyword_share``."""
 
     contents: list[str]
     cos: np.ndarray  # 0 where a row has no vector
@@ -184,7 +187,7 @@ class Pool:
     cov: np.ndarray  # keyword coverage, 0 where the keyword side did not find the row
     known: np.ndarray  # the row has a cosine
     baseline: float
-    top: float
+    spread: float | None  # the best cosine above the baseline; None: no semantic candidates
     relevant: frozenset[str]
 
 
@@ -218,6 +221,7 @@ async def candidate_pools(
                     res = await service.search(session, st.principal, SearchRequest(query=q, k=n, mode="hybrid"))
                 cosines = [h.scores["semantic"] for h in sem.hits]
                 baseline = baseline_of(cosines, candidates=n, prior=settings.search.calibration_baseline_prior)
+                top = max(cosines, default=None)
                 known = np.array(["semantic" in h.scores for h in res.hits], dtype=bool)
                 cos = np.array([h.scores.get("semantic", 0.0) for h in res.hits])
                 bucket.append(
@@ -228,7 +232,7 @@ async def candidate_pools(
                         cov=np.array([h.scores.get("keyword", 0.0) for h in res.hits]),
                         known=known,
                         baseline=baseline,
-                        top=max(cosines, default=0.0),
+                        spread=None if top is None else top - baseline,
                         relevant=rel,
                     )
                 )
@@ -246,8 +250,7 @@ class Ranking:
     unsure: tuple[float, float]
 
     def keyword(self, p: Pool) -> np.ndarray:
-        share = keyword_share(p.gap, p.top - p.baseline, self.gate, self.unsure)
-        return np.asarray(p.cov**self.power * np.where(p.known, share, 1.0))
+        return p.cov**self.power * keyword_share(np.where(p.known, p.gap, np.nan), p.spread, self.gate, self.unsure)
 
     def top10(self, p: Pool) -> np.ndarray:
         return np.argsort(-(p.cos + self.ratio * self.keyword(p)), kind="stable")[:10]
