@@ -285,22 +285,23 @@ def calibrate(pools: list[SetPools], ranking: Ranking) -> dict[str, list[float]]
 
     Hybrid's map keeps the ranking: the keyword weight is ``ratio`` times the cosine's (cosine
     plus above-baseline weight), so only the scale, the split of the cosine's weight between the
-    raw cosine and its gap (the baseline is constant within a query) and the bias are fitted.
-    Semantic: cosine and gap; keyword: coverage ** power."""
+    raw cosine and its gap (the baseline is constant within a query) and the bias are fitted: the
+    second feature, gap − cosine, is −baseline, or 0 for a row without a cosine, whose score has
+    neither term. Semantic: cosine and gap; keyword: coverage ** power."""
     rows: list[list[float]] = []
     y: list[int] = []
     for sp in pools:
         for p in [*sp.answerable, *sp.unanswerable]:
             k = ranking.keyword(p)
             for i in ranking.top10(p):
-                rows.append([p.cos[i], p.gap[i], k[i], p.baseline, p.cov[i] ** ranking.power])
+                rows.append([p.cos[i], p.gap[i], k[i], p.cov[i] ** ranking.power])
                 y.append(int(p.contents[i] in p.relevant))
     x, labels = np.asarray(rows), np.asarray(y, dtype=float)
-    w1, w2, c = fit_logistic(np.stack([x[:, 0] + ranking.ratio * x[:, 2], -x[:, 3]], axis=1), labels)
+    w1, w2, c = fit_logistic(np.stack([x[:, 0] + ranking.ratio * x[:, 2], x[:, 1] - x[:, 0]], axis=1), labels)
     hybrid = [w1 - w2, w2, ranking.ratio * w1, c]
     return {
         "semantic": [round(float(v), 4) for v in fit_logistic(x[:, [0, 1]], labels)],
-        "keyword": [round(float(v), 4) for v in fit_logistic(x[:, [4]], labels)],
+        "keyword": [round(float(v), 4) for v in fit_logistic(x[:, [3]], labels)],
         "hybrid": [round(float(v), 4) for v in hybrid],
     }
 
