@@ -5,7 +5,7 @@
 Each set is stored as insights of a user of its own (near-duplicate merge off, so every row stays
 findable) in a fresh embedded PostgreSQL; questions go through ``SearchService`` with the query
 vectors computed once. Reports recall@5/10 and MRR per set, per question type and per mode, the
-precision and recall of the configured ``min_score`` cut over all sets, and the share of
+precision and recall of the configured cut (``search.relevance_cut``) over all sets, and the share of
 questions about something not stored that get no hit above it. ``--fit`` chooses hybrid's
 ranking on every set together and fits the calibration under it (the constants in
 ``SearchSettings``; see ``fit``), then evaluates with them; ``--sweep`` ranks hybrid with the
@@ -394,7 +394,7 @@ async def main_async(args: argparse.Namespace) -> None:
         vectors = await ctx.state.embedder.embed_documents(queries)
         cached = CachedEmbedder(ctx.state.embedder, dict(zip(queries, vectors, strict=True)))
         settings = ctx.settings
-        cut = args.cut if args.cut is not None else getattr(settings.search, "min_score", 0.5)
+        cut = args.cut if args.cut is not None else settings.search.relevance_cut
         result = await evaluate(ctx.state, cached, sets, settings)
         cuts = cut_report(result, sets, cut)
         doc: dict[str, Any] = {"modes": strip_private(result), "cut": cut, "cut_report": cuts}
