@@ -5,7 +5,7 @@
 Each set is stored as insights of a user of its own (near-duplicate merge off, so every row stays
 findable) in a fresh embedded PostgreSQL; questions go through ``SearchService`` with the query
 vectors computed once. Reports recall@5/10 and MRR per set, per question type and per mode, the
-precision and recall of the configured ``min_score`` cut over all sets, and the share of
+precision and recall of the configured cut (``search.relevance_cut``) over all sets, and the share of
 questions about something not stored that get no hit above it. ``--fit`` chooses hybrid's
 ranking on every set together and fits the calibration under it (the constants in
 ``SearchSettings``; see ``fit``), then evaluates with them; ``--sweep`` ranks hybrid with the
@@ -56,8 +56,6 @@ class Answer:
     """One question's hits: (content, score, per-signal scores)."""
 
     hits: list[tuple[str, float, dict[str, float]]]
-    baseline: float = 0.0  # the mean cosine of the semantic candidates (fusion.baseline_of)
-    top: float = 0.0  # the best cosine among them
 
 
 def metrics(answers: list[Answer], relevant: list[frozenset[str]]) -> dict[str, float]:
@@ -99,22 +97,14 @@ async def answer(
     stored: Stored,
     queries: list[str],
     mode: str,
-    with_baseline: bool = False,
     **req: Any,
 ) -> list[Answer]:
     service = SearchService(embedder=embedder, settings=settings)
     out = []
-    n = 10 * settings.search.candidate_multiplier
     for q in queries:
         async with state.sessionmaker() as session, session.begin():
             res = await service.search(session, stored.principal, SearchRequest(query=q, k=10, mode=mode, **req))
-            baseline = top = 0.0
-            if with_baseline:
-                wide = await service.search(session, stored.principal, SearchRequest(query=q, k=n, mode="semantic"))
-                cosines = [h.scores["semantic"] for h in wide.hits]
-                baseline = baseline_of(cosines, candidates=n, prior=settings.search.calibration_baseline_prior)
-                top = max(cosines, default=0.0)
-        out.append(Answer([(h.content, h.score, dict(h.scores)) for h in res.hits], baseline, top))
+        out.append(Answer([(h.content, h.score, dict(h.scores)) for h in res.hits]))
     return out
 
 
@@ -124,7 +114,6 @@ async def evaluate(
     sets: list[Stored],
     settings: Settings,
     modes: tuple[str, ...] = MODES,
-    with_baseline: bool = False,
 ) -> dict[str, Any]:
     """Every set × mode: metrics overall and per type, and the hits (for the cut and the fit)."""
     result: dict[str, Any] = {}
@@ -133,9 +122,8 @@ async def evaluate(
         rel = [q.relevant for q in qs]
         per_mode: dict[str, Any] = {}
         for mode in modes:
-            wb = with_baseline and mode == "hybrid"
-            ans = await answer(state, embedder, settings, st, [q.text for q in qs], mode, wb, min_score=None)
-            none = await answer(state, embedder, settings, st, st.qset.unanswerable, mode, wb, min_score=None)
+            ans = await answer(state, embedder, settings, st, [q.text for q in qs], mode, min_score=None)
+            none = await answer(state, embedder, settings, st, st.qset.unanswerable, mode, min_score=None)
             types = {}
             for t in dict.fromkeys(q.type for q in qs):
                 idx = [i for i, q in enumerate(qs) if q.type == t]
@@ -188,7 +176,10 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50
 
 @dataclass
 class Pool:
-    """One question's hybrid candidates (both sides' rows, once each) with their raw signals."""
+    """One question's hybrid candidates (both sides' rows, once each) with their raw signals.
+
+    ``cos`` and ``gap`` as ``Calibration.score`` weighs them: 0 for a row without a cosine (no
+    vector), which ``known`` tells ``keyword_share``."""
 
     contents: list[str]
     cos: np.ndarray  # 0 where a row has no vector
@@ -196,7 +187,7 @@ class Pool:
     cov: np.ndarray  # keyword coverage, 0 where the keyword side did not find the row
     known: np.ndarray  # the row has a cosine
     baseline: float
-    top: float
+    spread: float | None  # the best cosine above the baseline; None: no semantic candidates
     relevant: frozenset[str]
 
 
@@ -211,8 +202,10 @@ async def candidate_pools(
     state: AppState, embedder: CachedEmbedder, settings: Settings, sets: list[Stored]
 ) -> list[SetPools]:
     """Every question's candidates as hybrid search sees them: its ``n`` = 10 × candidate_multiplier
-    semantic and keyword rows, asked for as k = n with a multiplier of 1 (the same two lists and
-    baseline), the top n of their union by the configured score (the rest rank too low to matter)."""
+    semantic and keyword rows, asked for as k = n with a multiplier of 1 (the same two lists), the
+    top n of their union by the configured score (the rest rank too low to matter). The baseline
+    and the best cosine come from a semantic search of the same n rows: the hybrid hits miss the
+    semantic candidates that keyword rows pushed out of the top n."""
     n = 10 * settings.search.candidate_multiplier
     wide = settings.model_copy(deep=True)
     wide.search.candidate_multiplier = 1
@@ -222,21 +215,24 @@ async def candidate_pools(
         pools: list[list[Pool]] = [[], []]
         asked = [(q.text, q.relevant) for q in st.qset.questions], [(q, frozenset[str]()) for q in st.qset.unanswerable]
         for bucket, questions in zip(pools, asked, strict=True):
-            base = await answer(state, embedder, settings, st, [q for q, _ in questions], "semantic", True)
-            for (q, rel), b in zip(questions, base, strict=True):
+            for q, rel in questions:
                 async with state.sessionmaker() as session, session.begin():
+                    sem = await service.search(session, st.principal, SearchRequest(query=q, k=n, mode="semantic"))
                     res = await service.search(session, st.principal, SearchRequest(query=q, k=n, mode="hybrid"))
+                cosines = [h.scores["semantic"] for h in sem.hits]
+                baseline = baseline_of(cosines, candidates=n, prior=settings.search.calibration_baseline_prior)
+                top = max(cosines, default=None)
                 known = np.array(["semantic" in h.scores for h in res.hits], dtype=bool)
                 cos = np.array([h.scores.get("semantic", 0.0) for h in res.hits])
                 bucket.append(
                     Pool(
                         contents=[h.content for h in res.hits],
                         cos=cos,
-                        gap=np.where(known, cos - b.baseline, 0.0),
+                        gap=np.where(known, cos - baseline, 0.0),
                         cov=np.array([h.scores.get("keyword", 0.0) for h in res.hits]),
                         known=known,
-                        baseline=b.baseline,
-                        top=b.top,
+                        baseline=baseline,
+                        spread=None if top is None else top - baseline,
                         relevant=rel,
                     )
                 )
@@ -254,8 +250,7 @@ class Ranking:
     unsure: tuple[float, float]
 
     def keyword(self, p: Pool) -> np.ndarray:
-        share = keyword_share(p.gap, p.top - p.baseline, self.gate, self.unsure)
-        return np.asarray(p.cov**self.power * np.where(p.known, share, 1.0))
+        return p.cov**self.power * keyword_share(np.where(p.known, p.gap, np.nan), p.spread, self.gate, self.unsure)
 
     def top10(self, p: Pool) -> np.ndarray:
         return np.argsort(-(p.cos + self.ratio * self.keyword(p)), kind="stable")[:10]
@@ -290,22 +285,23 @@ def calibrate(pools: list[SetPools], ranking: Ranking) -> dict[str, list[float]]
 
     Hybrid's map keeps the ranking: the keyword weight is ``ratio`` times the cosine's (cosine
     plus above-baseline weight), so only the scale, the split of the cosine's weight between the
-    raw cosine and its gap (the baseline is constant within a query) and the bias are fitted.
-    Semantic: cosine and gap; keyword: coverage ** power."""
+    raw cosine and its gap (the baseline is constant within a query) and the bias are fitted: the
+    second feature, gap − cosine, is −baseline, or 0 for a row without a cosine, whose score has
+    neither term. Semantic: cosine and gap; keyword: coverage ** power."""
     rows: list[list[float]] = []
     y: list[int] = []
     for sp in pools:
         for p in [*sp.answerable, *sp.unanswerable]:
             k = ranking.keyword(p)
             for i in ranking.top10(p):
-                rows.append([p.cos[i], p.gap[i], k[i], p.baseline, p.cov[i] ** ranking.power])
+                rows.append([p.cos[i], p.gap[i], k[i], p.cov[i] ** ranking.power])
                 y.append(int(p.contents[i] in p.relevant))
     x, labels = np.asarray(rows), np.asarray(y, dtype=float)
-    w1, w2, c = fit_logistic(np.stack([x[:, 0] + ranking.ratio * x[:, 2], -x[:, 3]], axis=1), labels)
+    w1, w2, c = fit_logistic(np.stack([x[:, 0] + ranking.ratio * x[:, 2], x[:, 1] - x[:, 0]], axis=1), labels)
     hybrid = [w1 - w2, w2, ranking.ratio * w1, c]
     return {
         "semantic": [round(float(v), 4) for v in fit_logistic(x[:, [0, 1]], labels)],
-        "keyword": [round(float(v), 4) for v in fit_logistic(x[:, [4]], labels)],
+        "keyword": [round(float(v), 4) for v in fit_logistic(x[:, [3]], labels)],
         "hybrid": [round(float(v), 4) for v in hybrid],
     }
 
@@ -398,8 +394,8 @@ async def main_async(args: argparse.Namespace) -> None:
         vectors = await ctx.state.embedder.embed_documents(queries)
         cached = CachedEmbedder(ctx.state.embedder, dict(zip(queries, vectors, strict=True)))
         settings = ctx.settings
-        cut = args.cut if args.cut is not None else getattr(settings.search, "min_score", 0.5)
-        result = await evaluate(ctx.state, cached, sets, settings, with_baseline=args.dump is not None)
+        cut = args.cut if args.cut is not None else settings.search.relevance_cut
+        result = await evaluate(ctx.state, cached, sets, settings)
         cuts = cut_report(result, sets, cut)
         doc: dict[str, Any] = {"modes": strip_private(result), "cut": cut, "cut_report": cuts}
         print(markdown(result, cuts, cut))

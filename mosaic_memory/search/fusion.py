@@ -49,15 +49,24 @@ def _ramp(x: ArrayLike, span: tuple[float, float]) -> FloatArray:
     return np.clip((np.asarray(x, dtype=np.float64) - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
 
 
-def keyword_share(gap: ArrayLike, spread: float, gate: tuple[float, float], unsure: tuple[float, float]) -> FloatArray:
-    """How much of a hybrid hit's keyword evidence counts, 0..1, per hit.
+def keyword_share(
+    gap: ArrayLike, spread: float | None, gate: tuple[float, float], unsure: tuple[float, float]
+) -> FloatArray:
+    """How much of a hybrid hit's keyword evidence counts, 0..1, per hit of one query.
 
     ``gap``: each hit's cosine above the query's baseline; ``spread``: the best cosine's.
     Full for a hit standing ``gate[1]`` above the baseline (none up to ``gate[0]``), and full for
     every hit of a query whose best cosine stands less than ``unsure[0]`` above it (none from
-    ``unsure[1]``). Arrays in, arrays out: ``python -m benchmarks.quality_eval --fit`` ranks with it.
+    ``unsure[1]``). A hit without a cosine (gap NaN: no vector yet) and every hit of a query
+    without semantic candidates (spread None) keep their keyword evidence: they have nothing to
+    weigh the match against. Arrays in, arrays out: ``python -m benchmarks.quality_eval --fit``
+    ranks with it, so the ranking it fits is the one search serves.
     """
-    return np.maximum(_ramp(gap, gate), 1.0 - _ramp(spread, unsure))
+    gaps = np.asarray(gap, dtype=np.float64)
+    if spread is None:
+        return np.ones_like(gaps)
+    share = np.maximum(_ramp(gaps, gate), 1.0 - _ramp(spread, unsure))
+    return np.where(np.isnan(gaps), 1.0, share)
 
 
 @dataclass(frozen=True)
@@ -101,15 +110,11 @@ class Calibration:
         return sigmoid(a * cos + g * gap + b * cov * share + c)
 
     def keyword_shares(self, cosines: Sequence[float | None], baseline: float, top: float | None) -> list[float]:
-        """``keyword_share`` of each of a query's hybrid hits, in one array operation.
-
-        ``top``: the query's best cosine (None: no semantic candidates). A hit without a cosine
-        (no vector yet) keeps its keyword evidence: it has nothing to weigh the match against."""
-        if top is None:
-            return [1.0] * len(cosines)
-        gaps = np.array([np.nan if c is None else c - baseline for c in cosines], dtype=np.float64)
-        share = keyword_share(gaps, top - baseline, self.keyword_gate, self.keyword_unsure)
-        return [float(v) for v in np.where(np.isnan(gaps), 1.0, share)]
+        """``keyword_share`` of each of a query's hybrid hits: ``cosines`` None for a hit without a
+        vector, ``top`` the query's best cosine (None: no semantic candidates)."""
+        gaps = [np.nan if c is None else c - baseline for c in cosines]
+        spread = None if top is None else top - baseline
+        return [float(v) for v in keyword_share(gaps, spread, self.keyword_gate, self.keyword_unsure)]
 
 
 @dataclass

@@ -4,7 +4,10 @@ The cosines are those the bundled model gives two questions of benchmarks/qualit
 
 from __future__ import annotations
 
+import numpy as np
+
 from mosaic_memory.config import Settings
+from mosaic_memory.search.fusion import keyword_share
 from mosaic_memory.search.service import calibration_of
 
 
@@ -25,5 +28,8 @@ def test_a_query_the_model_cannot_place_keeps_its_keyword_evidence_everywhere() 
 
 def test_a_hit_without_a_vector_keeps_its_keyword_evidence() -> None:
     cal = calibration_of(Settings())
-    assert cal.keyword_shares([0.570, None], baseline=0.276, top=0.570) == [1.0, 1.0]
+    assert cal.keyword_shares([0.254, None], baseline=0.276, top=0.570) == [0.0, 1.0]
     assert cal.keyword_shares([None], baseline=0.1, top=None) == [1.0]
+    # the array form --fit ranks with: a NaN gap is a hit without a vector
+    shares = keyword_share([-0.022, np.nan], 0.294, cal.keyword_gate, cal.keyword_unsure)
+    assert shares.tolist() == [0.0, 1.0]
