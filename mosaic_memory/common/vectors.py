@@ -16,13 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import psycopg
 from pgvector.sqlalchemy import Vector
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import Dialect, Select, bindparam, event, func, literal_column, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement, TextClause
 
 from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.owner_ids import OwnerIds
+from mosaic_memory.common.pgvector_binary import to_vector_recv
 from mosaic_memory.common.scan_policy import ScanPolicy
 from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.db import reading_alone
@@ -66,13 +70,43 @@ def vector_literal(vector: Any) -> str:
     return "[" + ",".join([f"{x:.9g}" for x in np.asarray(vector, dtype=np.float32).tolist()]) + "]"
 
 
+class _VectorParameter(bytes):
+    """A query vector in pgvector's binary form (``to_vector_recv``), sent as such by psycopg."""
+
+
+class _VectorParameterDumper(Dumper):
+    """Sends a :class:`_VectorParameter` as it is, in binary, its type left to the server: the
+    statement says it (``embedding <=> $1``: a vector), so no cast and no lookup of the extension
+    type's oid on each connection."""
+
+    format = Format.BINARY
+    oid = 0
+
+    def dump(self, obj: Any) -> bytes:
+        return bytes(obj)
+
+
+# Every connection psycopg opens from here on copies the default adapters: our engines, and any
+# engine a test or a tool builds. It concerns only _VectorParameter, which nothing else makes.
+psycopg.adapters.register_dumper(_VectorParameter, _VectorParameterDumper)
+
+
+def _vector_parameter(vector: Any) -> _VectorParameter:
+    return _VectorParameter(to_vector_recv(vector))
+
+
 class _QueryVector(Vector):
-    """A vector parameter formatted by :func:`vector_literal` (sent without a cast, as pgvector's own)."""
+    """A vector parameter sent in pgvector's binary form (sent without a cast, as pgvector's own).
+
+    Writing the text form (:func:`vector_literal`) cost ~0.1 ms of Python for 384 floats, once per
+    statement: three times an HTTP search (one statement a kind); the binary form is one numpy
+    copy, and the server reads it without parsing decimals. Other drivers get the text form.
+    """
 
     cache_ok = True
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        return vector_literal
+        return _vector_parameter if dialect.driver == "psycopg" else vector_literal
 
 
 def query_vector(vector: Any) -> BindParameter[Any]:
