@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ from mosaic_memory.common.vectors import (
     query_vector_parameter,
     scan_plans,
 )
+from mosaic_memory.db import json_loads
 from mosaic_memory.kinds import KIND_SPECS
 from mosaic_memory.search.schemas import SearchFilters
 
@@ -64,11 +66,21 @@ class Row:
     owner_id: uuid.UUID
     content: str
     tags: list[str]
-    metadata: dict[str, Any]
+    metadata_json: str | None  # the metadata as PostgreSQL writes it (None: the kind has none)
     created_at: datetime
     importance: float
     score: float
     embedding: np.ndarray | None = None
+
+    @cached_property
+    def metadata(self) -> dict[str, Any]:
+        """Decoded when read: a search reads its candidates' rows (40 a kind, three kinds) and
+        returns k hits, so decoding every candidate's metadata as the rows came in was ~5 Python
+        calls a row spent on rows it then dropped."""
+        if self.metadata_json is None:
+            return {}
+        decoded: dict[str, Any] = json_loads(self.metadata_json)
+        return decoded
 
 
 # Facts about large scopes, counted once and kept for a short while (common/ttl_cache.py; the
@@ -179,7 +191,8 @@ class SearchRepository:
             model.owner_id.label("owner_id"),
             spec.text_sql.label("content"),
             (spec.tags if spec.tags is not None else literal(None)).label("tags"),
-            (spec.metadata if spec.metadata is not None else literal(None)).label("metadata"),
+            # as text: decoded only for the rows a search returns (Row.metadata)
+            (cast(spec.metadata, Text) if spec.metadata is not None else literal(None, Text)).label("metadata"),
             spec.created.label("created_at"),
             (spec.importance if spec.importance is not None else literal(0.5)).label("importance"),
         ]
@@ -198,7 +211,7 @@ class SearchRepository:
             owner_id=r.owner_id,
             content=r.content,
             tags=list(r.tags or []),
-            metadata=dict(r.metadata or {}),
+            metadata_json=r.metadata,
             created_at=r.created_at,
             importance=float(r.importance),
             score=score,
