@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -343,6 +344,9 @@ def by_distance_sql(distance: str, plan: ScanPlan) -> str:
     return distance if plan == "hnsw" else f"({distance}) + 0"
 
 
+_DISTANCE = attrgetter("distance")  # a sort key that is no Python call per row
+
+
 async def nearest_rows(
     session: AsyncSession,
     plan: ScanPlan,
@@ -376,7 +380,7 @@ async def nearest_rows(
         if plan == "hnsw":
             rows = (await conn.execute(query("hnsw"), params)).all()
             if len(rows) >= limit:
-                return sorted(rows, key=lambda r: float(r.distance))
+                return sorted(rows, key=_DISTANCE)
         exact: Sequence[Any] = (await conn.execute(query("exact"), params)).all()
         return exact
 

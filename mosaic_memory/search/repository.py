@@ -31,12 +31,14 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    type_coerce,
     union,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSQUERY, aggregate_order_by, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from mosaic_memory.common.kinds import KindSpec
@@ -190,7 +192,9 @@ class SearchRepository:
             model.id.label("id"),
             model.owner_id.label("owner_id"),
             spec.text_sql.label("content"),
-            (spec.tags if spec.tags is not None else literal(None)).label("tags"),
+            # untyped: psycopg returns the text[] as a list already, and ARRAY's result processor
+            # copied it again (two Python calls a row)
+            (type_coerce(spec.tags, NullType()) if spec.tags is not None else literal(None)).label("tags"),
             # as text: decoded only for the rows a search returns (Row.metadata)
             (cast(spec.metadata, Text) if spec.metadata is not None else literal(None, Text)).label("metadata"),
             spec.created.label("created_at"),
@@ -210,7 +214,7 @@ class SearchRepository:
             id=r.id,
             owner_id=r.owner_id,
             content=r.content,
-            tags=list(r.tags or []),
+            tags=r.tags or [],
             metadata_json=r.metadata,
             created_at=r.created_at,
             importance=float(r.importance),
