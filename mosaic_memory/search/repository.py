@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,14 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    type_coerce,
     union,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSQUERY, aggregate_order_by, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from mosaic_memory.common.kinds import KindSpec
@@ -53,6 +56,7 @@ from mosaic_memory.common.vectors import (
     query_vector_parameter,
     scan_plans,
 )
+from mosaic_memory.db import json_loads
 from mosaic_memory.kinds import KIND_SPECS
 from mosaic_memory.search.schemas import SearchFilters
 
@@ -64,11 +68,21 @@ class Row:
     owner_id: uuid.UUID
     content: str
     tags: list[str]
-    metadata: dict[str, Any]
+    metadata_json: str | None  # the metadata as PostgreSQL writes it (None: the kind has none)
     created_at: datetime
     importance: float
     score: float
     embedding: np.ndarray | None = None
+
+    @cached_property
+    def metadata(self) -> dict[str, Any]:
+        """Decoded when read: a search reads its candidates' rows (40 a kind, three kinds) and
+        returns k hits, so decoding every candidate's metadata as the rows came in was ~5 Python
+        calls a row spent on rows it then dropped."""
+        if self.metadata_json is None:
+            return {}
+        decoded: dict[str, Any] = json_loads(self.metadata_json)
+        return decoded
 
 
 # Facts about large scopes, counted once and kept for a short while (common/ttl_cache.py; the
@@ -178,8 +192,11 @@ class SearchRepository:
             model.id.label("id"),
             model.owner_id.label("owner_id"),
             spec.text_sql.label("content"),
-            (spec.tags if spec.tags is not None else literal(None)).label("tags"),
-            (spec.metadata if spec.metadata is not None else literal(None)).label("metadata"),
+            # untyped: psycopg returns the text[] as a list already, and ARRAY's result processor
+            # copied it again (two Python calls a row)
+            (type_coerce(spec.tags, NullType()) if spec.tags is not None else literal(None)).label("tags"),
+            # as text: decoded only for the rows a search returns (Row.metadata)
+            (cast(spec.metadata, Text) if spec.metadata is not None else literal(None, Text)).label("metadata"),
             spec.created.label("created_at"),
             (spec.importance if spec.importance is not None else literal(0.5)).label("importance"),
         ]
@@ -197,8 +214,8 @@ class SearchRepository:
             id=r.id,
             owner_id=r.owner_id,
             content=r.content,
-            tags=list(r.tags or []),
-            metadata=dict(r.metadata or {}),
+            tags=r.tags or [],
+            metadata_json=r.metadata,
             created_at=r.created_at,
             importance=float(r.importance),
             score=score,

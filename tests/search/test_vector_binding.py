@@ -1,4 +1,4 @@
-"""The hot path's parameters, rows and round trips: the query vector's text form, the owners' one
+"""The hot path's parameters, rows and round trips: the query vector's binary form, the owners' one
 array literal, ``nearest_rows``'s order and fallback, and the HNSW settings riding on the plan count,
 against the real PostgreSQL + pgvector."""
 
