@@ -635,10 +635,14 @@ def _counted_statement(spec: KindSpec, where: list[ColumnElement[bool]]) -> Sele
     each = func.unnest(lexemes).table_valued(column("lexeme", Text), with_ordinality="i").render_derived(name="each")
     # as _quoted() writes a lexeme
     quoted = func.concat("'", func.replace(func.replace(each.c.lexeme, "\\", "\\\\"), "'", "''"), "'")
-    holding = (
-        select(func.count()).select_from(sample).where(sample.c.tsv.op("@@")(cast(quoted, TSQUERY))).scalar_subquery()
+    # Each lexeme's tsquery built once: written inside the count, PostgreSQL quoted and parsed it
+    # again for every row of the sample (1.7 of a small kind's 2.2 ms at 1,000 rows and 5 lexemes;
+    # a large scope's first count parsed it 10,000 times a lexeme).
+    queries = select(each.c.i, cast(quoted, TSQUERY).label("q")).cte("queries").prefix_with("MATERIALIZED")
+    holding = select(func.count()).select_from(sample).where(sample.c.tsv.op("@@")(queries.c.q)).scalar_subquery()
+    frequencies = (
+        select(func.array_agg(aggregate_order_by(holding, queries.c.i))).select_from(queries).scalar_subquery()
     )
-    frequencies = select(func.array_agg(aggregate_order_by(holding, each.c.i))).select_from(each).scalar_subquery()
     read = select(func.count()).select_from(sample).scalar_subquery()
     return select(lexemes, custom, read, frequencies)
 
