@@ -202,9 +202,12 @@ class SearchService:
     ) -> list[Row]:
         """The best ``limit`` keyword rows over ``kinds``."""
         cfg = self.settings.search
-        rows: list[Row] = []
-        for kind in kinds:
-            rows += await repo.keyword(
+        found: dict[Kind, list[Row]] = {}
+        order = repo.counted_first(
+            kinds, owner_ids, req.filters, include_history=req.include_history, df_sample=cfg.keyword_df_sample
+        )
+        for kind in order:
+            found[kind] = await repo.keyword(
                 kind,
                 owner_ids,
                 req.query,
@@ -217,6 +220,8 @@ class SearchService:
                 max_df_share=cfg.keyword_max_df_share,
                 df_sample=cfg.keyword_df_sample,
             )
+        # in the kinds' own order whatever order they were asked in: rows of equal score keep it
+        rows = [row for kind in kinds for row in found[kind]]
         rows.sort(key=lambda r: r.score, reverse=True)
         return rows[:limit]
 
