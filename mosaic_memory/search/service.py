@@ -154,7 +154,8 @@ class SearchService:
             semantic = semantic[:n]
 
         fused = fuse(req.mode, semantic, keyword, self.calibration, vector, candidates=n)
-        components: dict[tuple[str, object], dict[str, float]] = {(f.row.kind, f.row.id): f.signals for f in fused}
+        # keyed by the ids' integers, as fusion keys its rows: a UUID hashes through a Python call
+        components: dict[tuple[str, int], dict[str, float]] = {(f.row.kind, f.row.id.int): f.signals for f in fused}
         scored = [(f.row, f.score) for f in fused]
         if self.reranker is not None and scored:
             scored = await self._rerank(req.query, scored, components)
@@ -179,7 +180,7 @@ class SearchService:
                 kind=r.kind,
                 content=r.content,
                 score=round(max(0.0, min(1.0, s)), 6),
-                scores=components.get((r.kind, r.id), {}),
+                scores=components.get((r.kind, r.id.int), {}),
                 tags=r.tags,
                 metadata=r.metadata,
                 owner=labels[r.owner_id.int],
@@ -226,7 +227,7 @@ class SearchService:
         return rows[:limit]
 
     async def _rerank(
-        self, query: str, scored: list[tuple[Row, float]], components: dict[tuple[str, object], dict[str, float]]
+        self, query: str, scored: list[tuple[Row, float]], components: dict[tuple[str, int], dict[str, float]]
     ) -> list[tuple[Row, float]]:
         """The top ``rerank_candidates`` in the reranker's order, scored by it; the rest after them."""
         assert self.reranker is not None
@@ -238,7 +239,7 @@ class SearchService:
             return scored
         out = []
         for (row, _), value in zip(head, values, strict=True):
-            components.setdefault((row.kind, row.id), {})["rerank"] = round(float(value), 6)
+            components.setdefault((row.kind, row.id.int), {})["rerank"] = round(float(value), 6)
             out.append((row, float(value)))
         out.sort(key=lambda pair: pair[1], reverse=True)
         floor = out[-1][1] if out else 0.0
