@@ -27,6 +27,7 @@ from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.search.fusion import Calibration, fuse, fuse_rrf
 from mosaic_memory.search.repository import Row, SearchRepository
 from mosaic_memory.search.schemas import Hit, SearchRequest, SearchResponse
+from mosaic_memory.search.vocabulary import VocabularyRefresher
 
 __all__ = ["AccessSink", "SearchService", "calibration_of", "fuse_rrf"]
 
@@ -63,7 +64,9 @@ class SearchService:
     (``access_count``) through ``access`` (recorded later, off the search path; the service
     passes ``insights/access.py``; tools built without one count nothing), so a search never
     writes. A configured reranker that fails is logged and
-    skipped: the search answers with the fused order.
+    skipped: the search answers with the fused order. A large scope's keyword vocabulary found
+    stale is used, and read again by ``vocabulary`` off the search path (``search/vocabulary.py``;
+    without one, by the search itself once its answer is complete).
     """
 
     def __init__(
@@ -75,8 +78,10 @@ class SearchService:
         access: AccessSink | None = None,
         reranker: Reranker | None = None,
         metrics: Metrics | None = None,
+        vocabulary: VocabularyRefresher | None = None,
     ) -> None:
         self.embedder = embedder
+        self.vocabulary = vocabulary
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
@@ -188,6 +193,12 @@ class SearchService:
             )
             for r, s in scored
         ]
+        if repo.stale:
+            if self.vocabulary is not None:
+                self.vocabulary.refresh(repo.stale, principal)
+            else:
+                for scope in repo.stale:
+                    await repo.read_vocabulary(scope, now)
         return SearchResponse(hits=hits, mode=req.mode)
 
     async def _keyword(
