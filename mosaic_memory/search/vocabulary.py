@@ -53,9 +53,10 @@ class VocabularyRefresher:
 
     async def _read(self, scope: KeywordScope, principal: Principal) -> None:
         try:
-            async with self.sessionmaker() as session, session.begin():
+            async with self.sessionmaker() as session:
                 await OwnerService.enter_scope(session, principal)
-                await SearchRepository(session).read_vocabulary(scope, self.clock())
+                async with session.begin():
+                    await SearchRepository(session).read_vocabulary(scope, self.clock())
         except Exception as exc:  # the database: the next search that finds it stale asks again
             log.warning("keyword vocabulary not read again (%s: %s)", type(exc).__name__, exc)
 
