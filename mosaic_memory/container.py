@@ -44,6 +44,7 @@ from mosaic_memory.portability.service import PortabilityService
 from mosaic_memory.preferences.service import PreferenceService
 from mosaic_memory.reembed.service import check_embedding_space as reembed_check
 from mosaic_memory.search.service import SearchService
+from mosaic_memory.search.vocabulary import VocabularyRefresher
 from mosaic_memory.skills.service import SkillService
 from mosaic_memory.tiers import Database, open_database
 
@@ -105,6 +106,8 @@ class AppState:
     jobs: JobControl | None = None  # set by the composition root (api/app.py, the CLI)
 
     async def aclose(self) -> None:
+        if self.search.vocabulary is not None:
+            await self.search.vocabulary.stop()
         if self.access_recorder is not None:
             await self.access_recorder.stop()
         if self.log_embedder is not None:
@@ -217,7 +220,15 @@ async def build_state(
     access = AccessRecorder(
         sessionmaker, flush_ms=settings.search.access_flush_ms, flush_max=settings.search.access_flush_max
     )
-    search = SearchService(embedder=embedder, settings=settings, access=access, reranker=reranker, metrics=metrics)
+    vocabulary = VocabularyRefresher(sessionmaker)
+    search = SearchService(
+        embedder=embedder,
+        settings=settings,
+        access=access,
+        reranker=reranker,
+        metrics=metrics,
+        vocabulary=vocabulary,
+    )
     replica_engine = None
     if settings.search.replica_url is not None:
         # Lazy: nothing connects until the first search, so a replica that is down fails searches

@@ -47,6 +47,10 @@ class TtlCache(Generic[V]):
                 self._entries.clear()
             self._entries[key] = (self.clock() + self.seconds, value)
 
+    def drop(self, key: Hashable) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

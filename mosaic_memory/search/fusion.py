@@ -156,33 +156,45 @@ def fuse(
     and ``query_vector`` is given; a row only the semantic side found has keyword coverage 0 (the
     keyword side returns every row matching a useful word, up to its limit).
     """
-    signals: dict[Key, dict[str, float]] = {}
-    rows: dict[Key, Row] = {}
+    # One entry per row: the row as its first list has it, and its signals. Keyed by the id's
+    # integer: hashing a UUID is a Python call, and the two dicts this was hashed each key four times.
+    merged: dict[Key, tuple[Row, dict[str, float]]] = {}
     for name, ranked in (("semantic", semantic), ("keyword", keyword)):
         for r in ranked:
-            key: Key = (r.kind, r.id)
-            signals.setdefault(key, {})[name] = r.score
-            rows.setdefault(key, r)
+            key: Key = (r.kind, r.id.int)
+            entry = merged.get(key)
+            if entry is None:
+                merged[key] = (r, {name: r.score})
+            else:
+                entry[1][name] = r.score
     baseline = baseline_of([r.score for r in semantic], candidates=candidates, prior=calibration.baseline_prior)
-    qv = None
-    if query_vector is not None:
+    hybrid = mode == "hybrid"
+    if hybrid and query_vector is not None:
         qv = np.asarray(query_vector, dtype=np.float32)
         qv = qv / (float(np.linalg.norm(qv)) or 1.0)
-    for key, sig in signals.items():
-        row = rows[key]
-        if mode == "hybrid" and "semantic" not in sig and qv is not None and row.embedding is not None:
+        for row, sig in merged.values():
             emb = row.embedding
-            sig["semantic"] = float(np.dot(emb, qv) / (float(np.linalg.norm(emb)) or 1.0))
-    shares = [1.0] * len(signals)
-    if mode == "hybrid":
+            if "semantic" not in sig and emb is not None:
+                # np.linalg.norm's own arithmetic (the same float) without its checks, a row at a time
+                # as before: one matrix product for all rows may round the last bit differently
+                sig["semantic"] = float(np.dot(emb, qv) / (float(np.sqrt(emb.dot(emb))) or 1.0))
+    entries = list(merged.values())
+    if hybrid:
         top = max((r.score for r in semantic), default=None)
-        shares = calibration.keyword_shares([sig.get("semantic") for sig in signals.values()], baseline, top)
-    out: list[Fused] = []
-    for (key, sig), share in zip(signals.items(), shares, strict=True):
-        score = calibration.score(mode, sig.get("semantic"), sig.get("keyword"), baseline, share)
-        out.append(Fused(rows[key], score, {name: round(v, 6) for name, v in sig.items()}))
+        shares = calibration.keyword_shares([sig.get("semantic") for _, sig in entries], baseline, top)
+    else:
+        shares = [1.0] * len(entries)
+    score = calibration.score
+    out = [
+        Fused(row, score(mode, sig.get("semantic"), sig.get("keyword"), baseline, share), _rounded(sig))
+        for (row, sig), share in zip(entries, shares, strict=True)
+    ]
     out.sort(key=lambda f: f.score, reverse=True)
     return out
+
+
+def _rounded(signals: dict[str, float]) -> dict[str, float]:
+    return {name: round(v, 6) for name, v in signals.items()}
 
 
 def fuse_rrf(lists: Sequence[Sequence[Row]], k: int, weights: Sequence[float] | None = None) -> list[tuple[Row, float]]:

@@ -61,6 +61,28 @@ from mosaic_memory.kinds import KIND_SPECS
 from mosaic_memory.search.schemas import SearchFilters
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """How many of a large scope's sample rows hold each lexeme, and when it was read (the clock
+    of :data:`LARGE_SCOPE_VOCABULARY`)."""
+
+    counts: dict[str, int]
+    read_at: float
+
+
+@dataclass(frozen=True)
+class KeywordScope:
+    """A keyword search's scope: the key its large-scope facts are remembered under, and what
+    reading its vocabulary again takes (:meth:`SearchRepository.read_vocabulary`)."""
+
+    key: Hashable
+    kind: Kind
+    owner_ids: OwnerIdList
+    filters: SearchFilters
+    include_history: bool
+    sample: int
+
+
 @dataclass
 class Row:
     kind: Kind
@@ -94,8 +116,12 @@ LARGE_SCOPE_DF: TtlCache[int] = TtlCache(60.0, max_entries=100_000)
 # looked up here first (SearchRepository.keyword).
 LARGE_SCOPES: TtlCache[bool] = TtlCache(60.0, max_entries=10_000)
 # A large scope's whole sample vocabulary, lexeme -> rows holding it, read once the scope is known
-# large and a question brings a word not counted yet (SearchRepository._vocabulary).
-LARGE_SCOPE_VOCABULARY: TtlCache[dict[str, int]] = TtlCache(60.0, max_entries=256)
+# large and a question brings a word not counted yet (SearchRepository._vocabulary). Past
+# VOCABULARY_FRESH seconds it is still served, and read again off the search path
+# (search/vocabulary.py): the read is 35-85 ms at 100k rows, once a minute on some search's path.
+# One not read again for ten minutes (its scope searched for none of them) is forgotten.
+LARGE_SCOPE_VOCABULARY: TtlCache[Vocabulary] = TtlCache(600.0, max_entries=256)
+VOCABULARY_FRESH = 60.0
 
 # Per (kind, with the embedding): semantic's result columns, its labelled distance column per plan,
 # and the embedded-rows condition (SearchRepository._vector_columns).
@@ -124,6 +150,8 @@ class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._lexemes: dict[str, list[str]] = {}
+        # the scopes whose vocabulary this search served stale, for the caller to have read again
+        self.stale: list[KeywordScope] = []
 
     async def vector_plans(
         self, kinds: Sequence[Kind], owner_ids: Sequence[uuid.UUID], scan: ScanPolicy, *, ef_search: int | None
@@ -328,17 +356,15 @@ class SearchRepository:
         where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
         if where is None:
             return []
-        scope_key = (kind, OwnerIdList.of(owner_ids).text, filters.model_dump_json(), include_history, df_sample)
+        scope = _scope(kind, owner_ids, filters, include_history, df_sample)
         counted = None
-        if LARGE_SCOPES.get(scope_key):  # its frequencies are remembered or in its vocabulary
+        if _known_large(scope.key):  # its frequencies are remembered or in its vocabulary
             terms = await self.query_lexemes(query)
         else:  # the frequencies are counted anyway: in the same round trip as the lexemes
             terms, counted = await self._lexemes_counted(query, kind, spec, where, df_sample)
         if not terms:
             return []
-        weights, shares, scope_rows = await self._idf(
-            spec, where, terms, max_df_share, df_sample, scope_key, counted=counted
-        )
+        weights, shares, scope_rows = await self._idf(spec, where, terms, max_df_share, scope, counted=counted)
         useful = [t for t in terms if weights[t] > 0]
         if not useful:
             return []
@@ -357,6 +383,23 @@ class SearchRepository:
                 else:
                     passes.append(Pass(_tsquery_text(useful, " | "), candidate_cap))
         return await self._ranked(spec, kind, where, passes, weights, limit, with_embedding)
+
+    @staticmethod
+    def counted_first(
+        kinds: Sequence[Kind],
+        owner_ids: Sequence[uuid.UUID],
+        filters: SearchFilters,
+        *,
+        include_history: bool,
+        df_sample: int,
+    ) -> list[Kind]:
+        """``kinds`` in the order :meth:`keyword` is best asked for them: the kinds whose document
+        frequencies are counted on every search first, as their count returns the query's lexemes,
+        then the kinds known large, which then need no round trip for their lexemes
+        (:meth:`query_lexemes`: one statement of the 10 a hybrid search at 100k rows made)."""
+        return sorted(
+            kinds, key=lambda kind: _known_large(_scope(kind, owner_ids, filters, include_history, df_sample).key)
+        )
 
     async def query_lexemes(self, query: str) -> list[str]:
         """The query's lexemes as the ``english`` configuration stems them, stop-words dropped.
@@ -396,35 +439,38 @@ class SearchRepository:
         where: list[ColumnElement[bool]],
         terms: Sequence[str],
         max_share: float,
-        sample: int,
-        scope_key: Hashable,
+        scope: KeywordScope,
         *,
         counted: tuple[int, dict[str, int]] | None,
     ) -> tuple[dict[str, float], dict[str, float], int]:
         """BM25 IDF of each lexeme in the scope (0 for a lexeme above ``max_share``), the share
-        of the scope's rows holding it, and the rows counted (at most ``sample``).
+        of the scope's rows holding it, and the rows counted (at most ``scope.sample``).
 
         ``counted``: the rows read and each lexeme's count (:meth:`_lexemes_counted`, one pass over
         at most ``sample`` rows for every lexeme at once: counting each lexeme's matches on its own
         read up to ``sample`` rows per lexeme, 220 ms a search at 100k rows). None for a scope
         known to be large: its counts are remembered, and a word not remembered is looked up in
-        the sample's whole vocabulary (:meth:`_vocabulary`)."""
+        the sample's whole vocabulary (:meth:`_vocabulary`; one past :data:`VOCABULARY_FRESH` is
+        served and put in :attr:`stale`)."""
+        sample = scope.sample
         if counted is not None:
             n, frequencies = counted[0], dict(counted[1])
             if n >= sample:
-                LARGE_SCOPES.put(scope_key, True)
+                LARGE_SCOPES.put(scope.key, True)
                 for term, df in frequencies.items():
-                    LARGE_SCOPE_DF.put((scope_key, term), df)
+                    LARGE_SCOPE_DF.put((scope.key, term), df)
         else:  # a scope known large: only a scope of at least ``sample`` rows is remembered
             n = sample
-            frequencies = {t: known for t in terms if (known := LARGE_SCOPE_DF.get((scope_key, t))) is not None}
+            frequencies = {t: known for t in terms if (known := LARGE_SCOPE_DF.get((scope.key, t))) is not None}
             missing = [t for t in terms if t not in frequencies]
             if missing:
-                vocabulary = LARGE_SCOPE_VOCABULARY.get(scope_key)
+                vocabulary = LARGE_SCOPE_VOCABULARY.get(scope.key)
                 if vocabulary is None:
-                    vocabulary = await self._vocabulary(spec, where, sample)
-                    LARGE_SCOPE_VOCABULARY.put(scope_key, vocabulary)
-                frequencies.update({term: vocabulary.get(term, 0) for term in missing})
+                    vocabulary = _remember(scope, await self._vocabulary(spec, where, sample))
+                elif LARGE_SCOPE_VOCABULARY.clock() - vocabulary.read_at > VOCABULARY_FRESH:
+                    self.stale.append(scope)  # served meanwhile: a refresh costs this search nothing
+                counts = vocabulary.counts
+                frequencies.update({term: counts.get(term, 0) for term in missing})
         n = max(1, n)
         idf: dict[str, float] = {}
         shares = {term: frequencies[term] / n for term in terms}
@@ -440,6 +486,21 @@ class SearchRepository:
             for term in common:
                 idf[term] = 0.0
         return idf, shares, n
+
+    async def read_vocabulary(self, scope: KeywordScope, now: datetime) -> None:
+        """Read ``scope``'s vocabulary again (a stale one, off the search path:
+        ``search/vocabulary.py``); a scope no longer large is forgotten, so that its next search
+        counts it as it counts any small scope."""
+        spec = KIND_SPECS[scope.kind]
+        where = self._where(spec, scope.owner_ids, scope.filters, now=now, include_history=scope.include_history)
+        assert where is not None  # the search that served it built this WHERE
+        rows = select(literal(1)).where(*where).limit(scope.sample).subquery()
+        if await self.session.scalar(select(func.count()).select_from(rows)) == scope.sample:
+            LARGE_SCOPES.put(scope.key, True)
+            _remember(scope, await self._vocabulary(spec, where, scope.sample))
+        else:
+            LARGE_SCOPES.drop(scope.key)
+            LARGE_SCOPE_VOCABULARY.drop(scope.key)
 
     async def _vocabulary(self, spec: KindSpec, where: list[ColumnElement[bool]], sample: int) -> dict[str, int]:
         """How many of the scope's first ``sample`` rows (the rows :meth:`_idf` counts over) hold
@@ -629,6 +690,26 @@ def _ranked_statement(
     )
 
 
+def _scope(
+    kind: Kind, owner_ids: Sequence[uuid.UUID], filters: SearchFilters, include_history: bool, df_sample: int
+) -> KeywordScope:
+    owners = OwnerIdList.of(owner_ids)
+    key = (kind, owners.text, filters.model_dump_json(), include_history, df_sample)
+    return KeywordScope(key, kind, owners, filters, include_history, df_sample)
+
+
+def _known_large(key: Hashable) -> bool:
+    """The scope was counted large a short while ago, or its vocabulary is kept (read while it was
+    large, fresh or not): its next search needs no count of its own (:meth:`SearchRepository.keyword`)."""
+    return bool(LARGE_SCOPES.get(key)) or LARGE_SCOPE_VOCABULARY.get(key) is not None
+
+
+def _remember(scope: KeywordScope, counts: dict[str, int]) -> Vocabulary:
+    vocabulary = Vocabulary(counts, LARGE_SCOPE_VOCABULARY.clock())
+    LARGE_SCOPE_VOCABULARY.put(scope.key, vocabulary)
+    return vocabulary
+
+
 def _positive(query: str) -> str:
     """The query's words that are evidence of a match: words after a leading "-" are excluded by
     the query, so they are none (the text of parameter :data:`_POSITIVE`)."""
@@ -652,10 +733,14 @@ def _counted_statement(spec: KindSpec, where: list[ColumnElement[bool]]) -> Sele
     each = func.unnest(lexemes).table_valued(column("lexeme", Text), with_ordinality="i").render_derived(name="each")
     # as _quoted() writes a lexeme
     quoted = func.concat("'", func.replace(func.replace(each.c.lexeme, "\\", "\\\\"), "'", "''"), "'")
-    holding = (
-        select(func.count()).select_from(sample).where(sample.c.tsv.op("@@")(cast(quoted, TSQUERY))).scalar_subquery()
+    # Each lexeme's tsquery built once: written inside the count, PostgreSQL quoted and parsed it
+    # again for every row of the sample (1.7 of a small kind's 2.2 ms at 1,000 rows and 5 lexemes;
+    # a large scope's first count parsed it 10,000 times a lexeme).
+    queries = select(each.c.i, cast(quoted, TSQUERY).label("q")).cte("queries").prefix_with("MATERIALIZED")
+    holding = select(func.count()).select_from(sample).where(sample.c.tsv.op("@@")(queries.c.q)).scalar_subquery()
+    frequencies = (
+        select(func.array_agg(aggregate_order_by(holding, queries.c.i))).select_from(queries).scalar_subquery()
     )
-    frequencies = select(func.array_agg(aggregate_order_by(holding, each.c.i))).select_from(each).scalar_subquery()
     read = select(func.count()).select_from(sample).scalar_subquery()
     return select(lexemes, custom, read, frequencies)
 

@@ -27,6 +27,7 @@ from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.search.fusion import Calibration, fuse, fuse_rrf
 from mosaic_memory.search.repository import Row, SearchRepository
 from mosaic_memory.search.schemas import Hit, SearchRequest, SearchResponse
+from mosaic_memory.search.vocabulary import VocabularyRefresher
 
 __all__ = ["AccessSink", "SearchService", "calibration_of", "fuse_rrf"]
 
@@ -63,7 +64,9 @@ class SearchService:
     (``access_count``) through ``access`` (recorded later, off the search path; the service
     passes ``insights/access.py``; tools built without one count nothing), so a search never
     writes. A configured reranker that fails is logged and
-    skipped: the search answers with the fused order.
+    skipped: the search answers with the fused order. A large scope's keyword vocabulary found
+    stale is used, and read again by ``vocabulary`` off the search path (``search/vocabulary.py``;
+    without one, by the search itself once its answer is complete).
     """
 
     def __init__(
@@ -75,8 +78,10 @@ class SearchService:
         access: AccessSink | None = None,
         reranker: Reranker | None = None,
         metrics: Metrics | None = None,
+        vocabulary: VocabularyRefresher | None = None,
     ) -> None:
         self.embedder = embedder
+        self.vocabulary = vocabulary
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
@@ -154,7 +159,8 @@ class SearchService:
             semantic = semantic[:n]
 
         fused = fuse(req.mode, semantic, keyword, self.calibration, vector, candidates=n)
-        components: dict[tuple[str, object], dict[str, float]] = {(f.row.kind, f.row.id): f.signals for f in fused}
+        # keyed by the ids' integers, as fusion keys its rows: a UUID hashes through a Python call
+        components: dict[tuple[str, int], dict[str, float]] = {(f.row.kind, f.row.id.int): f.signals for f in fused}
         scored = [(f.row, f.score) for f in fused]
         if self.reranker is not None and scored:
             scored = await self._rerank(req.query, scored, components)
@@ -179,7 +185,7 @@ class SearchService:
                 kind=r.kind,
                 content=r.content,
                 score=round(max(0.0, min(1.0, s)), 6),
-                scores=components.get((r.kind, r.id), {}),
+                scores=components.get((r.kind, r.id.int), {}),
                 tags=r.tags,
                 metadata=r.metadata,
                 owner=labels[r.owner_id.int],
@@ -187,6 +193,12 @@ class SearchService:
             )
             for r, s in scored
         ]
+        if repo.stale:
+            if self.vocabulary is not None:
+                self.vocabulary.refresh(repo.stale, principal)
+            else:
+                for scope in repo.stale:
+                    await repo.read_vocabulary(scope, now)
         return SearchResponse(hits=hits, mode=req.mode)
 
     async def _keyword(
@@ -202,9 +214,12 @@ class SearchService:
     ) -> list[Row]:
         """The best ``limit`` keyword rows over ``kinds``."""
         cfg = self.settings.search
-        rows: list[Row] = []
-        for kind in kinds:
-            rows += await repo.keyword(
+        found: dict[Kind, list[Row]] = {}
+        order = repo.counted_first(
+            kinds, owner_ids, req.filters, include_history=req.include_history, df_sample=cfg.keyword_df_sample
+        )
+        for kind in order:
+            found[kind] = await repo.keyword(
                 kind,
                 owner_ids,
                 req.query,
@@ -217,11 +232,13 @@ class SearchService:
                 max_df_share=cfg.keyword_max_df_share,
                 df_sample=cfg.keyword_df_sample,
             )
+        # in the kinds' own order whatever order they were asked in: rows of equal score keep it
+        rows = [row for kind in kinds for row in found[kind]]
         rows.sort(key=lambda r: r.score, reverse=True)
         return rows[:limit]
 
     async def _rerank(
-        self, query: str, scored: list[tuple[Row, float]], components: dict[tuple[str, object], dict[str, float]]
+        self, query: str, scored: list[tuple[Row, float]], components: dict[tuple[str, int], dict[str, float]]
     ) -> list[tuple[Row, float]]:
         """The top ``rerank_candidates`` in the reranker's order, scored by it; the rest after them."""
         assert self.reranker is not None
@@ -233,7 +250,7 @@ class SearchService:
             return scored
         out = []
         for (row, _), value in zip(head, values, strict=True):
-            components.setdefault((row.kind, row.id), {})["rerank"] = round(float(value), 6)
+            components.setdefault((row.kind, row.id.int), {})["rerank"] = round(float(value), 6)
             out.append((row, float(value)))
         out.sort(key=lambda pair: pair[1], reverse=True)
         floor = out[-1][1] if out else 0.0

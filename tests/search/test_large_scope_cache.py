@@ -3,7 +3,10 @@ and remembered for a while; a small scope is counted on every search (a fresh ro
 
 from __future__ import annotations
 
+import time
+
 import httpx
+import pytest
 
 from benchmarks.common import fact_texts, question_texts
 from mosaic_memory.common.ttl_cache import TtlCache
@@ -12,6 +15,7 @@ from mosaic_memory.container import AppState
 from mosaic_memory.search.repository import LARGE_SCOPE_DF, LARGE_SCOPE_VOCABULARY, LARGE_SCOPES
 from mosaic_memory.search.schemas import Mode, SearchRequest
 from mosaic_memory.search.service import SearchService
+from mosaic_memory.search.vocabulary import VocabularyRefresher
 from tests.conftest import UserFactory
 from tests.search.test_statement_count import counted
 
@@ -76,6 +80,47 @@ async def test_a_large_scope_is_planned_and_counted_once(
     (first, hits), (second, again) = await _searches(state, service, small["Authorization"][7:], "deploy stage checks")
     assert hits and again == hits and len(second) == len(first)
     assert all(any(_counts_frequencies(s) for s in search) for search in (first, second))
+
+
+async def test_a_stale_vocabulary_is_used_and_read_again_off_the_search_path(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    search = state.settings.search.model_copy(update={"keyword_df_sample": 100})
+    refresher = VocabularyRefresher(state.sessionmaker)
+    service = SearchService(
+        embedder=state.embedder, settings=state.settings.model_copy(update={"search": search}), vocabulary=refresher
+    )
+    for cache in (LARGE_SCOPE_DF, LARGE_SCOPES, LARGE_SCOPE_VOCABULARY):
+        cache.clear()
+    _, big = await make_user()
+    items = [{"content": text} for text in fact_texts(150, seed=3)]
+    assert (await http.post("/v1/insights/batch", json={"items": items}, headers=big)).status_code == 201
+    token = big["Authorization"][7:]
+    await _searches(state, service, token, "standing desk recommended", "keyword")  # counted: large
+    (read, _), _ = await _searches(state, service, token, "italian coffee invoices euros", "keyword")
+    assert sum(map(_counts_frequencies, read)) == 1  # the vocabulary, on the search's path
+
+    # A minute on, the vocabulary is stale: a search uses it as it is, and hands it on to be read
+    # again (the read starts once the search is done: no statement of the search reads it).
+    monkeypatch.setattr(LARGE_SCOPE_VOCABULARY, "clock", lambda: time.monotonic() + 61)
+    async with state.sessionmaker() as session:
+        principal = await state.owners.authenticate(session, token)
+    query = SearchRequest(query="jazz playlists while coding", kinds=["insights"], mode="keyword")
+    with counted(state) as statements:
+        async with state.sessionmaker() as session, session.begin():
+            stale = await service.search(session, principal, query)
+            assert refresher.pending == 1 and not any(map(_counts_frequencies, statements))
+    await refresher.wait()
+    with counted(state) as statements:  # read again: fresh, nothing more to read
+        async with state.sessionmaker() as session, session.begin():
+            await service.search(session, principal, query.model_copy(update={"query": "hiking in the alps"}))
+            assert refresher.pending == 0 and not any(map(_counts_frequencies, statements))
+
+    for cache in (LARGE_SCOPE_DF, LARGE_SCOPES, LARGE_SCOPE_VOCABULARY):
+        cache.clear()
+    async with state.sessionmaker() as session, session.begin():
+        fresh = await service.search(session, principal, query)
+    assert stale.hits and [(h.id, h.score) for h in stale.hits] == [(h.id, h.score) for h in fresh.hits]
 
 
 def _counts_frequencies(statement: str) -> bool:
