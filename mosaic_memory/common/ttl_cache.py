@@ -51,6 +51,11 @@ class TtlCache(Generic[V]):
         with self._lock:
             self._entries.pop(key, None)
 
+    def __len__(self) -> int:
+        """Entries held, expired ones not yet dropped included."""
+        with self._lock:
+            return len(self._entries)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -499,7 +499,10 @@ class SearchRepository:
             LARGE_SCOPES.put(scope.key, True)
             _remember(scope, await self._vocabulary(spec, where, scope.sample))
         else:
-            LARGE_SCOPES.drop(scope.key)
+            # Known small for a while, not merely forgotten: a search in flight that found the
+            # vocabulary gone reads it for itself and must not keep it (_remember), or the small
+            # scope would pass for large, counted over ``sample`` rows, until the next refresh.
+            LARGE_SCOPES.put(scope.key, False)
             LARGE_SCOPE_VOCABULARY.drop(scope.key)
 
     async def _vocabulary(self, spec: KindSpec, where: list[ColumnElement[bool]], sample: int) -> dict[str, int]:
@@ -705,8 +708,10 @@ def _known_large(key: Hashable) -> bool:
 
 
 def _remember(scope: KeywordScope, counts: dict[str, int]) -> Vocabulary:
+    """``counts`` as ``scope``'s vocabulary, kept unless a refresh found the scope small meanwhile."""
     vocabulary = Vocabulary(counts, LARGE_SCOPE_VOCABULARY.clock())
-    LARGE_SCOPE_VOCABULARY.put(scope.key, vocabulary)
+    if LARGE_SCOPES.get(scope.key) is not False:
+        LARGE_SCOPE_VOCABULARY.put(scope.key, vocabulary)
     return vocabulary
 
 

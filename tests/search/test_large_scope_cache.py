@@ -123,6 +123,41 @@ async def test_a_stale_vocabulary_is_used_and_read_again_off_the_search_path(
     assert stale.hits and [(h.id, h.score) for h in stale.hits] == [(h.id, h.score) for h in fresh.hits]
 
 
+async def test_a_scope_that_shrank_below_the_sample_is_counted_as_a_small_one_again(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    search = state.settings.search.model_copy(update={"keyword_df_sample": 100})
+    refresher = VocabularyRefresher(state.sessionmaker)
+    service = SearchService(
+        embedder=state.embedder, settings=state.settings.model_copy(update={"search": search}), vocabulary=refresher
+    )
+    for cache in (LARGE_SCOPE_DF, LARGE_SCOPES, LARGE_SCOPE_VOCABULARY):
+        cache.clear()
+    _, big = await make_user()
+    items = [{"content": text} for text in fact_texts(150, seed=5)]
+    r = await http.post("/v1/insights/batch", json={"items": items}, headers=big)
+    assert r.status_code == 201
+    token = big["Authorization"][7:]
+    await _searches(state, service, token, "standing desk recommended", "keyword")  # counted: large
+    await _searches(state, service, token, "italian coffee invoices euros", "keyword")  # its vocabulary read
+    assert len(LARGE_SCOPES) == 1 and len(LARGE_SCOPE_VOCABULARY) == 1
+
+    # The user forgets all but 40 rows: under the sample of 100, the scope is small again.
+    ids = list(dict.fromkeys(item["id"] for item in r.json()["items"]))  # a near-duplicate merged: one id
+    assert len(ids) > 100
+    for insight_id in ids[40:]:
+        assert (await http.delete(f"/v1/insights/{insight_id}", headers=big)).status_code == 204
+    monkeypatch.setattr(LARGE_SCOPE_VOCABULARY, "clock", lambda: time.monotonic() + 61)
+    # Stale: read again while the search runs a second time, which then finds the vocabulary gone
+    # and reads it for itself, and must not keep it.
+    await _searches(state, service, token, "jazz playlists while coding", "keyword")
+    await refresher.wait()
+    assert len(LARGE_SCOPE_VOCABULARY) == 0  # forgotten
+    # so a search counts its words on its own path, as for any small scope
+    (counted_now, _), (counted_again, _) = await _searches(state, service, token, "hiking in the alps", "keyword")
+    assert any(map(_counts_frequencies, counted_now)) and any(map(_counts_frequencies, counted_again))
+
+
 def _counts_frequencies(statement: str) -> bool:
     """The statement reads the scope's sample of rows for document frequencies (repository._idf)."""
     return "sample" in statement or "FILTER (WHERE" in statement
