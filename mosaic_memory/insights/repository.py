@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ from sqlalchemy.orm import defer
 
 from embeddings import content_hash
 from mosaic_memory.common.owner_ids import OwnerIds
+from mosaic_memory.common.pgvector_binary import to_vector_recv
 from mosaic_memory.common.repository import owned_by
 from mosaic_memory.common.vectors import (
     ScanPlan,
@@ -35,13 +35,12 @@ _BULK_COLUMNS = "owner_id, id, content, content_hash, embedding, embedding_model
 
 
 class _BinaryVectorDumper(Dumper):
-    """pgvector's binary wire format (dimension, unused, big-endian float4s) straight from numpy."""
+    """pgvector's binary wire format straight from numpy (COPY names the type: this one has its oid)."""
 
     format = Format.BINARY
 
     def dump(self, obj: Any) -> bytes:
-        arr = np.asarray(obj, dtype=">f4")
-        return struct.pack(">HH", arr.shape[0], 0) + arr.tobytes()
+        return to_vector_recv(obj)
 
 
 # The import's near-duplicate lookup leaves out rows of the file's own origin (``metadata.origin``).
