@@ -11,7 +11,7 @@ import numpy as np
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
-from sqlalchemy import and_, any_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import and_, any_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -45,6 +45,9 @@ class _BinaryVectorDumper(Dumper):
 
 # The import's near-duplicate lookup leaves out rows of the file's own origin (``metadata.origin``).
 ORIGIN_FILTER = " AND coalesce({alias}metadata->>'origin', '') <> :origin"
+
+# The attributes an insert sends: every column but those PostgreSQL computes (search_tsv).
+_COLUMNS = tuple(attr.key for attr in Insight.__mapper__.column_attrs if attr.columns[0].computed is None)
 
 # Merge targets: their callers read and edit the other columns, never the vector, which travels as
 # ~3.5 kB of text and is parsed in Python (~0.1 ms a row), nor the search vector.
@@ -88,8 +91,18 @@ class InsightRepository:
         return {row.content_hash: row for row in await self.session.scalars(stmt)}
 
     async def add_all(self, rows: Sequence[Insight]) -> None:
-        self.session.add_all(rows)
-        await self.session.flush()
+        """Insert ``rows`` in one statement (a multi-row INSERT); they stay out of the session.
+
+        Not ``session.add_all`` and a flush: the unit of work cost ~0.3 ms of Python per row
+        (a third of a batch write's Python, and ~1 ms of a single write's) to track rows that
+        nothing edits afterwards: a later edit in the same transaction (a merge into one, a
+        supersede) loads the row again. Columns a row leaves unset take their defaults.
+        """
+        if not rows:
+            return
+        await self.session.execute(
+            insert(Insight), [{key: row.__dict__[key] for key in _COLUMNS if key in row.__dict__} for row in rows]
+        )
 
     async def bulk_load(
         self,
