@@ -37,6 +37,7 @@ __all__ = [
     "QUERY_VECTOR",
     "ScanPlan",
     "ScanPolicy",
+    "StoredVector",
     "binary_vector",
     "by_distance",
     "by_distance_sql",
@@ -109,6 +110,26 @@ class _QueryVector(Vector):
 
     def bind_processor(self, dialect: Dialect) -> Any:
         return _vector_parameter if dialect.driver == "psycopg" else vector_literal
+
+
+class StoredVector(Vector):
+    """The embedding columns' type: a vector written to a row goes in the binary form too.
+
+    pgvector's own type writes the text form, ``str`` of each float: 0.47 ms of Python for 384
+    floats per row written (a tenth of a single write's server Python and of a batch insert's),
+    which PostgreSQL then parses back. Rows are read as pgvector reads them.
+    """
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.driver != "psycopg":
+            return super().bind_processor(dialect)
+
+        def process(value: Any) -> _VectorParameter | None:
+            return None if value is None else _vector_parameter(value)
+
+        return process
 
 
 def query_vector(vector: Any) -> BindParameter[Any]:

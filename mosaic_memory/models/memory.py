@@ -11,11 +11,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pgvector.sqlalchemy import Vector
 from sqlalchemy import BigInteger, Computed, Float, ForeignKey, Identity, Integer, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mosaic_memory.common.vectors import StoredVector
 from mosaic_memory.models.base import Base, Timestamps, new_id, utc_now
 
 TSV_INSIGHT = "to_tsvector('english', coalesce(category, '') || ' ' || content)"
@@ -26,7 +26,7 @@ TSV_SKILL = "to_tsvector('english', name || ' ' || description || ' ' || instruc
 
 class EmbeddedRow:
     content_hash: Mapped[str] = mapped_column(String(64))
-    embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)
+    embedding: Mapped[Any] = mapped_column(StoredVector(), nullable=True)
     embedding_model: Mapped[str | None] = mapped_column(String(200))
 
 

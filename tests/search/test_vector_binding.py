@@ -53,6 +53,26 @@ async def test_the_query_vector_reaches_pgvector_bit_for_bit(state: AppState) ->
             assert vector_literal(vector).count(",") == 383
 
 
+async def test_a_stored_vector_reaches_pgvector_bit_for_bit(state: AppState, make_user: UserFactory) -> None:
+    # The column binds pgvector's binary form (common/vectors.py's StoredVector), on insert and on update.
+    owner = await _new_user(state, make_user, "stored")
+    edges = np.array([1.17549435e-38, -3.40282347e38, 3.40282347e38, -0.0, 1e-7, 0.1, 1 / 3], dtype=np.float32)
+    first, second = np.resize(edges, 384), np.random.default_rng(12).standard_normal(384).astype(np.float32)
+    async with state.sessionmaker() as session, session.begin():
+        row = Insight(owner_id=owner.id, content="stored bit for bit", content_hash="bits", embedding=first)
+        empty = Insight(owner_id=owner.id, content="no vector", content_hash="none", embedding=None)
+        session.add_all([row, empty])
+        await session.flush()
+        stored = select(func.vector_send(Insight.embedding)).where(Insight.owner_id == owner.id, Insight.id == row.id)
+        raw = await session.scalar(stored)
+        assert raw is not None and from_vector_send(raw).tobytes() == first.tobytes()
+        row.embedding = second
+        await session.flush()
+        raw = await session.scalar(stored)
+        assert raw is not None and from_vector_send(raw).tobytes() == second.tobytes()
+        assert await session.scalar(select(Insight.embedding.is_(None)).where(Insight.id == empty.id))
+
+
 async def test_owned_by_matches_exactly_the_listed_owners_in_one_parameter(state: AppState) -> None:
     ids = [uuid.uuid4() for _ in range(150)]
     table = values(column("x", UUID(as_uuid=True)), name="t").data([(i,) for i in ids])
