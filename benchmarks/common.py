@@ -8,7 +8,7 @@ import os
 import platform
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,8 +84,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3)
 
 
-def _tree_cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) of ``pid`` and its living descendants; 0 once it is gone."""
+def process_tree_sum(pid: int | None, measure: Callable[[psutil.Process], float]) -> float:
+    """``measure`` summed over ``pid`` and its living descendants; 0 once it is gone (or None)."""
     if pid is None:
         return 0.0
     try:
@@ -96,9 +96,13 @@ def _tree_cpu_s(pid: int | None) -> float:
     total = 0.0
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):  # a child may end between the two calls
-            t = p.cpu_times()
-            total += t.user + t.system
+            total += measure(p)
     return total
+
+
+def _cpu_s(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return float(t.user + t.system)
 
 
 def postmaster_pid(data_dir: Path) -> int | None:
@@ -123,7 +127,7 @@ class CpuSplit:
         busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
         return {
             "client": time.process_time(),
-            **{name: _tree_cpu_s(pid) for name, pid in self.pids.items()},
+            **{name: process_tree_sum(pid, _cpu_s) for name, pid in self.pids.items()},
             "machine": busy,
             "wall": time.monotonic(),
         }

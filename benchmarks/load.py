@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
 import sys
@@ -38,7 +37,16 @@ from typing import Any
 import httpx
 import psutil
 
-from benchmarks.common import Sizes, fact_texts, library_versions, machine, question_texts, ratio, stats
+from benchmarks.common import (
+    Sizes,
+    fact_texts,
+    library_versions,
+    machine,
+    process_tree_sum,
+    question_texts,
+    ratio,
+    stats,
+)
 from benchmarks.corpus import IDENTIFIERS, TOPICS
 from benchmarks.report import _table, write_section
 
@@ -190,16 +198,11 @@ def process_tree_rss(pid: int, *, proportional: bool = False) -> int:
     """Resident bytes of ``pid`` and all its descendants (0 once it is gone); ``proportional``: PSS,
     each shared page divided among the processes that map it (PostgreSQL's backends all map the
     shared buffers, so their RSS summed counts the buffers once per backend)."""
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):  # a child may end between the two calls
-            total += p.memory_full_info().pss if proportional else p.memory_info().rss
-    return total
+
+    def resident(p: psutil.Process) -> float:
+        return float(p.memory_full_info().pss if proportional else p.memory_info().rss)
+
+    return int(process_tree_sum(pid, resident))
 
 
 async def _closed_loops(

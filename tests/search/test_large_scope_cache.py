@@ -82,9 +82,12 @@ async def test_a_large_scope_is_planned_and_counted_once(
     assert all(any(_counts_frequencies(s) for s in search) for search in (first, second))
 
 
-async def test_a_stale_vocabulary_is_used_and_read_again_off_the_search_path(
-    http: httpx.AsyncClient, make_user: UserFactory, state: AppState, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _large_scope_with_vocabulary(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState
+) -> tuple[SearchService, VocabularyRefresher, dict[str, str], list[str], list[str]]:
+    """A new user of 150 insights, a scope large for a service whose sample is 100 rows: counted
+    by one search, its vocabulary read by the next. The service, its refresher, the user's
+    headers, the insights' ids, and the statements of the search that read the vocabulary."""
     search = state.settings.search.model_copy(update={"keyword_df_sample": 100})
     refresher = VocabularyRefresher(state.sessionmaker)
     service = SearchService(
@@ -94,10 +97,20 @@ async def test_a_stale_vocabulary_is_used_and_read_again_off_the_search_path(
         cache.clear()
     _, big = await make_user()
     items = [{"content": text} for text in fact_texts(150, seed=3)]
-    assert (await http.post("/v1/insights/batch", json={"items": items}, headers=big)).status_code == 201
+    r = await http.post("/v1/insights/batch", json={"items": items}, headers=big)
+    assert r.status_code == 201
+    ids = list(dict.fromkeys(item["id"] for item in r.json()["items"]))  # a near-duplicate merged: one id
     token = big["Authorization"][7:]
     await _searches(state, service, token, "standing desk recommended", "keyword")  # counted: large
     (read, _), _ = await _searches(state, service, token, "italian coffee invoices euros", "keyword")
+    return service, refresher, big, ids, read
+
+
+async def test_a_stale_vocabulary_is_used_and_read_again_off_the_search_path(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, refresher, big, _, read = await _large_scope_with_vocabulary(http, make_user, state)
+    token = big["Authorization"][7:]
     assert sum(map(_counts_frequencies, read)) == 1  # the vocabulary, on the search's path
 
     # A minute on, the vocabulary is stale: a search uses it as it is, and hands it on to be read
@@ -126,24 +139,11 @@ async def test_a_stale_vocabulary_is_used_and_read_again_off_the_search_path(
 async def test_a_scope_that_shrank_below_the_sample_is_counted_as_a_small_one_again(
     http: httpx.AsyncClient, make_user: UserFactory, state: AppState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    search = state.settings.search.model_copy(update={"keyword_df_sample": 100})
-    refresher = VocabularyRefresher(state.sessionmaker)
-    service = SearchService(
-        embedder=state.embedder, settings=state.settings.model_copy(update={"search": search}), vocabulary=refresher
-    )
-    for cache in (LARGE_SCOPE_DF, LARGE_SCOPES, LARGE_SCOPE_VOCABULARY):
-        cache.clear()
-    _, big = await make_user()
-    items = [{"content": text} for text in fact_texts(150, seed=5)]
-    r = await http.post("/v1/insights/batch", json={"items": items}, headers=big)
-    assert r.status_code == 201
+    service, refresher, big, ids, _ = await _large_scope_with_vocabulary(http, make_user, state)
     token = big["Authorization"][7:]
-    await _searches(state, service, token, "standing desk recommended", "keyword")  # counted: large
-    await _searches(state, service, token, "italian coffee invoices euros", "keyword")  # its vocabulary read
     assert len(LARGE_SCOPES) == 1 and len(LARGE_SCOPE_VOCABULARY) == 1
 
     # The user forgets all but 40 rows: under the sample of 100, the scope is small again.
-    ids = list(dict.fromkeys(item["id"] for item in r.json()["items"]))  # a near-duplicate merged: one id
     assert len(ids) > 100
     for insight_id in ids[40:]:
         assert (await http.delete(f"/v1/insights/{insight_id}", headers=big)).status_code == 204
