@@ -148,12 +148,16 @@ def render(doc: dict[str, Any]) -> str:
             f"(p50 {c8['latency']['p50_ms']} ms, p95 {c8['latency']['p95_ms']} ms, {c8['errors']} errors).",
             "",
         ]
-        if "cpu" in c8:  # runs before 2026-12-07 did not split the CPU
-            per, cores = c8["cpu"]["cpu_ms_per_unit"], c8["cpu"]["cores"]
+        # runs before 2026-12-07 did not split the CPU nor load the other modes
+        for run in [c8, *b.get("concurrent_other_modes", {}).values()]:
+            if "cpu" not in run:
+                continue
+            per, cores = run["cpu"]["cpu_ms_per_unit"], run["cpu"]["cores"]
             lines += [
-                f"CPU per search: {per['machine']} ms on the machine ({per['server']} server, {per['postgres']} "
-                f"PostgreSQL, {per['client']} the benchmark's clients, {per['other']} other), the {cores} cores "
-                f"{c8['cpu']['machine_busy_share']:.0%} busy; at full load that allows "
+                f"CPU per {run['mode']} search under that load ({run['searches_per_s']}/s): {per['machine']} ms on "
+                f"the machine ({per['server']} server, {per['postgres']} PostgreSQL, {per['client']} the "
+                f"benchmark's clients, {per['other']} other), the {cores} cores "
+                f"{run['cpu']['machine_busy_share']:.0%} busy; at full load that allows "
                 f"{1000 * cores / max(per['machine'], 0.01):.0f} searches/s.",
                 "",
             ]
