@@ -121,26 +121,33 @@ class SearchService:
         unique = list(dict.fromkeys(kinds))
         present: list[Kind] = unique
         plans: dict[Kind, ScanPlan] = {}
-        if wants_semantic:
-            # One statement decides every kind's plan; a kind the caller owns nothing of is
-            # skipped by both sides (its keyword side would cost statements of its own).
-            plans = await repo.vector_plans(unique, owner_ids, cfg.scan_policy(), ef_search=ef_search)
-            present = [kind for kind in unique if plans[kind] != "empty"]
-        if req.mode == "keyword":
-            keyword = await self._keyword(repo, present, owner_ids, req, limit=n, now=now, with_embedding=want_vectors)
-        elif wants_semantic and present:
-            # The model runs off the event loop: meanwhile the keyword side of a hybrid search, which
-            # needs no vector, reads the database (the embedding uses no session, so the session
-            # still serves one statement at a time).
-            embedding = asyncio.ensure_future(self.embedder.embed_query(req.query))
-            try:
+        # The model runs off the event loop from here: meanwhile the plans' statement and the
+        # keyword side of a hybrid search, which need no vector, read the database (the embedding
+        # uses no session, so the session still serves one statement at a time). Started after
+        # the plans, a semantic search waited for both one after the other.
+        embedding = asyncio.ensure_future(self.embedder.embed_query(req.query)) if wants_semantic else None
+        try:
+            if wants_semantic:
+                # One statement decides every kind's plan; a kind the caller owns nothing of is
+                # skipped by both sides (its keyword side would cost statements of its own).
+                plans = await repo.vector_plans(unique, owner_ids, cfg.scan_policy(), ef_search=ef_search)
+                present = [kind for kind in unique if plans[kind] != "empty"]
+            if req.mode == "keyword":
+                keyword = await self._keyword(
+                    repo, present, owner_ids, req, limit=n, now=now, with_embedding=want_vectors
+                )
+            elif embedding is not None and present:
                 if req.mode == "hybrid":
                     # a row only the keyword side finds needs its vector for its cosine
                     keyword = await self._keyword(repo, present, owner_ids, req, limit=n, now=now, with_embedding=True)
                 vector = await embedding
-            except BaseException:
-                embedding.cancel()
-                raise
+        finally:
+            if embedding is not None:
+                if not embedding.done():  # a failure, or nothing to search
+                    embedding.cancel()
+                elif not embedding.cancelled():
+                    embedding.exception()  # a model failure nobody awaited (nothing to search) logs no warning
+        if vector is not None:
             for kind in present:
                 semantic += await repo.semantic(
                     kind,
