@@ -157,12 +157,20 @@ class InsightRepository:
         batch (0.43 against 0.09 ms here) and ~470 Python calls of a single write, to track rows
         that nothing edits afterwards: a later edit in the same transaction (a merge into one, a
         supersede) loads the row again. Columns a row leaves unset take their defaults.
+
+        One executemany per set of columns the rows set (one for the service's rows, built alike):
+        an executemany takes its columns from its first row, and would drop another row's value
+        of a column the first left unset.
         """
         if not rows:
             return
         conn = await self.session.connection()  # Core: the ORM's bulk insert adds only Python
-        values = [{col: row.__dict__[attr] for attr, col in _COLUMNS if attr in row.__dict__} for row in rows]
-        await conn.execute(_INSERT, values)
+        alike: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            values = {col: row.__dict__[attr] for attr, col in _COLUMNS if attr in row.__dict__}
+            alike.setdefault(tuple(values), []).append(values)
+        for group in alike.values():
+            await conn.execute(_INSERT, group)
 
     async def bulk_load(
         self,

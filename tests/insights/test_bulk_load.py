@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from embeddings import content_hash
 from mosaic_memory.container import AppState
 from mosaic_memory.errors import Conflict, InvalidInput
 from mosaic_memory.insights.repository import InsightRepository
+from mosaic_memory.models import Insight
 from mosaic_memory.owners.repository import OwnerRepository
 from tests.conftest import UserFactory
 
@@ -88,3 +92,30 @@ async def test_bulk_load_rejects_vectors_of_the_wrong_shape(state: AppState, mak
             await repo.bulk_load(owner_id, ["a", "b"], np.zeros((1, 384), np.float32), embedding_model="t")  # type: ignore[arg-type]
         with pytest.raises(InvalidInput, match="dimension"):
             await repo.bulk_load(owner_id, ["a"], np.zeros((1, 3), np.float32), embedding_model="t")  # type: ignore[arg-type]
+
+
+async def test_add_all_keeps_every_rows_values_when_rows_set_different_columns(
+    state: AppState, make_user: UserFactory
+) -> None:
+    # One executemany takes its columns from its first row: a later row's value of a column the
+    # first left unset was dropped. Here the second row alone sets a category and an expiry.
+    name, _ = await make_user()
+    owner_id = await _owner_id(state, name)
+    vectors = await state.embedder.embed_documents(FACTS[:2])
+    later = datetime(2099, 1, 1, tzinfo=UTC)
+    plain = Insight(owner_id=owner_id, content=FACTS[0], content_hash=content_hash(FACTS[0]), embedding=vectors[0])
+    fuller = Insight(
+        owner_id=owner_id,
+        content=FACTS[1],
+        content_hash=content_hash(FACTS[1]),
+        embedding=vectors[1],
+        category="ops",
+        expires_at=later,
+    )
+    async with state.sessionmaker() as session, session.begin():
+        await InsightRepository(session).add_all([plain, fuller])
+    async with state.sessionmaker() as session:
+        stored = {r.content: r for r in await session.scalars(select(Insight).where(Insight.owner_id == owner_id))}
+    assert stored[FACTS[1]].category == "ops" and stored[FACTS[1]].expires_at == later
+    assert stored[FACTS[0]].category is None and stored[FACTS[0]].expires_at is None
+    assert stored[FACTS[0]].id != stored[FACTS[1]].id  # the default id, one each
