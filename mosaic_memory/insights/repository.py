@@ -70,14 +70,14 @@ def _by_hashes() -> Select[Insight]:
     )
 
 
-# The near-duplicate statements by (plan, one scope copy shared by the batch, origin filter): built
-# once, so SQLAlchemy neither parses the text for its parameters nor keys it again on every write.
-_NEAREST_STATEMENTS: dict[tuple[ScanPlan, bool, bool], TextClause] = {}
 _WORK_MEM = text("SELECT set_config('work_mem', '64MB', true)")
 
 
+@cache
 def _nearest_statement(plan: ScanPlan, *, shared: bool, origin: bool) -> TextClause:
-    """One round trip for the whole batch: unnest the vectors, one LATERAL nearest each."""
+    """One round trip for the whole batch: unnest the vectors, one LATERAL nearest each. Built
+    once per (plan, one scope copy shared by the batch, origin filter), so SQLAlchemy neither
+    parses the text for its parameters nor keys it again on every write."""
     scope = f"""
         FROM insights i
         WHERE i.owner_id = :owner AND i.superseded_by IS NULL AND i.valid_to IS NULL
@@ -306,10 +306,8 @@ class InsightRepository:
             # against 216 ms); 64 MB holds the largest exact scope by default (20,000 rows of 384
             # floats, ~32 MB).
             await conn.execute(_WORK_MEM)
-        key = (plan, shared, exclude_origin is not None)
-        if key not in _NEAREST_STATEMENTS:
-            _NEAREST_STATEMENTS[key] = _nearest_statement(plan, shared=shared, origin=exclude_origin is not None)
-        rows = await conn.execute(_NEAREST_STATEMENTS[key], params)
+        stmt = _nearest_statement(plan, shared=shared, origin=exclude_origin is not None)
+        rows = await conn.execute(stmt, params)
         return {int(r.ord) - 1: (r.id, float(r.sim)) for r in rows}
 
     async def bump_access(self, keys: Sequence[tuple[uuid.UUID, uuid.UUID]], when: datetime) -> None:
