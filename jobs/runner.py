@@ -30,7 +30,7 @@ from jobs.registry import JobContext, JobRegistry, JobSpec, RunReport
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, JobNotFound, JobRunNotFound
 from mosaic_memory.insights.service import InsightService
-from mosaic_memory.models import JobRun, utc_now
+from mosaic_memory.models import JobRun, new_id, utc_now
 from mosaic_memory.observability.metrics import Metrics
 
 __all__ = ["SKIPPED_LOCKED", "JobRunner", "lock_key"]
@@ -222,7 +222,7 @@ class JobRunner:
         claimed: uuid.UUID | None = None,
     ) -> JobRunOut:
         """Run ``spec`` under its lock, in the ledger row ``claimed`` (a scheduled fire) or a new one."""
-        run_id = claimed or uuid.uuid4()
+        run_id = claimed or new_id()
         started = self.clock()
         timer = time.perf_counter()  # the injected clock may stand still (tests); durations may not
         async with self.sessionmaker() as session, session.begin():

@@ -16,7 +16,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mosaic_memory.models import JobRun
+from mosaic_memory.models import JobRun, new_id
 
 
 class JobRunRepository:
@@ -34,7 +34,7 @@ class JobRunRepository:
         stmt = (
             insert(JobRun)
             .values(
-                id=uuid.uuid4(),
+                id=new_id(),
                 job_id=job_id,
                 trigger="schedule",
                 status="running",

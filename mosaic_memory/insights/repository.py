@@ -32,7 +32,7 @@ from mosaic_memory.common.vectors import (
     vector_literal,
 )
 from mosaic_memory.errors import Conflict, InvalidInput
-from mosaic_memory.models import Insight, InsightSource
+from mosaic_memory.models import Insight, InsightSource, new_id
 
 _BULK_COLUMNS = "owner_id, id, content, content_hash, embedding, embedding_model, source_type"
 
@@ -211,7 +211,7 @@ class InsightRepository:
                     copy.set_types(["uuid", "uuid", "text", "varchar", vector_oid, "varchar", "varchar"])
                     for content, vec in zip(contents, matrix, strict=True):
                         await copy.write_row(
-                            (owner_id, uuid.uuid4(), content, content_hash(content), vec, embedding_model, source_type)
+                            (owner_id, new_id(), content, content_hash(content), vec, embedding_model, source_type)
                         )
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict(

@@ -19,7 +19,7 @@ from mosaic_memory.errors import Conflict, ContentTooLarge, InsightNotFound, Inv
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.insights.schemas import InsightBatchOut, InsightCreate, InsightOut, InsightUpdate
 from mosaic_memory.insights.spec import insight_text
-from mosaic_memory.models import Insight, utc_now
+from mosaic_memory.models import Insight, new_id, utc_now
 from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.owners.service import OwnerService
 
@@ -258,7 +258,7 @@ class InsightService:
             expires_at = now + timedelta(seconds=item.ttl_seconds)
         return Insight(
             owner_id=owner_id,
-            id=uuid.uuid4(),
+            id=new_id(),
             content=item.content,
             content_hash=h,
             category=item.category,
@@ -429,7 +429,7 @@ class InsightService:
         taken = await repo.existing_ids(owner_id, [rows[i].id for i in fresh])
         for i in fresh:
             if rows[i].id in taken:
-                rows[i].id = uuid.uuid4()
+                rows[i].id = new_id()
         need = [i for i in fresh if rows[i].embedding is None]
         if need:
             vectors = await self.embedder.embed_documents([insight_text(rows[i].content) for i in need])

@@ -24,7 +24,7 @@ from mosaic_memory.errors import Conflict, ContentTooLarge, InvalidInput, LogNot
 from mosaic_memory.logs.repository import LogRepository
 from mosaic_memory.logs.schemas import LogBatchIn, LogBatchOut, LogOut, LogSessionOut
 from mosaic_memory.logs.spec import log_text
-from mosaic_memory.models import AgentLog, utc_now
+from mosaic_memory.models import AgentLog, new_id, utc_now
 from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.owners.service import OwnerService
 
@@ -162,7 +162,7 @@ class LogService:
         fresh: list[int] = []
         for i, event in enumerate(batch.events):
             if event.id is None:
-                ids.append(uuid.uuid4())
+                ids.append(new_id())
                 fresh.append(i)
                 continue
             known, digest = stored.get(event.id), content_hash(all_texts[i])
@@ -350,7 +350,7 @@ class LogService:
                 out.append(("duplicate", events[key]))
                 continue
             if row["id"] in by_id:
-                row["id"] = uuid.uuid4()
+                row["id"] = new_id()
             fresh.append(row)
             out.append(("added", row["id"]))
         need = [r for r in fresh if r.get("embedding") is None and r.get("tier") != "cold"]

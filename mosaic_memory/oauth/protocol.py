@@ -31,7 +31,7 @@ from authlib.oauth2.rfc7591.errors import InvalidRedirectURIError
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from mosaic_memory.config import OAuthSettings
-from mosaic_memory.models import OAuthClient, OAuthCode, OAuthToken
+from mosaic_memory.models import OAuthClient, OAuthCode, OAuthToken, new_id
 from mosaic_memory.oauth.repository import OAuthRepository
 from mosaic_memory.owners.schemas import SCOPES
 
@@ -458,7 +458,7 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         refresh = token.get("refresh_token")
         self.loaded.repo.add(
             OAuthToken(
-                id=uuid.uuid4(),
+                id=new_id(),
                 grant_id=grantee.grant_id,
                 client_id=request.client.get_client_id(),
                 user_id=grantee.user_id,

@@ -25,7 +25,7 @@ from mosaic_memory.errors import (
     OwnerNotFound,
     PermissionDenied,
 )
-from mosaic_memory.models import ApiKey, Owner, utc_now
+from mosaic_memory.models import ApiKey, Owner, new_id, utc_now
 from mosaic_memory.owners.repository import ApiKeyRepository, OwnerRepository
 from mosaic_memory.owners.schemas import NAME_PATTERN, SCOPES, KeyOut, OwnerOut, OwnerRef, Principal, TeamOut
 
@@ -71,7 +71,7 @@ class OwnerService:
         repo = OwnerRepository(session)
         if await repo.get_by_name("user", name) is not None:
             raise Conflict(f"user {name!r} already exists")
-        user = await repo.add(Owner(id=uuid.uuid4(), kind="user", name=name, is_admin=admin, created_at=self.clock()))
+        user = await repo.add(Owner(id=new_id(), kind="user", name=name, is_admin=admin, created_at=self.clock()))
         scopes = ["read", "write", "admin"] if admin else ["read", "write"]
         _, token = await self._issue_key(session, user, name="default", scopes=scopes, agent_id=None)
         return owner_out(user), token
@@ -80,7 +80,7 @@ class OwnerService:
         repo = OwnerRepository(session)
         if await repo.get_by_name("team", name) is not None:
             raise Conflict(f"team {name!r} already exists")
-        await repo.add(Owner(id=uuid.uuid4(), kind="team", name=name, created_at=self.clock()))
+        await repo.add(Owner(id=new_id(), kind="team", name=name, created_at=self.clock()))
         for member in members:
             await self.add_member(session, name, member)
         return await self.get_team(session, name)
@@ -140,7 +140,7 @@ class OwnerService:
             raise PermissionDenied(f"user {user.name!r} is not an administrator; an admin-scoped key needs one")
         token = token or _new_token()
         key = ApiKey(
-            id=uuid.uuid4(),
+            id=new_id(),
             user_id=user.id,
             name=name,
             prefix=key_prefix(token),
@@ -218,7 +218,7 @@ class OwnerService:
         admin = await owners.get_by_name("user", ADMIN_USER)
         if admin is None:
             admin = await owners.add(
-                Owner(id=uuid.uuid4(), kind="user", name=ADMIN_USER, is_admin=True, created_at=self.clock())
+                Owner(id=new_id(), kind="user", name=ADMIN_USER, is_admin=True, created_at=self.clock())
             )
         if configured_key:
             if len(configured_key) < 16:
@@ -323,7 +323,7 @@ class OwnerService:
         repo = OwnerRepository(session)
         owner = await repo.get_by_name(kind, name)
         if owner is None:
-            owner = await repo.add(Owner(id=uuid.uuid4(), kind=kind, name=name, created_at=self.clock()))
+            owner = await repo.add(Owner(id=new_id(), kind=kind, name=name, created_at=self.clock()))
         return _ref(owner)
 
     async def owner_by_label(self, session: AsyncSession, label: str) -> OwnerRef | None:

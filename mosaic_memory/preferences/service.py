@@ -18,7 +18,7 @@ from mosaic_memory.common.schemas import Page, check_json_size, make_page
 from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import Conflict, ImmutablePreference, InvalidInput, PreferenceNotFound
-from mosaic_memory.models import Preference, PreferenceHistory, utc_now
+from mosaic_memory.models import Preference, PreferenceHistory, new_id, utc_now
 from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.preferences.repository import PreferenceRepository
@@ -113,7 +113,7 @@ class PreferenceService:
             text = await repo.render(key, data.value)
             row = Preference(
                 owner_id=owner.id,
-                id=uuid.uuid4(),
+                id=new_id(),
                 key=key,
                 scope=data.scope,
                 value=data.value,
@@ -243,7 +243,7 @@ class PreferenceService:
         await repo.add_change(
             PreferenceHistory(
                 owner_id=row.owner_id,
-                id=uuid.uuid4(),
+                id=new_id(),
                 preference_id=row.id,
                 key=row.key,
                 scope=row.scope,
@@ -278,7 +278,7 @@ class PreferenceService:
             current = await repo.get_for_update(owner_id, row.key, row.scope)
             if current is None:
                 if await repo.id_taken(owner_id, row.id):
-                    row.id = uuid.uuid4()
+                    row.id = new_id()
                 if row.embedding is None:
                     row.embedding = (await self.embedder.embed_documents([text]))[0]
                     row.embedding_model = self.embedder.model_id
@@ -309,7 +309,7 @@ class PreferenceService:
             await repo.add_change(
                 PreferenceHistory(
                     owner_id=owner_id,
-                    id=uuid.uuid4(),
+                    id=new_id(),
                     preference_id=current.id,
                     key=current.key,
                     scope=current.scope,

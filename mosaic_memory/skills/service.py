@@ -15,7 +15,7 @@ from mosaic_memory.common.schemas import Page, check_json_size, decode_cursor, e
 from mosaic_memory.common.secret_scan import SecretCheck
 from mosaic_memory.config import Settings
 from mosaic_memory.errors import ContentTooLarge, SkillExists, SkillNotFound
-from mosaic_memory.models import Skill, utc_now
+from mosaic_memory.models import Skill, new_id, utc_now
 from mosaic_memory.owners.schemas import OwnerRef, Principal
 from mosaic_memory.owners.service import OwnerService
 from mosaic_memory.skills.repository import SkillRepository
@@ -89,7 +89,7 @@ class SkillService:
         now = self.clock()
         row = Skill(
             owner_id=owner.id,
-            id=uuid.uuid4(),
+            id=new_id(),
             name=data.name,
             description=data.description,
             instructions=data.instructions,
@@ -189,7 +189,7 @@ class SkillService:
             current = await repo.by_name(owner_id, row.name)
             if current is None:
                 if await repo.id_taken(owner_id, row.id):
-                    row.id = uuid.uuid4()
+                    row.id = new_id()
                 if row.embedding is None:
                     row.embedding = (await self.embedder.embed_documents([text]))[0]
                     row.embedding_model = self.embedder.model_id
