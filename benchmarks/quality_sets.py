@@ -10,6 +10,12 @@ questions ask about something not stored: no hit should score above the relevanc
   sessions answer together), among small talk and the same kind of fact about other people.
 - ``exact``: identifiers, error codes and file names beside near-identical neighbours.
 - ``logs``: log lines (time, level, service, message) asked about in plain words.
+
+Sets are stored in ``docs`` order. Search puts equally good hits newest first (the rows' ids and
+times order them), so a set whose order means nothing (``project``: answers, then filler;
+``exact``: one category after another) is shuffled by its seed: stored as built, the filler
+would come first among equals by construction. ``conversation`` and ``logs`` stay in time
+order, as they would have been written.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ def project_set(filler: int = 150) -> QualitySet:
     docs = [t for topic in TOPICS for t in (topic.fact, topic.same[0], topic.other)]
     docs += [fact for fact, _ in IDENTIFIERS]
     docs += fact_texts(filler, seed=31)
+    random.Random(31).shuffle(docs)  # no order among them (module docstring)
     qs = [Question(q, frozenset({t.fact, t.same[0]}), "paraphrase") for t in TOPICS for q in t.questions]
     qs += [Question(q, frozenset({fact}), "identifier") for fact, q in IDENTIFIERS]
     unanswerable = [
@@ -226,6 +233,7 @@ def exact_set(seed: int = 23) -> QualitySet:
         docs.append(f"{path} holds the {module} rules; edit it when changing {module} limits")
         questions.append(Question(f"which file is {module}_policy_{i}.py?", frozenset({docs[-1]}), "file name"))
     unanswerable = ["what does E9999 mean?", "what happened to order ORD-11111?", "where is main_window.cpp?"]
+    rng.shuffle(docs)  # no order among them (module docstring)
     return QualitySet("exact", docs, questions, unanswerable)
 
 

@@ -347,7 +347,7 @@ class SearchRepository:
         query, so neither can carry a hit alone; a query of common words only is ranked by their
         IDF. Rows matching every useful
         word are ranked first, then rows matching any; each pass ranks at most ``candidate_cap``
-        matches, so a word most rows contain stays cheap. Ties go to ``ts_rank_cd``.
+        matches, so a word most rows contain stays cheap. Ties go to ``ts_rank_cd``, then to the newest row.
         Document frequencies are counted up to ``df_sample`` rows: in a larger scope the share
         is taken over ``df_sample`` rows, so a word there weighs at most what it would in a
         scope of that size.
@@ -623,9 +623,9 @@ def _ranked_statement(
     pass, ``limit``, and ``w{i}`` for the WHERE (:func:`_named`).
 
     Each pass ranks at most its cap of rows matching its tsquery by coverage, then
-    ``ts_rank_cd`` and the id, and keeps its best ``limit``; a pass runs only while the passes
-    before it found fewer than ``limit`` distinct rows. A row keeps its first pass's place; the
-    winners are ordered by score, then pass, then place in the pass.
+    ``ts_rank_cd``, then newest first, and keeps its best ``limit``; a pass runs only while the
+    passes before it found fewer than ``limit`` distinct rows. A row keeps its first pass's place;
+    the winners are ordered by score, then pass, then place in the pass (:func:`_best_first`).
 
     One statement, not one per pass: each pass was a round trip of its own, with the winners'
     content and vector read per pass (a row found by two passes twice) and the statement
@@ -650,7 +650,12 @@ def _ranked_statement(
             found = union(*(select(p.c.id) for p in ranked)).subquery()
             gate.append(select(func.count()).select_from(found).scalar_subquery() < limit)
         matches = (
-            select(model.id.label("id"), model.owner_id.label("owner_id"), model.search_tsv.label("tsv"))
+            select(
+                model.id.label("id"),
+                model.owner_id.label("owner_id"),
+                model.search_tsv.label("tsv"),
+                spec.created.label("created"),
+            )
             .where(*where, model.search_tsv.op("@@")(tsquery), *gate)
             .limit(bindparam(f"cap{i}", type_=Integer))
             .subquery()
@@ -659,7 +664,7 @@ def _ranked_statement(
             select(func.sum(terms.c.share)).where(matches.c.tsv.op("@@")(terms.c.q)).scalar_subquery(), 0.0
         ).label("coverage")
         covered = (
-            select(matches.c.id, matches.c.owner_id, matches.c.tsv, coverage)
+            select(matches.c.id, matches.c.owner_id, matches.c.tsv, matches.c.created, coverage)
             .cte(f"covered{i}")
             .prefix_with("MATERIALIZED")
         )
@@ -670,27 +675,33 @@ def _ranked_statement(
         reach = select(func.min(best.c.coverage)).scalar_subquery()
         rank = func.ts_rank_cd(covered.c.tsv, tsquery, 32).label("rank")
         ranked.append(
-            select(covered.c.id, covered.c.owner_id, covered.c.coverage, rank, literal(i).label("step"))
+            select(
+                covered.c.id, covered.c.owner_id, covered.c.created, covered.c.coverage, rank, literal(i).label("step")
+            )
             .where(covered.c.coverage >= reach)
-            .order_by(covered.c.coverage.desc(), rank.desc(), covered.c.id)
+            .order_by(covered.c.coverage.desc(), rank.desc(), covered.c.created.desc(), covered.c.id.desc())
             .limit(limit)
             .cte(f"pass{i}")
         )
     every = union_all(*(select(p) for p in ranked)).subquery()
     first = select(every).ext(distinct_on(every.c.id)).order_by(every.c.id, every.c.step).subquery()
     score = func.least(first.c.coverage, 1.0)
-    top = (
-        select(first, score.label("score"))
-        .order_by(score.desc(), first.c.step, first.c.coverage.desc(), first.c.rank.desc(), first.c.id)
-        .limit(limit)
-        .subquery()
-    )
+    top = select(first, score.label("score")).order_by(*_best_first(score, first)).limit(limit).subquery()
     return (
         select(*SearchRepository._columns(spec, with_embedding), top.c.score)
         # (owner, id): the primary key, so one index probe per winner, and never past the scope
         .join_from(model, top, (model.owner_id == top.c.owner_id) & (model.id == top.c.id))
-        .order_by(top.c.score.desc(), top.c.step, top.c.coverage.desc(), top.c.rank.desc(), top.c.id)
+        .order_by(*_best_first(top.c.score, top))
     )
+
+
+def _best_first(score: Any, rows: Any) -> list[Any]:
+    """The ranking's order over ``rows`` (the passes' winners): score, the pass that found the row,
+    coverage and ``ts_rank_cd``, then the newest first: memories the words cannot tell apart come
+    in the order they were written, most recent first (ids are time-ordered, models/base.new_id),
+    where a random id decided before."""
+    c = rows.c
+    return [score.desc(), c.step, c.coverage.desc(), c.rank.desc(), c.created.desc(), c.id.desc()]
 
 
 def _scope(
