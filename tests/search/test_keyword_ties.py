@@ -4,6 +4,8 @@ Real model, real database."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import httpx
 
 from mosaic_memory.models import new_id
@@ -46,4 +48,4 @@ async def test_tied_rows_of_one_batch_come_last_written_first(http: httpx.AsyncC
 def test_row_ids_are_time_ordered_uuids() -> None:
     ids = [new_id() for _ in range(10_000)]
     assert all(i.version == 7 for i in ids)
-    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a < b for a, b in pairwise(ids))
