@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     DateTime,
+    Executable,
     Float,
     Integer,
     Select,
@@ -53,6 +54,7 @@ from mosaic_memory.common.vectors import (
     binary_vector,
     by_distance,
     nearest_rows,
+    nearest_union,
     query_vector_parameter,
     scan_plans,
 )
@@ -127,11 +129,11 @@ VOCABULARY_FRESH = 60.0
 # and the embedded-rows condition (SearchRepository._vector_columns).
 _VECTOR_COLUMNS: dict[tuple[Kind, bool], tuple[list[Any], dict[ScanPlan, Any], ColumnElement[bool]]] = {}
 
-# Semantic search's statement without filters, per (kind, with the embedding, with history, plan),
-# built once: its owners (OWNERS), present and limit are parameters given at each execution.
-# (The owner filter's switch is part of the key, ``owner_filter_on``; the keyword statements key
-# on the WHERE's shape, which holds the filter or its absence.)
-_NEAREST: dict[tuple[Kind, bool, bool, ScanPlan, bool], Select[Any]] = {}
+# Semantic search's statement without filters, per ((kind, plan) of each part, with the embedding,
+# with history), built once: its owners (OWNERS), present and limit are parameters given at each
+# execution. (The owner filter's switch is part of the key, ``owner_filter_on``; the keyword
+# statements key on the WHERE's shape, which holds the filter or its absence.)
+_NEAREST: dict[tuple[tuple[tuple[Kind, ScanPlan], ...], bool, bool, bool], Executable] = {}
 _NOW = "now"
 _LIMIT = "limit"
 _NOW_PARAMETER = bindparam(_NOW, type_=DateTime(timezone=True))
@@ -265,35 +267,102 @@ class SearchRepository:
         with_embedding: bool = False,
         plan: ScanPlan | None = None,
     ) -> list[Row]:
-        """The kind's nearest rows; ``plan`` from :meth:`vector_plans` (decided here when None).
+        """The kind's nearest rows: :meth:`semantic_kinds` for one kind."""
+        return await self.semantic_kinds(
+            [kind],
+            owner_ids,
+            vector,
+            filters,
+            limit=limit,
+            now=now,
+            include_history=include_history,
+            scan=scan,
+            ef_search=ef_search,
+            with_embedding=with_embedding,
+            plans=None if plan is None else {kind: plan},
+        )
 
-        Without filters the statement is built once per kind and plan (:data:`_NEAREST`), so a
+    async def semantic_kinds(
+        self,
+        kinds: Sequence[Kind],
+        owner_ids: Sequence[uuid.UUID],
+        vector: np.ndarray,
+        filters: SearchFilters,
+        *,
+        limit: int,
+        now: datetime,
+        include_history: bool,
+        scan: ScanPolicy,
+        ef_search: int,
+        with_embedding: bool = False,
+        plans: dict[Kind, ScanPlan] | None = None,
+    ) -> list[Row]:
+        """Each kind's nearest ``limit`` rows (nearest first within a kind), every kind in one
+        statement (``common/vectors.nearest_rows``); ``plans`` from :meth:`vector_plans` (decided
+        here when None). A kind a filter names a missing field of has no rows.
+
+        Without filters the statement is built once per kinds and plans (:data:`_NEAREST`), so a
         search neither builds it nor has SQLAlchemy walk it for its cache key again (~600 Python
         calls a kind): the scope, the present and the limit travel as parameters.
         """
-        spec = KIND_SPECS[kind]
         owner_ids = OwnerIdList.of(owner_ids)
-        where = None
+        wheres: dict[Kind, list[ColumnElement[bool]]] | None = None
         if filters.model_fields_set:
-            where = self._where(spec, None, filters, now=_NOW_PARAMETER, include_history=include_history)
-            if where is None:
-                return []
-        if plan is None:  # the same remembered plans as the service's path
-            plan = (await self.vector_plans([kind], owner_ids, scan, ef_search=max(ef_search, limit)))[kind]
+            wheres = {}
+            for kind in kinds:
+                where = self._where(
+                    KIND_SPECS[kind], None, filters, now=_NOW_PARAMETER, include_history=include_history
+                )
+                if where is not None:
+                    wheres[kind] = where
+            kinds = [kind for kind in kinds if kind in wheres]
+        if plans is None:  # the same remembered plans as the service's path
+            plans = await self.vector_plans(kinds, owner_ids, scan, ef_search=max(ef_search, limit))
+        present = list(kinds)
 
-        def query(plan: ScanPlan) -> Select[Any]:
-            if where is not None:
-                return self._nearest(kind, where, with_embedding, plan)
-            key = (kind, with_embedding, include_history, plan, owner_filter_on())
+        def query(these: Sequence[ScanPlan]) -> Executable:
+            parts = tuple(zip(present, these, strict=True))
+            if wheres is not None:
+                return self._nearest_union(parts, wheres.__getitem__, with_embedding)
+            key = (parts, with_embedding, include_history, owner_filter_on())
             if key not in _NEAREST:
-                unfiltered = self._where(spec, None, filters, now=_NOW_PARAMETER, include_history=include_history)
-                assert unfiltered is not None  # no filter names a missing field
-                _NEAREST[key] = self._nearest(kind, unfiltered, with_embedding, plan)
+                unfiltered = self._where_of(filters, include_history)
+                _NEAREST[key] = self._nearest_union(parts, unfiltered, with_embedding)
             return _NEAREST[key]
 
         params = {OWNERS: owner_ids, _NOW: now, _LIMIT: limit}
-        rows = await nearest_rows(self.session, plan, query, limit=limit, vector=vector, params=params)
-        return [self._row(kind, r, 1.0 - float(r.distance), with_embedding) for r in rows]
+        found = await nearest_rows(
+            self.session, [plans[kind] for kind in present], query, limit=limit, vector=vector, params=params
+        )
+        return [
+            self._row(kind, r, 1.0 - float(r.distance), with_embedding)
+            for kind, rows in zip(present, found, strict=True)
+            for r in rows
+        ]
+
+    def _where_of(self, filters: SearchFilters, include_history: bool) -> Callable[[Kind], list[ColumnElement[bool]]]:
+        """Each kind's WHERE without filters (scope and present as parameters)."""
+
+        def where(kind: Kind) -> list[ColumnElement[bool]]:
+            clauses = self._where(KIND_SPECS[kind], None, filters, now=_NOW_PARAMETER, include_history=include_history)
+            assert clauses is not None  # no filter names a missing field
+            return clauses
+
+        return where
+
+    def _nearest_union(
+        self,
+        parts: Sequence[tuple[Kind, ScanPlan]],
+        where: Callable[[Kind], list[ColumnElement[bool]]],
+        with_embedding: bool,
+    ) -> Executable:
+        """:func:`common.vectors.nearest_union` of each kind's :meth:`_nearest` (an ``"empty"`` plan: left out)."""
+        return nearest_union(
+            [
+                None if plan == "empty" else self._nearest(kind, where(kind), with_embedding, plan)
+                for kind, plan in parts
+            ]
+        )
 
     def _nearest(
         self, kind: Kind, where: list[ColumnElement[bool]], with_embedding: bool, plan: ScanPlan

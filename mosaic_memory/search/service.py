@@ -148,20 +148,19 @@ class SearchService:
                 elif not embedding.cancelled():
                     embedding.exception()  # a model failure nobody awaited (nothing to search) logs no warning
         if vector is not None:
-            for kind in present:
-                semantic += await repo.semantic(
-                    kind,
-                    owner_ids,
-                    vector,
-                    req.filters,
-                    limit=n,
-                    now=now,
-                    include_history=req.include_history,
-                    scan=cfg.scan_policy(),
-                    ef_search=ef_search,
-                    with_embedding=want_vectors,
-                    plan=plans[kind],
-                )
+            semantic = await repo.semantic_kinds(
+                present,
+                owner_ids,
+                vector,
+                req.filters,
+                limit=n,
+                now=now,
+                include_history=req.include_history,
+                scan=cfg.scan_policy(),
+                ef_search=ef_search,
+                with_embedding=want_vectors,
+                plans=plans,
+            )
             semantic.sort(key=lambda r: r.score, reverse=True)
             semantic = semantic[:n]
 

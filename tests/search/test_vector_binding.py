@@ -5,10 +5,11 @@ against the real PostgreSQL + pgvector."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, column, func, select, text, values
+from sqlalchemy import Executable, Select, column, func, select, text, values
 from sqlalchemy.dialects.postgresql import UUID
 
 from mosaic_memory.common.owner_id_list import OwnerIdList
@@ -20,6 +21,7 @@ from mosaic_memory.common.vectors import (
     ScanPlan,
     by_distance,
     nearest_rows,
+    nearest_union,
     query_vector,
     vector_literal,
 )
@@ -95,34 +97,31 @@ async def test_nearest_rows_come_back_nearest_first_and_short_hnsw_falls_back(
     vectors = rng.standard_normal((30, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     q = rng.standard_normal(384).astype(np.float32)
-    want = np.argsort(-(vectors @ q))  # nearest first
+    want = [f"row {i}" for i in np.argsort(-(vectors @ q))[:10]]  # nearest first
     async with state.sessionmaker() as session, session.begin():
         await InsightRepository(session).bulk_load(
             owner.id, [f"row {i}" for i in range(30)], vectors, embedding_model=state.embedder.model_id
         )
         distance = Insight.embedding.cosine_distance(query_vector(q))
         base = select(Insight.content, distance.label("distance")).where(owned_by(Insight.owner_id, [owner.id]))
-        ran: list[ScanPlan] = []
+        ran: list[tuple[ScanPlan, ...]] = []
 
-        def shuffled(plan: ScanPlan) -> Select[Any]:
-            # the "hnsw" statement returns its rows in id order, as relaxed_order may scramble them
-            ran.append(plan)
-            return base.order_by(Insight.id).limit(10)
+        def parts(plans: Sequence[ScanPlan]) -> Executable:
+            # part 0: its "hnsw" statement returns rows in id order, as relaxed_order may scramble
+            # them; part 1: its "hnsw" statement comes back short; part 2: never asked for
+            ran.append(tuple(plans))
+            shuffled = base.order_by(Insight.id).limit(10)
+            short = base.order_by(by_distance(distance, plans[1])).limit(3 if plans[1] == "hnsw" else 10)
+            return nearest_union([shuffled if plans[0] != "empty" else None, short if plans[1] != "empty" else None])
 
-        rows = await nearest_rows(session, "hnsw", shuffled, limit=10)
-        assert ran == ["hnsw"]
-        assert [r.distance for r in rows] == sorted(r.distance for r in rows)
-        assert len(rows) == 10
-
-        def short(plan: ScanPlan) -> Select[Any]:
-            ran.append(plan)
-            return base.order_by(by_distance(distance, plan)).limit(3 if plan == "hnsw" else 10)
-
+        first, second, third = await nearest_rows(session, ["hnsw", "hnsw", "empty"], parts, limit=10)
+        assert ran == [("hnsw", "hnsw", "empty"), ("empty", "exact", "empty")]  # one statement, then the fallback
+        assert [r.distance for r in first] == sorted(r.distance for r in first) and len(first) == 10
+        assert [r.content for r in second] == want
+        assert third == []
         ran.clear()
-        rows = await nearest_rows(session, "hnsw", short, limit=10)
-        assert ran == ["hnsw", "exact"]
-        assert [r.content for r in rows] == [f"row {i}" for i in want[:10]]
-        assert await nearest_rows(session, "empty", short, limit=10) == []
+        assert await nearest_rows(session, ["empty", "empty"], parts, limit=10) == [[], []]
+        assert ran == []
 
 
 async def test_a_remembered_hnsw_plan_sends_its_settings_with_the_other_kinds_count(
