@@ -16,15 +16,13 @@ import psycopg
 from sqlalchemy import text
 
 from benchmarks.common import DIM, Sizes, clustered_vectors, fact_texts
+from mosaic_memory.common.indexes import create_hnsw_index
 from mosaic_memory.config import Settings
 from mosaic_memory.container import AppState, bootstrap_admin, build_state
 from mosaic_memory.tiers import to_sync_url
 
 ADMIN_KEY = "mm_0bench00_benchmark-admin-key-local-only"
-HNSW_DDL = (
-    "CREATE INDEX ix_insights_embedding_hnsw ON insights "
-    "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
-)
+HNSW_DDL = create_hnsw_index("insights")  # the migrations' index, rebuilt after a bulk load
 
 # Owner layout (issue 3): 100 owners in one table; three of them hold 10 %, 1 % and 0.1 % of the
 # rows, the other 97 share the rest. Owner 0 is a user who is a member of the 99 teams, so over

@@ -16,6 +16,7 @@ from pgvector.psycopg import register_vector_async
 from benchmarks.common import DIM, CaseResult, K, Skip, now_ms, ratio, stats
 from benchmarks.context import HNSW_DDL, Context, Dataset, make_dataset, row_of
 from embeddings import content_hash
+from mosaic_memory.common.indexes import HNSW_EF_CONSTRUCTION, HNSW_M, HNSW_OPTIONS
 from mosaic_memory.insights.repository import InsightRepository
 from mosaic_memory.models import utc_now
 from mosaic_memory.search.repository import SearchRepository
@@ -183,7 +184,7 @@ async def case_e(ctx: Context) -> CaseResult:
         await truncate(ctx)
         await drop_index(ctx)
         await load_ours(ctx, data, range(len(data.vectors)))
-    res = CaseResult("e", "HNSW index build (m=16, ef_construction=64) on a loaded table")
+    res = CaseResult("e", f"HNSW index build ({HNSW_OPTIONS}) on a loaded table")
     built = await build_index(ctx)
     hnsw = _hnswlib_build_seconds(data)
     res.data = {"rows": len(data.vectors), "pgvector": built, "hnswlib_peer": hnsw}
@@ -201,7 +202,7 @@ def _hnswlib_build_seconds(data: Dataset) -> dict[str, Any]:
 
     index = hnswlib.Index(space="cosine", dim=DIM)
     t0 = time.perf_counter()
-    index.init_index(max_elements=len(data.vectors), ef_construction=64, M=16)
+    index.init_index(max_elements=len(data.vectors), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
     index.add_items(data.vectors, np.arange(len(data.vectors)), num_threads=os.cpu_count() or 1)
     return {"seconds": round(time.perf_counter() - t0, 2), "threads": os.cpu_count()}
 
@@ -322,7 +323,7 @@ def _hnswlib(data: Dataset, truth: list[np.ndarray], ef: int) -> dict[str, Any]:
 
     index = hnswlib.Index(space="cosine", dim=DIM)
     t0 = time.perf_counter()
-    index.init_index(max_elements=len(data.vectors), ef_construction=64, M=16)
+    index.init_index(max_elements=len(data.vectors), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
     index.add_items(data.vectors, np.arange(len(data.vectors)), num_threads=os.cpu_count() or 1)
     build = time.perf_counter() - t0
     index.set_ef(ef)
@@ -335,7 +336,8 @@ def _hnswlib(data: Dataset, truth: list[np.ndarray], ef: int) -> dict[str, Any]:
         found.append([int(x) for x in labels[0]])
     del index
     gc.collect()
-    return {**stats(times), "recall_at_10": recall(found, truth), "build_seconds": round(build, 2), "M": 16, "ef": ef}
+    built = {"build_seconds": round(build, 2), "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef": ef}
+    return {**stats(times), "recall_at_10": recall(found, truth), **built}
 
 
 def _chroma(ctx: Context, data: Dataset, truth: list[np.ndarray]) -> dict[str, Any]:
