@@ -2,12 +2,13 @@
 
 With 64, HNSW missed rows that belonged in a search's top 10: on 100,000 insights of real sentence
 embeddings (the bundled model, the load test's store), recall@10 against an exact scan at the
-service's ``ef_search`` (100) was 0.82-0.85 over 200 questions (three builds), the tenth hit 0.06
-below the true tenth in cosine; raising ``ef_search`` bought little (0.88-0.89 at 200, 0.93-0.95 at
-400) and cost query time. Built with 128: 0.970-0.975 (three builds) at the same query time (bare
-HNSW p50 1.2-1.5 ms either way, back to back); a build took 32-42 instead of 18-24 s, and an insert
-(every index) 1.3-1.4 instead of 1.0 ms a row. (m = 24 reached 0.975 with slower queries;
-ef_construction = 200 cost 2.3 ms an insert.)
+service's ``ef_search`` (100) was 0.82-0.86 over 200 questions (four builds), the tenth hit 0.06
+below the true tenth in cosine; raising ``ef_search`` bought little (0.88-0.92 at 200, 0.93-0.95 at
+400) and cost query time. Built with 128: 0.95-0.975 (four builds), bare HNSW p50 1.1-1.7 ms against
+0.65-1.4 (about 0.2 ms more a query, typically); a build took 32-42 instead of 18-24 s, and an
+insert (every index) 1.2-1.4 instead of 0.9-1.0 ms a row. (m = 24 reached 0.975 with slower
+queries; ef_construction = 200 cost 2.3 ms an insert.) ``python -m benchmarks.hnsw_recall``
+measures it on a copy of a store.
 
 ``ALTER INDEX ... SET`` makes rows inserted from now on join the graph the new way; the graph of
 the rows already stored is rebuilt here when its table is small (at most ``REBUILD_ROWS`` rows:
