@@ -243,7 +243,7 @@ async def ours_search(ctx: Context, owner_ids: list[uuid.UUID], q: np.ndarray) -
     t0 = now_ms()
     async with ctx.state.sessionmaker() as session, session.begin():
         rows = await SearchRepository(session).semantic(
-            "insights",
+            ["insights"],
             owner_ids,
             q,
             SearchFilters(),

@@ -254,36 +254,6 @@ class SearchRepository:
 
     async def semantic(
         self,
-        kind: Kind,
-        owner_ids: Sequence[uuid.UUID],
-        vector: np.ndarray,
-        filters: SearchFilters,
-        *,
-        limit: int,
-        now: datetime,
-        include_history: bool,
-        scan: ScanPolicy,
-        ef_search: int,
-        with_embedding: bool = False,
-        plan: ScanPlan | None = None,
-    ) -> list[Row]:
-        """The kind's nearest rows: :meth:`semantic_kinds` for one kind."""
-        return await self.semantic_kinds(
-            [kind],
-            owner_ids,
-            vector,
-            filters,
-            limit=limit,
-            now=now,
-            include_history=include_history,
-            scan=scan,
-            ef_search=ef_search,
-            with_embedding=with_embedding,
-            plans=None if plan is None else {kind: plan},
-        )
-
-    async def semantic_kinds(
-        self,
         kinds: Sequence[Kind],
         owner_ids: Sequence[uuid.UUID],
         vector: np.ndarray,

@@ -148,7 +148,7 @@ class SearchService:
                 elif not embedding.cancelled():
                     embedding.exception()  # a model failure nobody awaited (nothing to search) logs no warning
         if vector is not None:
-            semantic = await repo.semantic_kinds(
+            semantic = await repo.semantic(
                 present,
                 owner_ids,
                 vector,

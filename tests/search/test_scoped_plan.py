@@ -65,7 +65,7 @@ async def test_large_share_scope_uses_hnsw_and_keeps_recall(state: AppState, mak
     async def search(vector: np.ndarray, limit: int, filters: SearchFilters | None = None) -> list[uuid.UUID]:
         async with state.sessionmaker() as session, session.begin():
             rows = await SearchRepository(session).semantic(
-                "insights",
+                ["insights"],
                 [big],
                 vector,
                 filters or SearchFilters(),
