@@ -31,6 +31,7 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    null,
     select,
     type_coerce,
     union,
@@ -223,8 +224,10 @@ class SearchRepository:
             model.owner_id.label("owner_id"),
             spec.text_sql.label("content"),
             # untyped: psycopg returns the text[] as a list already, and ARRAY's result processor
-            # copied it again (two Python calls a row)
-            (type_coerce(spec.tags, NullType()) if spec.tags is not None else literal(None)).label("tags"),
+            # copied it again (two Python calls a row). A kind without tags says NULL::text[]: in
+            # semantic's UNION of every kind an untyped NULL first made PostgreSQL take the column
+            # for text, and the next kind's text[] then failed the statement.
+            type_coerce(spec.tags if spec.tags is not None else cast(null(), ARRAY(Text)), NullType()).label("tags"),
             # as text: decoded only for the rows a search returns (Row.metadata)
             (cast(spec.metadata, Text) if spec.metadata is not None else literal(None, Text)).label("metadata"),
             spec.created.label("created_at"),
