@@ -72,8 +72,14 @@ def test_users_remember_recall(service: Service) -> None:
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)["hits"]
     assert hits[0]["content"] == "Carla prefers dark themes in every editor"
+    assert service.cli("remember", "Deploys go out on Tuesdays after the standup", MOSAIC_API_KEY=key).returncode == 0
     table = service.cli("recall", "colour scheme", "-k", "3", MOSAIC_API_KEY=key)
     assert "dark themes" in table.stdout
+    listed = service.cli("recall", "colour scheme", "-k", "3", "--json", MOSAIC_API_KEY=key)
+    ids = [hit["id"] for hit in json.loads(listed.stdout)["hits"]]
+    # ids written within a minute share their first 8 digits (UUIDv7): the table shows the last 8
+    assert len(ids) == 2 and ids[0][:8] == ids[1][:8]
+    assert all(i[-8:] in table.stdout for i in ids)
 
 
 def test_insights_group_and_search_filters(service: Service) -> None:

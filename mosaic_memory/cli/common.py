@@ -166,6 +166,12 @@ def shorten(text: str, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def short_id(value: object) -> str:
+    """A row's id in a table cell: its last 8 hex digits. Ids are UUIDv7 (``models/base.new_id``),
+    whose first 8 digits are the time and were the same for every row written within a minute."""
+    return str(value)[-8:]
+
+
 def shown_as_json_or_empty(result: Any, items: Sequence[Any], as_json: bool, empty: str) -> bool:
     """Print ``result`` as JSON, or ``empty`` when there is nothing; True when the command is done."""
     if as_json:

@@ -19,6 +19,7 @@ from mosaic_memory.cli.common import (
     note_redacted,
     print_json,
     settings,
+    short_id,
     shorten,
     shown_as_json_or_empty,
 )
@@ -115,7 +116,7 @@ def list_(
     table = Table("id", "content", "tags", "importance", "owner", "created")
     for i in page.items:
         table.add_row(
-            str(i.id)[:8],
+            short_id(i.id),
             shorten(i.content, 80),
             ",".join(i.tags),
             f"{i.importance:.2f}",
@@ -176,7 +177,7 @@ def sources(
             e.session_id or "",
             e.agent_id or "",
             shorten(e.content),
-            str(e.id)[:8],
+            short_id(e.id),
         )
     console.print(table)
     if page.next_cursor:
@@ -191,7 +192,7 @@ def history(insight_id: str, as_json: JsonOpt = False) -> None:
         return
     table = Table("created", "content", "id")
     for i in replaced:
-        table.add_row(i.created_at.strftime("%Y-%m-%d %H:%M:%S"), shorten(i.content), str(i.id)[:8])
+        table.add_row(i.created_at.strftime("%Y-%m-%d %H:%M:%S"), shorten(i.content), short_id(i.id))
     console.print(table)
 
 
@@ -269,7 +270,7 @@ def search(
             shorten(hit.content),
             ",".join(hit.tags),
             hit.owner,
-            str(hit.id)[:8],
+            short_id(hit.id),
             *((hit.origin,) if out.federated else ()),
         )
     console.print(table)

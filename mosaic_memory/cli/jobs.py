@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from mosaic_memory.cli.common import JsonOpt, console, direct_session, err_console, print_json, run, settings
+from mosaic_memory.cli.common import (
+    JsonOpt,
+    console,
+    direct_session,
+    err_console,
+    print_json,
+    run,
+    settings,
+    short_id,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -65,7 +74,7 @@ def show_run(out: JobRunOut, as_json: bool) -> None:
         for group in out.changes["diff"]:
             where = group.get("session_id") or group.get("day")
             for text in group.get("insights", []):
-                console.print(f"  + [{group['owner_id'][:8]} {where}] {text}", highlight=False)
+                console.print(f"  + [{short_id(group['owner_id'])} {where}] {text}", highlight=False)
 
 
 @jobs_app.command("run")

@@ -25,6 +25,7 @@ from mosaic_memory.cli.common import (
     redacted_settings,
     run,
     settings,
+    short_id,
     shorten,
     shown_as_json_or_empty,
 )
@@ -421,7 +422,7 @@ def logs_list(
             e.agent_id or "",
             e.level,
             content,
-            str(e.id)[:8],
+            short_id(e.id),
         )
     console.print(table)
     if page.next_cursor:
@@ -471,7 +472,7 @@ def logs_search(
     for hit in out.hits:
         content = shorten(hit.content)
         table.add_row(
-            f"{hit.score:.3f}", hit.created_at.strftime("%Y-%m-%d %H:%M:%S"), content, hit.owner, str(hit.id)[:8]
+            f"{hit.score:.3f}", hit.created_at.strftime("%Y-%m-%d %H:%M:%S"), content, hit.owner, short_id(hit.id)
         )
     console.print(table)
 
