@@ -411,10 +411,10 @@ async def nearest_rows(
     One statement for every part: a search over the four kinds sent one per kind, each a round
     trip of its own and its own execution in SQLAlchemy and psycopg (a semantic search over HTTP
     went from 6 statements to 4 and from ~7,860 to ~7,380 Python calls at 100k rows, with the
-    same hits). The statement runs on the session's connection (Core), not
-    through ``session.execute``: these are column rows, and the ORM's execution layer only adds
-    Python per statement. The re-sort is in Python: an outer ``ORDER BY distance`` over the limited
-    subquery was planned away (PostgreSQL takes the inner ORDER BY as already satisfying it).
+    same hits). The statement runs on the session's connection (Core), not through
+    ``session.execute``: these are column rows, and the ORM's execution layer only adds Python per
+    statement. The re-sort is in Python: an outer ``ORDER BY distance`` over the limited subquery
+    was planned away (PostgreSQL takes the inner ORDER BY as already satisfying it).
     """
     parts = list(plans)
     found: list[list[Any]] = [[] for _ in parts]
