@@ -11,6 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from mosaic_memory.cli.common import short_id
 from mosaic_memory.cli.main import app as cli
 from mosaic_memory.container import AppState
 from tests.conftest import ADMIN_KEY
@@ -83,7 +84,7 @@ async def test_insights_sources_shows_the_logs_an_insight_came_from(env: dict[st
     assert [(x["content"], x["session_id"], x["agent_id"]) for x in page["items"]] == [(deploy, "ops-1", "deployer")]
     assert page["next_cursor"] is None
     table = await asyncio.to_thread(mm, env, "insights", "sources", insight["id"])
-    assert "ops-1" in table and "deployer" in table and page["items"][0]["id"][:8] in table, table
+    assert "ops-1" in table and "deployer" in table and short_id(page["items"][0]["id"]) in table, table
 
     missing = await asyncio.to_thread(CliRunner().invoke, cli, ["insights", "sources", str(uuid.uuid4())], env=env)
     assert missing.exit_code == 1 and "not found" in missing.output and "Traceback" not in missing.output

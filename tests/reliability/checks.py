@@ -220,6 +220,6 @@ async def check_index(engine: AsyncEngine, owner: uuid.UUID, findings: Findings,
             )
             if not same:
                 findings.topk_mismatches.append(
-                    f"{table}: index {[(str(r.id)[:8], round(r.d, 6)) for r in by_index]} "
-                    f"scan {[(str(r.id)[:8], round(r.d, 6)) for r in by_scan]}"
+                    f"{table}: index {[(str(r.id)[-8:], round(r.d, 6)) for r in by_index]} "
+                    f"scan {[(str(r.id)[-8:], round(r.d, 6)) for r in by_scan]}"
                 )
