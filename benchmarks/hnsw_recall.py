@@ -27,7 +27,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from benchmarks.common import question_texts
-from mosaic_memory.common.indexes import HNSW_OPTIONS, hnsw_index_name
+from mosaic_memory.common.indexes import HNSW_OPTIONS, create_hnsw_index, hnsw_index_name
 
 INDEX = hnsw_index_name("insights")
 DEFAULT_OPTIONS = ("m = 16, ef_construction = 64", HNSW_OPTIONS)
@@ -98,8 +98,8 @@ def run(pg_dir: str, options: Sequence[str], ef_searches: Sequence[int]) -> None
                     f"p50 {times[len(times) // 2]:.2f} ms, p95 {times[int(len(times) * 0.95)]:.2f} ms",
                     flush=True,
                 )
-        conn.execute(f"DROP INDEX IF EXISTS {INDEX}")  # the copy is left with the configured index
-        conn.execute(f"CREATE INDEX {INDEX} ON insights USING hnsw (embedding vector_cosine_ops) WITH ({HNSW_OPTIONS})")
+        conn.execute(f"DROP INDEX IF EXISTS {INDEX}")  # the copy is left with the migrations' index
+        conn.execute(create_hnsw_index("insights"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -279,16 +279,14 @@ class SearchRepository:
         calls a kind): the scope, the present and the limit travel as parameters.
         """
         owner_ids = OwnerIdList.of(owner_ids)
+
+        def where_of(kind: Kind) -> list[ColumnElement[bool]] | None:
+            return self._where(KIND_SPECS[kind], None, filters, now=_NOW_PARAMETER, include_history=include_history)
+
         wheres: dict[Kind, list[ColumnElement[bool]]] | None = None
-        if filters.model_fields_set:
-            wheres = {}
-            for kind in kinds:
-                where = self._where(
-                    KIND_SPECS[kind], None, filters, now=_NOW_PARAMETER, include_history=include_history
-                )
-                if where is not None:
-                    wheres[kind] = where
-            kinds = [kind for kind in kinds if kind in wheres]
+        if filters.model_fields_set:  # built once: a statement with the filters' values is built per search
+            wheres = {kind: where for kind in kinds if (where := where_of(kind)) is not None}
+            kinds = list(wheres)
         if plans is None:  # the same remembered plans as the service's path
             plans = await self.vector_plans(kinds, owner_ids, scan, ef_search=max(ef_search, limit))
         present = list(kinds)
@@ -296,11 +294,10 @@ class SearchRepository:
         def query(these: Sequence[ScanPlan]) -> Executable:
             parts = tuple(zip(present, these, strict=True))
             if wheres is not None:
-                return self._nearest_union(parts, wheres.__getitem__, with_embedding)
+                return self._nearest_union(parts, wheres.get, with_embedding)
             key = (parts, with_embedding, include_history, owner_filter_on())
             if key not in _NEAREST:
-                unfiltered = self._where_of(filters, include_history)
-                _NEAREST[key] = self._nearest_union(parts, unfiltered, with_embedding)
+                _NEAREST[key] = self._nearest_union(parts, where_of, with_embedding)
             return _NEAREST[key]
 
         params = {OWNERS: owner_ids, _NOW: now, _LIMIT: limit}
@@ -313,29 +310,21 @@ class SearchRepository:
             for r in rows
         ]
 
-    def _where_of(self, filters: SearchFilters, include_history: bool) -> Callable[[Kind], list[ColumnElement[bool]]]:
-        """Each kind's WHERE without filters (scope and present as parameters)."""
-
-        def where(kind: Kind) -> list[ColumnElement[bool]]:
-            clauses = self._where(KIND_SPECS[kind], None, filters, now=_NOW_PARAMETER, include_history=include_history)
-            assert clauses is not None  # no filter names a missing field
-            return clauses
-
-        return where
-
     def _nearest_union(
         self,
         parts: Sequence[tuple[Kind, ScanPlan]],
-        where: Callable[[Kind], list[ColumnElement[bool]]],
+        where: Callable[[Kind], list[ColumnElement[bool]] | None],
         with_embedding: bool,
     ) -> Executable:
-        """:func:`common.vectors.nearest_union` of each kind's :meth:`_nearest` (an ``"empty"`` plan: left out)."""
-        return nearest_union(
-            [
-                None if plan == "empty" else self._nearest(kind, where(kind), with_embedding, plan)
-                for kind, plan in parts
-            ]
-        )
+        """:func:`common.vectors.nearest_union` of each kind's :meth:`_nearest` (an ``"empty"`` plan:
+        left out); ``where`` gives a kind's WHERE (every kind given has one)."""
+
+        def nearest(kind: Kind, plan: ScanPlan) -> Select[Any]:
+            clauses = where(kind)
+            assert clauses is not None  # kinds without one were left out before
+            return self._nearest(kind, clauses, with_embedding, plan)
+
+        return nearest_union([None if plan == "empty" else nearest(kind, plan) for kind, plan in parts])
 
     def _nearest(
         self, kind: Kind, where: list[ColumnElement[bool]], with_embedding: bool, plan: ScanPlan
