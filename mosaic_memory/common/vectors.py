@@ -5,7 +5,8 @@ write path's near-duplicate lookup: :func:`scan_plans` picks exact scan or HNSW 
 (pgvector's iterative scans are the connection's defaults, :func:`iterative_hnsw_by_default`, or
 set for the transaction when a search asks for more); :func:`by_distance` (or
 :func:`by_distance_sql` for hand-written SQL) writes the ORDER BY that makes the planner follow
-that choice; :func:`nearest_rows` runs it (several scopes in one statement, :func:`nearest_union`)
+that choice; :func:`nearest_rows` runs it (several scopes in one statement,
+``common/repository.union_of_parts``)
 and falls back to an exact scan when HNSW comes back short, so a search for k returns k whenever
 k rows match.
 """
@@ -22,10 +23,9 @@ import psycopg
 from pgvector.sqlalchemy import Vector
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
-from sqlalchemy import Dialect, Executable, Integer, Select, bindparam, event, func, literal_column, text, union_all
+from sqlalchemy import Dialect, Executable, bindparam, event, func, literal_column, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement, TextClause
-from sqlalchemy.sql.selectable import CompoundSelect
 
 from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.owner_ids import OwnerIds
@@ -45,7 +45,6 @@ __all__ = [
     "by_distance_sql",
     "iterative_hnsw_by_default",
     "nearest_rows",
-    "nearest_union",
     "prefer_exact_scan",
     "query_vector",
     "query_vector_parameter",
@@ -370,21 +369,6 @@ def by_distance_sql(distance: str, plan: ScanPlan) -> str:
 
 
 _DISTANCE = attrgetter("distance")  # a sort key that is no Python call per row
-PART = "part"  # the column of nearest_union's rows: the index of the part each row answers
-
-
-def nearest_union(selects: Sequence[Select[Any] | None]) -> Select[Any] | CompoundSelect[Any]:
-    """Several nearest-neighbour SELECTs (None: a part left out) as one statement for
-    :func:`nearest_rows`: each row labelled with its part's index (column :data:`PART`), the
-    parts joined by ``UNION ALL``, each keeping its own ORDER BY and LIMIT."""
-    labelled = [
-        select.add_columns(literal_column(str(i), Integer).label(PART))
-        for i, select in enumerate(selects)
-        if select is not None
-    ]
-    if not labelled:
-        raise ValueError("nearest_union needs at least one part")
-    return labelled[0] if len(labelled) == 1 else union_all(*labelled)
 
 
 async def nearest_rows(
@@ -397,8 +381,9 @@ async def nearest_rows(
     params: Mapping[str, Any] | None = None,
 ) -> list[list[Any]]:
     """Each part's nearest rows, nearest first, for one statement over several scopes (parts: a
-    search's kinds): ``query(plans)`` is :func:`nearest_union` of one SELECT per part, each with a
-    ``distance`` column, ordered by :func:`by_distance` for the part's plan and limited to ``limit``.
+    search's kinds): ``query(plans)`` is ``common/repository.union_of_parts`` of one SELECT per
+    part, each with a ``distance`` column, ordered by :func:`by_distance` for the part's plan and
+    limited to ``limit``.
 
     A part planned ``"empty"`` is left out of the statement and gets no rows (no statement runs
     when every part is). HNSW with ``relaxed_order`` may return rows slightly out of order, so they

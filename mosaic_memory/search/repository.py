@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import (
@@ -40,13 +40,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSQUERY, aggregate_order_by, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.selectable import CompoundSelect
 from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from mosaic_memory.common.kinds import KindSpec
 from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.pgvector_binary import from_vector_send
-from mosaic_memory.common.repository import OWNERS, owned_by, owner_filter_on
+from mosaic_memory.common.repository import OWNERS, owned_by, owner_filter_on, union_of_parts
 from mosaic_memory.common.schemas import Kind
 from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.common.vectors import (
@@ -55,7 +56,6 @@ from mosaic_memory.common.vectors import (
     binary_vector,
     by_distance,
     nearest_rows,
-    nearest_union,
     query_vector_parameter,
     scan_plans,
 )
@@ -316,7 +316,7 @@ class SearchRepository:
         where: Callable[[Kind], list[ColumnElement[bool]] | None],
         with_embedding: bool,
     ) -> Executable:
-        """:func:`common.vectors.nearest_union` of each kind's :meth:`_nearest` (an ``"empty"`` plan:
+        """:func:`common.repository.union_of_parts` of each kind's :meth:`_nearest` (an ``"empty"`` plan:
         left out); ``where`` gives a kind's WHERE (every kind given has one)."""
 
         def nearest(kind: Kind, plan: ScanPlan) -> Select[Any]:
@@ -324,7 +324,7 @@ class SearchRepository:
             assert clauses is not None  # kinds without one were left out before
             return self._nearest(kind, clauses, with_embedding, plan)
 
-        return nearest_union([None if plan == "empty" else nearest(kind, plan) for kind, plan in parts])
+        return union_of_parts([None if plan == "empty" else nearest(kind, plan) for kind, plan in parts])
 
     def _nearest(
         self, kind: Kind, where: list[ColumnElement[bool]], with_embedding: bool, plan: ScanPlan
@@ -356,7 +356,7 @@ class SearchRepository:
 
     async def keyword(
         self,
-        kind: Kind,
+        kinds: Sequence[Kind],
         owner_ids: Sequence[uuid.UUID],
         query: str,
         filters: SearchFilters,
@@ -368,69 +368,58 @@ class SearchRepository:
         candidate_cap: int = 1_000,
         max_df_share: float = 0.5,
         df_sample: int = 10_000,
-    ) -> list[Row]:
-        """Rows matching the query's useful words, best first, scored 0..1 by IDF-weighted coverage.
+    ) -> dict[Kind, list[Row]]:
+        """Each kind's rows matching the query's useful words, best first, scored 0..1 by
+        IDF-weighted coverage (a kind a filter names a missing field of, or without a useful word
+        in its scope, has none).
 
         A row's score is the share of the query's information it contains: the sum of the BM25
         IDF of the query lexemes it matches over the sum for all of them, where the document
-        frequency is counted in the caller's scope. A lexeme in more than ``max_df_share`` of the
-        scope weighs nothing when the query has a rarer word, and stop-words never reach the
-        query, so neither can carry a hit alone; a query of common words only is ranked by their
-        IDF. Rows matching every useful
-        word are ranked first, then rows matching any; each pass ranks at most ``candidate_cap``
-        matches, so a word most rows contain stays cheap. Ties go to ``ts_rank_cd``, then to the newest row.
-        Document frequencies are counted up to ``df_sample`` rows: in a larger scope the share
-        is taken over ``df_sample`` rows, so a word there weighs at most what it would in a
-        scope of that size.
-        """
-        spec = KIND_SPECS[kind]
-        where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
-        if where is None:
-            return []
-        scope = _scope(kind, owner_ids, filters, include_history, df_sample)
-        counted = None
-        if _known_large(scope.key):  # its frequencies are remembered or in its vocabulary
-            terms = await self.query_lexemes(query)
-        else:  # the frequencies are counted anyway: in the same round trip as the lexemes
-            terms, counted = await self._lexemes_counted(query, kind, spec, where, df_sample)
-        if not terms:
-            return []
-        weights, shares, scope_rows = await self._idf(spec, where, terms, max_df_share, scope, counted=counted)
-        useful = [t for t in terms if weights[t] > 0]
-        if not useful:
-            return []
-        passes: list[Pass]
-        if has_operators(query):
-            passes = [Pass(query, candidate_cap, websearch=True)]
-        else:
-            passes = [Pass(_tsquery_text(useful, " & "), candidate_cap)]
-            if len(useful) > 1:
-                rare = [t for t in useful if shares[t] <= RARE_SHARE]
-                if scope_rows >= df_sample and rare and len(rare) < len(useful):
-                    # The rows holding a rare word first, found through the index alone; rows that
-                    # match only common words are weak evidence: a short pass of them after.
-                    passes.append(Pass(_tsquery_text(rare, " | "), candidate_cap))
-                    passes.append(Pass(_tsquery_text(useful, " | "), min(candidate_cap, 4 * limit)))
-                else:
-                    passes.append(Pass(_tsquery_text(useful, " | "), candidate_cap))
-        return await self._ranked(spec, kind, where, passes, weights, limit, with_embedding)
+        frequency is counted in the caller's scope of that kind. A lexeme in more than
+        ``max_df_share`` of the scope weighs nothing when the query has a rarer word, and
+        stop-words never reach the query, so neither can carry a hit alone; a query of common
+        words only is ranked by their IDF. Rows matching every useful word are ranked first, then
+        rows matching any; each pass ranks at most ``candidate_cap`` matches, so a word most rows
+        contain stays cheap. Ties go to ``ts_rank_cd``, then to the newest row. Document
+        frequencies are counted up to ``df_sample`` rows: in a larger scope the share is taken
+        over ``df_sample`` rows, so a word there weighs at most what it would in a scope of that
+        size.
 
-    @staticmethod
-    def counted_first(
-        kinds: Sequence[Kind],
-        owner_ids: Sequence[uuid.UUID],
-        filters: SearchFilters,
-        *,
-        include_history: bool,
-        df_sample: int,
-    ) -> list[Kind]:
-        """``kinds`` in the order :meth:`keyword` is best asked for them: the kinds whose document
-        frequencies are counted on every search first, as their count returns the query's lexemes,
-        then the kinds known large, which then need no round trip for their lexemes
-        (:meth:`query_lexemes`: one statement of the 10 a hybrid search at 100k rows made)."""
-        return sorted(
-            kinds, key=lambda kind: _known_large(_scope(kind, owner_ids, filters, include_history, df_sample).key)
-        )
+        Two statements for every kind together: the query's lexemes with the frequencies of every
+        kind not known large (:meth:`_lexemes_counted`; the lexemes alone when all are), then
+        every kind's passes (:meth:`_ranked`). Each kind had a statement of each (eight over four
+        kinds), each a round trip and an execution in SQLAlchemy and psycopg of its own.
+        """
+        found: dict[Kind, list[Row]] = {kind: [] for kind in kinds}
+        parts: list[_KeywordPart] = []
+        for kind in dict.fromkeys(kinds):
+            spec = KIND_SPECS[kind]
+            where = self._where(spec, owner_ids, filters, now=now, include_history=include_history)
+            if where is not None:
+                scope = _scope(kind, owner_ids, filters, include_history, df_sample)
+                parts.append(_KeywordPart(kind, spec, where, scope))
+        if not parts:
+            return found
+        counting = [part for part in parts if not _known_large(part.scope.key)]
+        counted: dict[Kind, tuple[int, dict[str, int]]] = {}
+        if counting:  # their frequencies are counted anyway: in the same round trip as the lexemes
+            terms, counted = await self._lexemes_counted(query, counting, df_sample)
+        else:  # every frequency is remembered or in its scope's vocabulary
+            terms = await self.query_lexemes(query)
+        if not terms:
+            return found
+        ranking: list[tuple[_KeywordPart, list[Pass], dict[str, float]]] = []
+        for part in parts:
+            weights, shares, scope_rows = await self._idf(
+                part.spec, part.where, terms, max_df_share, part.scope, counted=counted.get(part.kind)
+            )
+            useful = [t for t in terms if weights[t] > 0]
+            if useful:
+                passes = _passes(query, useful, shares, scope_rows >= df_sample, candidate_cap, limit)
+                ranking.append((part, passes, weights))
+        if ranking:
+            found.update(await self._ranked(ranking, limit, with_embedding))
+        return found
 
     async def query_lexemes(self, query: str) -> list[str]:
         """The query's lexemes as the ``english`` configuration stems them, stop-words dropped.
@@ -442,27 +431,35 @@ class SearchRepository:
         and ANDed a bitmap scan of the whole scope onto every text match: a keyword statement took
         19 ms on average against 7 ms planned for its parameters, planning included (100k rows,
         100 owners). The vector statements after it were planned for their parameters already."""
-        if query not in self._lexemes:  # the same for every kind of one search: one round trip
+        if query not in self._lexemes:
             found = (await self.session.execute(_LEXEMES, {_POSITIVE: _positive(query)})).one()[0]
             self._lexemes[query] = list(found or [])
         return list(self._lexemes[query])
 
     async def _lexemes_counted(
-        self, query: str, kind: Kind, spec: KindSpec, where: list[ColumnElement[bool]], sample: int
-    ) -> tuple[list[str], tuple[int, dict[str, int]]]:
+        self, query: str, parts: Sequence[_KeywordPart], sample: int
+    ) -> tuple[list[str], dict[Kind, tuple[int, dict[str, int]]]]:
         """:meth:`query_lexemes` and, in the same round trip, what :meth:`_idf` counts for each of
-        them: the rows of the scope read (at most ``sample``) and how many hold each lexeme.
+        them in each part's scope: the rows read (at most ``sample``) and how many hold each lexeme.
 
-        For a scope not known to be large (a small one every time, a large one the first time),
+        For the scopes not known to be large (a small one every time, a large one the first time),
         whose frequencies are counted on every search: a round trip of its own was ~1.5 ms of the
-        search (a third of a small store's keyword side). Every kind of a search counts here, its
-        statement built once per shape as :meth:`_ranked`'s: built per search, a kind's count
-        was ~2 ms of Python in a small store."""
-        stmt, params = _kept(_COUNTED, (kind,), where, lambda named: _counted_statement(spec, named))
+        search (a third of a small store's keyword side). The statement is built once per shape as
+        :meth:`_ranked`'s: built per search, a kind's count was ~2 ms of Python in a small store."""
+        stmt, params = _kept(
+            _COUNTED,
+            tuple(part.kind for part in parts),
+            [part.where for part in parts],
+            lambda named: _counted_statement([part.spec for part in parts], named),
+        )
         params |= {_POSITIVE: _positive(query), "sample": sample}
-        found, _, n, counts = (await self.session.execute(stmt, params)).one()
-        self._lexemes[query] = terms = list(found or [])
-        return list(terms), (int(n), dict(zip(terms, (int(c) for c in counts or []), strict=True)))
+        row = (await self.session.execute(stmt, params)).one()
+        self._lexemes[query] = terms = list(row[0] or [])
+        counted: dict[Kind, tuple[int, dict[str, int]]] = {}
+        for j, part in enumerate(parts):
+            n, counts = row[2 + 2 * j], row[3 + 2 * j]
+            counted[part.kind] = (int(n), dict(zip(terms, (int(c) for c in counts or []), strict=True)))
+        return list(terms), counted
 
     async def _idf(
         self,
@@ -554,36 +551,49 @@ class SearchRepository:
 
     async def _ranked(
         self,
-        spec: KindSpec,
-        kind: Kind,
-        where: list[ColumnElement[bool]],
-        passes: Sequence[Pass],
-        weights: dict[str, float],
+        ranking: Sequence[tuple[_KeywordPart, Sequence[Pass], dict[str, float]]],
         limit: int,
         with_embedding: bool,
-    ) -> list[Row]:
-        """The best ``limit`` rows of the ``passes``, in one statement (:func:`_ranked_statement`),
-        built once per shape: the statement of a search's shape is kept, and each search binds its
-        own values to it (building it took ~5 ms of CPU per search, more than the statement's own
-        work in the database on a 100k-row scope)."""
-        total = sum(weights.values())
-        useful = [(term, weight / total) for term, weight in weights.items() if weight > 0]
+    ) -> dict[Kind, list[Row]]:
+        """Each part's best ``limit`` rows of its ``passes`` by its lexemes' ``weights``, every part
+        in one statement (:func:`_ranked_statement`), built once per shape: the statement of a
+        search's shape is kept, and each search binds its own values to it (building it took ~5 ms
+        of CPU per search, more than the statement's own work in the database on a 100k-row scope)."""
         stmt, params = _kept(
             _RANKED,
-            (kind, with_embedding, tuple(p.websearch for p in passes)),
-            where,
-            lambda named: _ranked_statement(spec, named, passes, with_embedding),
+            (with_embedding, *((part.kind, tuple(p.websearch for p in passes)) for part, passes, _ in ranking)),
+            [part.where for part, _, _ in ranking],
+            lambda named: _ranked_statement(
+                [(part.spec, where, passes) for (part, passes, _), where in zip(ranking, named, strict=True)],
+                with_embedding,
+            ),
         )
-        params |= {
-            "lexemes": [_quoted(term) for term, _ in useful],
-            "shares": [share for _, share in useful],
-            "limit": limit,
-        }
-        for i, step in enumerate(passes):
-            params[f"q{i}"] = step.query
-            params[f"cap{i}"] = step.cap
-        rows = (await self.session.execute(stmt, params)).all()
-        return [self._row(kind, r, float(r.score), with_embedding) for r in rows]
+        params["limit"] = limit
+        for j, (_, passes, weights) in enumerate(ranking):
+            total = sum(weights.values())
+            useful = [(term, weight / total) for term, weight in weights.items() if weight > 0]
+            params[f"p{j}lexemes"] = [_quoted(term) for term, _ in useful]
+            params[f"p{j}shares"] = [share for _, share in useful]
+            for i, step in enumerate(passes):
+                params[f"p{j}q{i}"] = step.query
+                params[f"p{j}cap{i}"] = step.cap
+        kinds = [part.kind for part, _, _ in ranking]
+        found: dict[Kind, list[Row]] = {kind: [] for kind in kinds}
+        conn = await self.session.connection()  # Core: column rows, which the ORM's execution layer only slows
+        for r in (await conn.execute(stmt, params)).all():
+            kind = kinds[r.part]
+            found[kind].append(self._row(kind, r, float(r.score), with_embedding))
+        return found
+
+
+@dataclass(frozen=True)
+class _KeywordPart:
+    """One kind of a keyword search: its WHERE and its scope."""
+
+    kind: Kind
+    spec: KindSpec
+    where: list[ColumnElement[bool]]
+    scope: KeywordScope
 
 
 @dataclass(frozen=True)
@@ -595,30 +605,57 @@ class Pass:
     websearch: bool = False
 
 
-# The ranking statement per (kind, with the vector, each pass's syntax, shape of the WHERE), its
-# values left to bind (SearchRepository._ranked); at most _MAX_SHAPES kept.
-_RANKED: dict[Hashable, Select[Any]] = {}
+def _passes(
+    query: str, useful: Sequence[str], shares: dict[str, float], large: bool, cap: int, limit: int
+) -> list[Pass]:
+    """A kind's keyword passes for its ``useful`` lexemes (their ``shares`` of a scope ``large``
+    or not): the query as written when it uses web-search syntax; else every word, then any."""
+    if has_operators(query):
+        return [Pass(query, cap, websearch=True)]
+    passes = [Pass(_tsquery_text(useful, " & "), cap)]
+    if len(useful) > 1:
+        rare = [t for t in useful if shares[t] <= RARE_SHARE]
+        if large and rare and len(rare) < len(useful):
+            # The rows holding a rare word first, found through the index alone; rows that match
+            # only common words are weak evidence: a short pass of them after.
+            passes.append(Pass(_tsquery_text(rare, " | "), cap))
+            passes.append(Pass(_tsquery_text(useful, " | "), min(cap, 4 * limit)))
+        else:
+            passes.append(Pass(_tsquery_text(useful, " | "), cap))
+    return passes
+
+
+# The ranking statement per (with the vector, (kind, each pass's syntax) of each part, shape of
+# each part's WHERE), its values left to bind (SearchRepository._ranked); at most _MAX_SHAPES kept.
+_RANKED: dict[Hashable, Select[Any] | CompoundSelect[Any]] = {}
 _MAX_SHAPES = 256
+
+_Kept = TypeVar("_Kept", bound=Executable)
 
 
 def _kept(
-    kept: dict[Hashable, Select[Any]],
+    kept: dict[Hashable, _Kept],
     key: tuple[Hashable, ...],
-    where: Sequence[ColumnElement[bool]],
-    build: Callable[[list[ColumnElement[bool]]], Select[Any]],
-) -> tuple[Select[Any], dict[str, Any]]:
-    """The statement kept in ``kept`` for ``key`` and the shape of ``where`` (``build`` makes it
-    from the clauses :func:`_named` writes, on first use), and the WHERE's values to bind to it.
-    At most :data:`_MAX_SHAPES` are kept: filters make shapes without bound, so a full cache
-    starts again."""
-    shape, values = _where_shape(where)
-    full_key = (*key, shape)
+    wheres: Sequence[Sequence[ColumnElement[bool]]],
+    build: Callable[[list[list[ColumnElement[bool]]]], _Kept],
+) -> tuple[_Kept, dict[str, Any]]:
+    """The statement kept in ``kept`` for ``key`` and the shapes of the parts' ``wheres`` (``build``
+    makes it from the clauses :func:`_named` writes, part ``j``'s values named ``p{j}w0``,
+    ``p{j}w1``…, on first use), and the WHEREs' values to bind to it. At most :data:`_MAX_SHAPES`
+    are kept: filters make shapes without bound, so a full cache starts again."""
+    shapes: list[Hashable] = []
+    params: dict[str, Any] = {}
+    for j, where in enumerate(wheres):
+        shape, values = _where_shape(where)
+        shapes.append(shape)
+        params.update({f"p{j}w{i}": value for i, value in enumerate(values)})
+    full_key = (*key, tuple(shapes))
     stmt = kept.get(full_key)
     if stmt is None:
         if len(kept) >= _MAX_SHAPES:
             kept.clear()
-        stmt = kept[full_key] = build(_named(where))
-    return stmt, {f"w{i}": value for i, value in enumerate(values)}
+        stmt = kept[full_key] = build([_named(where, f"p{j}w") for j, where in enumerate(wheres)])
+    return stmt, params
 
 
 def _where_shape(where: Sequence[ColumnElement[bool]]) -> tuple[Hashable, list[Any]]:
@@ -630,12 +667,12 @@ def _where_shape(where: Sequence[ColumnElement[bool]]) -> tuple[Hashable, list[A
     return cache_key.key, [bind.effective_value for bind in cache_key.bindparams]
 
 
-def _named(where: Sequence[ColumnElement[bool]]) -> list[ColumnElement[bool]]:
-    """The clauses with each value replaced by a parameter named ``w0``, ``w1``… in the order of
-    :func:`_where_shape`, its type kept, so a kept statement takes another search's values."""
+def _named(where: Sequence[ColumnElement[bool]], prefix: str) -> list[ColumnElement[bool]]:
+    """The clauses with each value replaced by a parameter named ``{prefix}0``, ``{prefix}1``… in
+    the order of :func:`_where_shape`, its type kept, so a kept statement takes another search's values."""
     cache_key = and_(*where)._generate_cache_key()
     assert cache_key is not None
-    names = {id(bind): f"w{i}" for i, bind in enumerate(cache_key.bindparams)}
+    names = {id(bind): f"{prefix}{i}" for i, bind in enumerate(cache_key.bindparams)}
 
     def replace(element: ExternallyTraversible, **kw: Any) -> ExternallyTraversible | None:
         if isinstance(element, BindParameter) and id(element) in names:
@@ -647,11 +684,22 @@ def _named(where: Sequence[ColumnElement[bool]]) -> list[ColumnElement[bool]]:
 
 
 def _ranked_statement(
-    spec: KindSpec, where: list[ColumnElement[bool]], passes: Sequence[Pass], with_embedding: bool
+    parts: Sequence[tuple[KindSpec, list[ColumnElement[bool]], Sequence[Pass]]], with_embedding: bool
+) -> Select[Any] | CompoundSelect[Any]:
+    """The ranking statement of every part (a kind: its spec, WHERE and passes), each part's rows
+    labelled with its index (column ``part``, :func:`common.repository.union_of_parts`) and in its
+    order; its values as parameters: ``limit``, and per part ``j`` the useful lexemes quoted and
+    their share of the query's weight (``p{j}lexemes``, ``p{j}shares``), ``p{j}q{i}`` and
+    ``p{j}cap{i}`` per pass, ``p{j}w{i}`` for the WHERE (:func:`_named`)."""
+    return union_of_parts(
+        [_ranked_part(f"p{j}", spec, where, passes, with_embedding) for j, (spec, where, passes) in enumerate(parts)]
+    )
+
+
+def _ranked_part(
+    prefix: str, spec: KindSpec, where: list[ColumnElement[bool]], passes: Sequence[Pass], with_embedding: bool
 ) -> Select[Any]:
-    """The ranking statement with its values as parameters: ``lexemes`` and ``shares`` (the
-    useful lexemes quoted and their share of the query's weight), ``q{i}`` and ``cap{i}`` per
-    pass, ``limit``, and ``w{i}`` for the WHERE (:func:`_named`).
+    """One kind's part of :func:`_ranked_statement`, its parameters and CTEs named by ``prefix``.
 
     Each pass ranks at most its cap of rows matching its tsquery by coverage, then
     ``ts_rank_cd``, then newest first, and keeps its best ``limit``; a pass runs only while the
@@ -667,14 +715,18 @@ def _ranked_statement(
     model = spec.model
     limit = bindparam("limit", type_=Integer)
     given = (
-        func.unnest(bindparam("lexemes", type_=ARRAY(Text)), bindparam("shares", type_=ARRAY(Float)))
+        func.unnest(bindparam(f"{prefix}lexemes", type_=ARRAY(Text)), bindparam(f"{prefix}shares", type_=ARRAY(Float)))
         .table_valued("lexeme", "share")
-        .render_derived(name="given")
+        .render_derived(name=f"{prefix}given")
     )
-    terms = select(cast(given.c.lexeme, TSQUERY).label("q"), given.c.share).cte("terms").prefix_with("MATERIALIZED")
+    terms = (
+        select(cast(given.c.lexeme, TSQUERY).label("q"), given.c.share)
+        .cte(f"{prefix}terms")
+        .prefix_with("MATERIALIZED")
+    )
     ranked: list[Any] = []
     for i, step in enumerate(passes):
-        text_query = bindparam(f"q{i}", type_=Text)
+        text_query = bindparam(f"{prefix}q{i}", type_=Text)
         tsquery = func.websearch_to_tsquery("english", text_query) if step.websearch else cast(text_query, TSQUERY)
         gate: list[ColumnElement[bool]] = []
         if ranked:  # the passes so far found fewer than ``limit`` distinct rows
@@ -688,7 +740,7 @@ def _ranked_statement(
                 spec.created.label("created"),
             )
             .where(*where, model.search_tsv.op("@@")(tsquery), *gate)
-            .limit(bindparam(f"cap{i}", type_=Integer))
+            .limit(bindparam(f"{prefix}cap{i}", type_=Integer))
             .subquery()
         )
         coverage = func.coalesce(
@@ -696,7 +748,7 @@ def _ranked_statement(
         ).label("coverage")
         covered = (
             select(matches.c.id, matches.c.owner_id, matches.c.tsv, matches.c.created, coverage)
-            .cte(f"covered{i}")
+            .cte(f"{prefix}covered{i}")
             .prefix_with("MATERIALIZED")
         )
         # Only a row whose coverage reaches the pass's ``limit``-th best can be among its best
@@ -712,7 +764,7 @@ def _ranked_statement(
             .where(covered.c.coverage >= reach)
             .order_by(covered.c.coverage.desc(), rank.desc(), covered.c.created.desc(), covered.c.id.desc())
             .limit(limit)
-            .cte(f"pass{i}")
+            .cte(f"{prefix}pass{i}")
         )
     every = union_all(*(select(p) for p in ranked)).subquery()
     first = select(every).ext(distinct_on(every.c.id)).order_by(every.c.id, every.c.step).subquery()
@@ -723,6 +775,7 @@ def _ranked_statement(
         # (owner, id): the primary key, so one index probe per winner, and never past the scope
         .join_from(model, top, (model.owner_id == top.c.owner_id) & (model.id == top.c.id))
         .order_by(*_best_first(top.c.score, top))
+        .limit(limit)  # (at most ``limit`` anyway) the part's ORDER BY kept inside the UNION
     )
 
 
@@ -771,30 +824,33 @@ def _lexeme_columns() -> tuple[Any, Any]:
     return lexemes, func.set_config("plan_cache_mode", "force_custom_plan", True)
 
 
-def _counted_statement(spec: KindSpec, where: list[ColumnElement[bool]]) -> Select[Any]:
+def _counted_statement(specs: Sequence[KindSpec], wheres: Sequence[list[ColumnElement[bool]]]) -> Select[Any]:
     """:meth:`SearchRepository._lexemes_counted`'s statement with its values as parameters:
-    :data:`_POSITIVE`, ``sample`` and the WHERE's ``w0``, ``w1``… (:func:`_named`)."""
+    :data:`_POSITIVE`, ``sample`` and each part's WHERE's ``p{j}w0``, ``p{j}w1``… (:func:`_named`).
+    One row: the lexemes, the planning setting, then each part's rows read and its frequencies."""
     lexemes, custom = _lexeme_columns()
-    rows = select(spec.model.search_tsv.label("tsv")).where(*where).limit(bindparam("sample", type_=Integer))
-    sample = rows.cte("sample")
     each = func.unnest(lexemes).table_valued(column("lexeme", Text), with_ordinality="i").render_derived(name="each")
     # as _quoted() writes a lexeme
     quoted = func.concat("'", func.replace(func.replace(each.c.lexeme, "\\", "\\\\"), "'", "''"), "'")
-    # Each lexeme's tsquery built once: written inside the count, PostgreSQL quoted and parsed it
-    # again for every row of the sample (1.7 of a small kind's 2.2 ms at 1,000 rows and 5 lexemes;
-    # a large scope's first count parsed it 10,000 times a lexeme).
+    # Each lexeme's tsquery built once, for every part: written inside the count, PostgreSQL quoted
+    # and parsed it again for every row of the sample (1.7 of a small kind's 2.2 ms at 1,000 rows
+    # and 5 lexemes; a large scope's first count parsed it 10,000 times a lexeme).
     queries = select(each.c.i, cast(quoted, TSQUERY).label("q")).cte("queries").prefix_with("MATERIALIZED")
-    holding = select(func.count()).select_from(sample).where(sample.c.tsv.op("@@")(queries.c.q)).scalar_subquery()
-    frequencies = (
-        select(func.array_agg(aggregate_order_by(holding, queries.c.i))).select_from(queries).scalar_subquery()
-    )
-    read = select(func.count()).select_from(sample).scalar_subquery()
-    return select(lexemes, custom, read, frequencies)
+    columns: list[Any] = [lexemes, custom]
+    size = bindparam("sample", type_=Integer)
+    for j, (spec, where) in enumerate(zip(specs, wheres, strict=True)):
+        sample = select(spec.model.search_tsv.label("tsv")).where(*where).limit(size).cte(f"p{j}sample")
+        holding = select(func.count()).select_from(sample).where(sample.c.tsv.op("@@")(queries.c.q)).scalar_subquery()
+        frequencies = (
+            select(func.array_agg(aggregate_order_by(holding, queries.c.i))).select_from(queries).scalar_subquery()
+        )
+        columns += [select(func.count()).select_from(sample).scalar_subquery(), frequencies]
+    return select(*columns)
 
 
 _POSITIVE = "positive"
 _LEXEMES = select(*_lexeme_columns())  # the query's lexemes alone (query_lexemes), built once
-# The lexemes-and-frequencies statement per (kind, shape of the WHERE), at most _MAX_SHAPES kept.
+# The lexemes-and-frequencies statement per (kinds, shape of each kind's WHERE), at most _MAX_SHAPES kept.
 _COUNTED: dict[Hashable, Select[Any]] = {}
 
 

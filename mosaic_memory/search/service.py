@@ -218,27 +218,22 @@ class SearchService:
         now: datetime,
         with_embedding: bool,
     ) -> list[Row]:
-        """The best ``limit`` keyword rows over ``kinds``."""
+        """The best ``limit`` keyword rows over ``kinds`` (every kind in the same two statements)."""
         cfg = self.settings.search
-        found: dict[Kind, list[Row]] = {}
-        order = repo.counted_first(
-            kinds, owner_ids, req.filters, include_history=req.include_history, df_sample=cfg.keyword_df_sample
+        found = await repo.keyword(
+            kinds,
+            owner_ids,
+            req.query,
+            req.filters,
+            limit=limit,
+            now=now,
+            include_history=req.include_history,
+            with_embedding=with_embedding,
+            candidate_cap=cfg.keyword_candidate_cap,
+            max_df_share=cfg.keyword_max_df_share,
+            df_sample=cfg.keyword_df_sample,
         )
-        for kind in order:
-            found[kind] = await repo.keyword(
-                kind,
-                owner_ids,
-                req.query,
-                req.filters,
-                limit=limit,
-                now=now,
-                include_history=req.include_history,
-                with_embedding=with_embedding,
-                candidate_cap=cfg.keyword_candidate_cap,
-                max_df_share=cfg.keyword_max_df_share,
-                df_sample=cfg.keyword_df_sample,
-            )
-        # in the kinds' own order whatever order they were asked in: rows of equal score keep it
+        # in the kinds' own order: rows of equal score keep it
         rows = [row for kind in kinds for row in found[kind]]
         rows.sort(key=lambda r: r.score, reverse=True)
         return rows[:limit]

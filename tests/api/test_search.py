@@ -139,8 +139,8 @@ async def test_keyword_all_words_first_and_candidates_capped(
     assert hits[0]["score"] > 0.5 > hits[1]["score"]
 
     async with state.sessionmaker() as session:
-        rows = await SearchRepository(session).keyword(
-            "insights",
+        found = await SearchRepository(session).keyword(
+            ["insights"],
             [owner.id],
             "database replication lag",
             SearchFilters(),
@@ -149,5 +149,6 @@ async def test_keyword_all_words_first_and_candidates_capped(
             include_history=False,
             candidate_cap=5,
         )
+    rows = found["insights"]
     assert str(rows[0].id) == target
     assert 5 <= len(rows) <= 1 + 5, "each pass ranks at most candidate_cap matches"

@@ -1,4 +1,4 @@
-"""Every kind's nearest rows in one statement (``common/vectors.nearest_union``): the kinds' columns
+"""Every kind's nearest rows in one statement (``common/repository.union_of_parts``): the kinds' columns
 agree on their types whichever kind comes first. A store without insights put preferences first,
 whose tags are none: an untyped NULL there made PostgreSQL take the column for text, and the
 skills' text[] after it failed every semantic and hybrid search of that user. Real model, real

@@ -14,14 +14,13 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from mosaic_memory.common.owner_id_list import OwnerIdList
 from mosaic_memory.common.pgvector_binary import from_vector_send
-from mosaic_memory.common.repository import owned_by
+from mosaic_memory.common.repository import owned_by, union_of_parts
 from mosaic_memory.common.scan_policy import ScanPolicy
 from mosaic_memory.common.vectors import (
     LARGE_SCOPE_PLANS,
     ScanPlan,
     by_distance,
     nearest_rows,
-    nearest_union,
     query_vector,
     vector_literal,
 )
@@ -112,7 +111,7 @@ async def test_nearest_rows_come_back_nearest_first_and_short_hnsw_falls_back(
             ran.append(tuple(plans))
             shuffled = base.order_by(Insight.id).limit(10)
             short = base.order_by(by_distance(distance, plans[1])).limit(3 if plans[1] == "hnsw" else 10)
-            return nearest_union([shuffled if plans[0] != "empty" else None, short if plans[1] != "empty" else None])
+            return union_of_parts([shuffled if plans[0] != "empty" else None, short if plans[1] != "empty" else None])
 
         first, second, third = await nearest_rows(session, ["hnsw", "hnsw", "empty"], parts, limit=10)
         assert ran == [("hnsw", "hnsw", "empty"), ("empty", "exact", "empty")]  # one statement, then the fallback
