@@ -1,9 +1,10 @@
 """A small process-local cache whose entries expire: for facts about large scopes that change slowly.
 
-Search uses it for what it would otherwise count on every call for a large scope (the vector plan,
-the keyword document frequencies): an agent asks many questions of the same memory, and a scope of
-tens of thousands of rows does not change its shape in seconds. Small scopes are never cached:
-counting them is cheap and a fresh row there matters.
+Search uses it for what it would otherwise count on every call (a scope's vector plan, a large
+scope's keyword document frequencies): an agent asks many questions of the same memory, and a scope
+of tens of thousands of rows does not change its shape in seconds. What a fresh row would change (a
+small scope's frequencies) is never cached; a small scope's plan is remembered as an exact scan,
+which reads whatever rows the scope holds.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ class TtlCache(Generic[V]):
                 return None
             return entry[1]
 
-    def put(self, key: Hashable, value: V) -> None:
+    def put(self, key: Hashable, value: V, *, seconds: float | None = None) -> None:
+        """Keep ``value`` for the cache's ``seconds``, or for ``seconds`` given here."""
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[key] = (self.clock() + self.seconds, value)
+            self._entries[key] = (self.clock() + (self.seconds if seconds is None else seconds), value)
 
     def drop(self, key: Hashable) -> None:
         with self._lock:

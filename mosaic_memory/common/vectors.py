@@ -35,8 +35,9 @@ from mosaic_memory.common.ttl_cache import TtlCache
 from mosaic_memory.db import reading_alone
 
 __all__ = [
-    "LARGE_SCOPE_PLANS",
+    "EXACT_PLAN_SECONDS",
     "QUERY_VECTOR",
+    "SCOPE_PLANS",
     "ScanPlan",
     "ScanPolicy",
     "StoredVector",
@@ -168,12 +169,17 @@ async def scan_plan(
     return (await scan_plans(session, [model], owner_ids, policy, narrow=narrow))[0]
 
 
-# The plan of a scope past the exact-scan cap, remembered for a while (common/ttl_cache.py): an agent
-# asks many questions of the same large memory, and a writer adds to it, and a scope that large keeps
-# its plan for seconds. A smaller scope is counted every time: its first rows decide between no
-# query and an exact one, and a fresh row there matters. Keyed by table, the scope's text
-# (``OwnerIdList.text``: one string to hash, not 100 ids), policy and further condition.
-LARGE_SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
+# A scope's plan, remembered for a while (common/ttl_cache.py): an agent asks many questions of the
+# same memory, and a writer adds to it. A scope past the exact-scan cap keeps its plan ("hnsw") for
+# 30 s. A scope within the cap, an empty one included, is remembered as an exact scan for
+# EXACT_PLAN_SECONDS: an exact scan reads every row the scope holds when it runs, so it is right
+# whatever the scope has become (an empty scope's first row is found at once); only its cost can be
+# off, for a scope that outgrew the cap meanwhile. Counting was a round trip on every search and
+# every write: a kind the caller holds nothing of (skills, in many stores) was counted on every
+# search, and a write to an owner of 1,700 rows spent 1.7 ms on its count. Keyed by table, the
+# scope's text (``OwnerIdList.text``: one string to hash, not 100 ids), policy and further condition.
+SCOPE_PLANS: TtlCache[ScanPlan] = TtlCache(30.0)
+EXACT_PLAN_SECONDS = 10.0
 
 
 async def scan_plans(
@@ -186,8 +192,9 @@ async def scan_plans(
     iterative_hnsw: int | None = None,
 ) -> list[ScanPlan]:
     """:func:`scan_plan` for several tables in one round trip (a search over every kind), none for
-    a scope walked by HNSW in the last 30 s (:data:`LARGE_SCOPE_PLANS`): search and the write
-    path's near-duplicate lookup plan here, by one rule.
+    a scope planned a short while ago (:data:`SCOPE_PLANS`: HNSW in the last 30 s, an exact scan,
+    an empty scope's included, in the last 10): search and the write path's near-duplicate lookup
+    plan here, by one rule.
 
     ``iterative_hnsw`` (an ``ef_search``): when any plan walks HNSW, :func:`use_iterative_hnsw`'s
     settings are applied for the transaction (no statement where the connection has them by
@@ -198,7 +205,7 @@ async def scan_plans(
     owners = OwnerIdList.of(owner_ids)
     condition, extra = narrow if narrow is not None else ("", {})
     keys = [(m.__tablename__, owners.text, policy, condition, tuple(sorted(extra.items()))) for m in models]
-    plans: list[ScanPlan | None] = [LARGE_SCOPE_PLANS.get(key) for key in keys]
+    plans: list[ScanPlan | None] = [SCOPE_PLANS.get(key) for key in keys]
     missing = [i for i, plan in enumerate(plans) if plan is None]
     along = iterative_hnsw if missing and "hnsw" in plans else None
     if missing:
@@ -206,7 +213,9 @@ async def scan_plans(
         for i, plan in zip(missing, counted, strict=True):
             plans[i] = plan
             if plan == "hnsw":
-                LARGE_SCOPE_PLANS.put(keys[i], plan)
+                SCOPE_PLANS.put(keys[i], plan)
+            else:  # empty or within the cap: an exact scan from now on, right whatever it holds
+                SCOPE_PLANS.put(keys[i], "exact", seconds=EXACT_PLAN_SECONDS)
     if iterative_hnsw is not None and along is None and "hnsw" in plans:
         await use_iterative_hnsw(session, iterative_hnsw)
     return [plan or "empty" for plan in plans]

@@ -1,5 +1,6 @@
 """Facts about a large scope (its vector plan, its keyword document frequencies) are counted once
-and remembered for a while; a small scope is counted on every search (a fresh row there matters)."""
+and remembered for a while; a small scope's exact plan is remembered too (it reads every row), its
+frequencies and an empty scope's plan are counted on every search (a fresh row there matters)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from benchmarks.common import fact_texts, question_texts
 from mosaic_memory.common.ttl_cache import TtlCache
-from mosaic_memory.common.vectors import LARGE_SCOPE_PLANS
+from mosaic_memory.common.vectors import SCOPE_PLANS
 from mosaic_memory.container import AppState
 from mosaic_memory.search.repository import LARGE_SCOPE_DF, LARGE_SCOPE_VOCABULARY, LARGE_SCOPES
 from mosaic_memory.search.schemas import Mode, SearchRequest
@@ -44,7 +45,7 @@ async def test_a_large_scope_is_planned_and_counted_once(
         update={"exact_scan_min_rows": 5, "exact_scan_threshold": 5, "exact_scan_share": 0.0, "keyword_df_sample": 100}
     )
     service = SearchService(embedder=state.embedder, settings=state.settings.model_copy(update={"search": search}))
-    LARGE_SCOPE_PLANS.clear()
+    SCOPE_PLANS.clear()
     LARGE_SCOPE_DF.clear()
     LARGE_SCOPES.clear()
 
@@ -68,7 +69,7 @@ async def test_a_large_scope_is_planned_and_counted_once(
     )
     (coffee, coffee_hits), _ = await _searches(state, service, token, "italian coffee invoices euros", "keyword")
     assert sum(map(_counts_frequencies, standing)) == 1 and not any(map(_counts_frequencies, desk + coffee))
-    for cache in (LARGE_SCOPE_PLANS, LARGE_SCOPE_DF, LARGE_SCOPES, LARGE_SCOPE_VOCABULARY):
+    for cache in (SCOPE_PLANS, LARGE_SCOPE_DF, LARGE_SCOPES, LARGE_SCOPE_VOCABULARY):
         cache.clear()
     for query, hits in (("standing desk recommended", standing_hits), ("italian coffee invoices euros", coffee_hits)):
         (_, fresh), _ = await _searches(state, service, token, query, "keyword")
@@ -78,8 +79,32 @@ async def test_a_large_scope_is_planned_and_counted_once(
     for content in ("The deploy runs on Fridays", "Stage two checks the schema"):
         assert (await http.post("/v1/insights", json={"content": content}, headers=small)).status_code == 201
     (first, hits), (second, again) = await _searches(state, service, small["Authorization"][7:], "deploy stage checks")
-    assert hits and again == hits and len(second) == len(first)
+    assert hits and again == hits and len(second) == len(first) - 1  # the exact plan remembered
     assert all(any(_counts_frequencies(s) for s in search) for search in (first, second))
+
+
+async def test_a_fresh_row_is_found_at_once_under_a_remembered_plan(
+    http: httpx.AsyncClient, make_user: UserFactory, state: AppState
+) -> None:
+    """An empty scope's plan is remembered as an exact scan, which reads every row the scope holds
+    when it runs: the scope's first row is found by the next search, with no count before it."""
+    _, h = await make_user()
+    token = h["Authorization"][7:]
+    (counting, nothing), (remembered, still_nothing) = await _searches(
+        state, state.search, token, "kayak on the lake", "semantic"
+    )
+    assert nothing == still_nothing == []
+    assert [_counts_scope(s) for s in counting] == [True]  # empty: no search statement at all
+    assert not any(map(_counts_scope, remembered))
+    for content in ("Paddles a kayak on the lake", "Owns a red kayak"):
+        assert (await http.post("/v1/insights", json={"content": content}, headers=h)).is_success
+        (statements, hits), _ = await _searches(state, state.search, token, "kayak on the lake", "semantic")
+        assert not any(map(_counts_scope, statements))
+        assert content in {found for found, _ in hits}
+
+
+def _counts_scope(statement: str) -> bool:
+    return "cap0" in statement  # common/vectors.scan_plans' count
 
 
 async def _large_scope_with_vocabulary(

@@ -17,7 +17,7 @@ from mosaic_memory.common.pgvector_binary import from_vector_send
 from mosaic_memory.common.repository import owned_by, union_of_parts
 from mosaic_memory.common.scan_policy import ScanPolicy
 from mosaic_memory.common.vectors import (
-    LARGE_SCOPE_PLANS,
+    SCOPE_PLANS,
     ScanPlan,
     by_distance,
     nearest_rows,
@@ -129,7 +129,7 @@ async def test_a_remembered_hnsw_plan_sends_its_settings_with_the_other_kinds_co
     owner = await _new_user(state, make_user, "remembered")
     policy = ScanPolicy()
     # as if a search a moment ago had counted this scope's insights past the exact-scan cap
-    LARGE_SCOPE_PLANS.put(("insights", OwnerIdList([owner.id]).text, policy, "", ()), "hnsw")
+    SCOPE_PLANS.put(("insights", OwnerIdList([owner.id]).text, policy, "", ()), "hnsw")
     try:
         async with state.sessionmaker() as session, session.begin():
             await session.execute(text("SELECT '[1,2]'::vector"))  # loads pgvector, so SHOW knows its settings
@@ -143,4 +143,4 @@ async def test_a_remembered_hnsw_plan_sends_its_settings_with_the_other_kinds_co
             assert await session.scalar(text("SHOW hnsw.ef_search")) == "123"
             assert await session.scalar(text("SHOW hnsw.max_scan_tuples")) == "50000"
     finally:
-        LARGE_SCOPE_PLANS.clear()
+        SCOPE_PLANS.clear()
