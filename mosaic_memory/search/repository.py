@@ -410,6 +410,8 @@ class SearchRepository:
             return found
         ranking: list[tuple[_KeywordPart, list[Pass], dict[str, float]]] = []
         for part in parts:
+            if part.kind in counted and counted[part.kind][0] == 0:
+                continue  # counted empty just now (a kind planned as an exact scan may hold nothing)
             weights, shares, scope_rows = await self._idf(
                 part.spec, part.where, terms, max_df_share, part.scope, counted=counted.get(part.kind)
             )
