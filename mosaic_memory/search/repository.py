@@ -582,6 +582,8 @@ class SearchRepository:
         kinds = [part.kind for part, _, _ in ranking]
         found: dict[Kind, list[Row]] = {kind: [] for kind in kinds}
         conn = await self.session.connection()  # Core: column rows, which the ORM's execution layer only slows
+        # Each part's rows in its own order: the UNION ALL appends its branches one after another
+        # (no parallel plan: the branches read MATERIALIZED CTEs, which only the leader may scan).
         for r in (await conn.execute(stmt, params)).all():
             kind = kinds[r.part]
             found[kind].append(self._row(kind, r, float(r.score), with_embedding))
