@@ -6,9 +6,8 @@ write path's near-duplicate lookup: :func:`scan_plans` picks exact scan or HNSW 
 set for the transaction when a search asks for more); :func:`by_distance` (or
 :func:`by_distance_sql` for hand-written SQL) writes the ORDER BY that makes the planner follow
 that choice; :func:`nearest_rows` runs it (several scopes in one statement,
-``common/repository.union_of_parts``)
-and falls back to an exact scan when HNSW comes back short, so a search for k returns k whenever
-k rows match.
+``common/repository.union_of_parts``) and falls back to an exact scan when HNSW comes back short,
+so a search for k returns k whenever k rows match.
 """
 
 from __future__ import annotations

@@ -148,11 +148,10 @@ RARE_SHARE = 0.01
 
 
 class SearchRepository:
-    """One search's SQL; built per search (it remembers the query's lexemes for every kind)."""
+    """One search's SQL; built per search (it collects the stale vocabularies the search served)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._lexemes: dict[str, list[str]] = {}
         # the scopes whose vocabulary this search served stale, for the caller to have read again
         self.stale: list[KeywordScope] = []
 
@@ -433,10 +432,8 @@ class SearchRepository:
         and ANDed a bitmap scan of the whole scope onto every text match: a keyword statement took
         19 ms on average against 7 ms planned for its parameters, planning included (100k rows,
         100 owners). The vector statements after it were planned for their parameters already."""
-        if query not in self._lexemes:
-            found = (await self.session.execute(_LEXEMES, {_POSITIVE: _positive(query)})).one()[0]
-            self._lexemes[query] = list(found or [])
-        return list(self._lexemes[query])
+        found = (await self.session.execute(_LEXEMES, {_POSITIVE: _positive(query)})).one()[0]
+        return list(found or [])
 
     async def _lexemes_counted(
         self, query: str, parts: Sequence[_KeywordPart], sample: int
@@ -456,12 +453,12 @@ class SearchRepository:
         )
         params |= {_POSITIVE: _positive(query), "sample": sample}
         row = (await self.session.execute(stmt, params)).one()
-        self._lexemes[query] = terms = list(row[0] or [])
+        terms = list(row[0] or [])
         counted: dict[Kind, tuple[int, dict[str, int]]] = {}
         for j, part in enumerate(parts):
             n, counts = row[2 + 2 * j], row[3 + 2 * j]
             counted[part.kind] = (int(n), dict(zip(terms, (int(c) for c in counts or []), strict=True)))
-        return list(terms), counted
+        return terms, counted
 
     async def _idf(
         self,
