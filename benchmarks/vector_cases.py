@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import re
 import time
 import uuid
@@ -193,18 +194,25 @@ async def case_e(ctx: Context) -> CaseResult:
     return res
 
 
-def _hnswlib_build_seconds(data: Dataset) -> dict[str, Any]:
+def _hnswlib_index(data: Dataset) -> tuple[Any, float] | dict[str, Any]:
+    """hnswlib's index of ``data``, built with the migrations' options on every core, and the
+    seconds the build took; or a skip when hnswlib is not installed."""
     try:
         import hnswlib
     except ImportError:
         return Skip("hnswlib is not installed (pip install -e '.[bench]')").as_dict()
-    import os
-
     index = hnswlib.Index(space="cosine", dim=DIM)
     t0 = time.perf_counter()
     index.init_index(max_elements=len(data.vectors), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
     index.add_items(data.vectors, np.arange(len(data.vectors)), num_threads=os.cpu_count() or 1)
-    return {"seconds": round(time.perf_counter() - t0, 2), "threads": os.cpu_count()}
+    return index, time.perf_counter() - t0
+
+
+def _hnswlib_build_seconds(data: Dataset) -> dict[str, Any]:
+    built = _hnswlib_index(data)
+    if isinstance(built, dict):
+        return built
+    return {"seconds": round(built[1], 2), "threads": os.cpu_count()}
 
 
 # --- a: vector search -------------------------------------------------------------------------
@@ -315,17 +323,10 @@ async def _raw_sql(ctx: Context, data: Dataset, ef_search: int) -> tuple[list[fl
 
 
 def _hnswlib(data: Dataset, truth: list[np.ndarray], ef: int) -> dict[str, Any]:
-    try:
-        import hnswlib
-    except ImportError:
-        return Skip("hnswlib is not installed (pip install -e '.[bench]')").as_dict()
-    import os
-
-    index = hnswlib.Index(space="cosine", dim=DIM)
-    t0 = time.perf_counter()
-    index.init_index(max_elements=len(data.vectors), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
-    index.add_items(data.vectors, np.arange(len(data.vectors)), num_threads=os.cpu_count() or 1)
-    build = time.perf_counter() - t0
+    built_index = _hnswlib_index(data)
+    if isinstance(built_index, dict):
+        return built_index
+    index, build = built_index
     index.set_ef(ef)
     index.set_num_threads(1)
     times, found = [], []
