@@ -258,9 +258,10 @@ def _open_session(path: Path, threads: int) -> onnxruntime.InferenceSession:
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Between one inference's parallel sections a worker spins 20 µs instead of sleeping, and no
     # thread spins once the inference ends, so the CPU is PostgreSQL's and the API's between calls.
-    # Sleeping between sections cost one short text 1.1-1.7 ms of its 5.6-6.6 (a wake-up per
-    # section) and no less CPU; spinning on past the inference cost 8 clients ~7 % of their searches
-    # a second (benchmarks/RESULTS.md, seventh pass).
+    # Measured (benchmarks/RESULTS.md, seventh pass): sleeping between sections cost one short text
+    # 1.1-1.7 ms of its 5.6-6.6 (a wake-up per section) and no less CPU; spinning on after the
+    # inference cost ~50 % more CPU a call; spinning for the default time between sections cost
+    # 8 concurrent searching clients 4-7 % of their searches a second.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1")
     options.add_session_config_entry("session.intra_op.spin_duration_us", "20")
     options.add_session_config_entry("session.force_spinning_stop", "1")
